@@ -98,7 +98,9 @@ def read_manifest(path: str | Path, modalities: Sequence[str] = MODALITIES) -> l
             mask = (row.get(f"{modality}_mask") or "").strip()
             if bool(image) != bool(mask):
                 empty = f"{modality}_mask" if image else f"{modality}_image"
-                raise InputError(f"{where}: {empty} is empty but its pair is set (leave both empty for a missing modality)")
+                raise InputError(
+                    f"{where}: {empty} is empty but its pair is set (leave both empty for a missing modality)"
+                )
             if image:
                 images[modality] = _resolve(base, image)
                 masks[modality] = _resolve(base, mask)

@@ -81,10 +81,14 @@ class PhantomConfig:
 
     def validate(self) -> None:
         if self.n_sclc < 1 or self.n_nsclc < 1:
-            raise InputError(f"phantom: need at least one patient per class (got {self.n_sclc} SCLC, {self.n_nsclc} NSCLC)")
+            raise InputError(
+                f"phantom: need at least one patient per class (got {self.n_sclc} SCLC, {self.n_nsclc} NSCLC)"
+            )
         unknown = set(self.effects) - set(MODALITIES)
         if unknown:
-            raise InputError(f"phantom: unknown modality in effects: {sorted(unknown)} (known: {', '.join(MODALITIES)})")
+            raise InputError(
+                f"phantom: unknown modality in effects: {sorted(unknown)} (known: {', '.join(MODALITIES)})"
+            )
         if self.max_lesions < 1:
             raise InputError(f"phantom: max_lesions must be >= 1 (got {self.max_lesions})")
         if min(self.shape) < 8 or self.shape[0] < 32 or self.shape[1] < 32:
@@ -106,7 +110,9 @@ class PhantomCase:
     masks: list[np.ndarray]
 
 
-def _smooth_field(rng: np.random.Generator, shape: tuple[int, int, int], sigma_vox: Sequence[float]) -> np.ndarray:
+def _smooth_field(
+    rng: np.random.Generator, shape: tuple[int, int, int], sigma_vox: Sequence[float]
+) -> np.ndarray:
     """Zero-mean, unit-variance Gaussian random field (white noise smoothed per axis)."""
     from scipy.ndimage import gaussian_filter
 
@@ -177,7 +183,7 @@ def generate_case(config: PhantomConfig, index: int, patient_id: str, label: str
     # Per-lesion geometry: normalised distance from the centre (1 at the border of the smooth ellipsoid),
     # an irregular border (additive smooth perturbation near the surface), and the lesion's inner texture.
     rel_dist, lesion_texture = [], []
-    for p, c in zip(params, centres):
+    for p, c in zip(params, centres, strict=True):
         smooth_dist = np.sqrt(((coords - c[:, None, None, None]) ** 2).sum(0)) / p["radius_mm"]
         border = smooth_dist + p["irregularity"] * _smooth_field(rng, shape_zyx, (0.8, 3.0, 3.0))
         mask = (border <= 1.0) & brain
@@ -195,7 +201,7 @@ def generate_case(config: PhantomConfig, index: int, patient_id: str, label: str
     for modality in MODALITIES:
         level = _TISSUE_LEVEL[modality]
         signal = np.where(brain, 1.0 + 0.06 * tissue_texture, 0.02)
-        for p, d, tex, mask in zip(params, rel_dist, lesion_texture, masks):
+        for p, d, tex, mask in zip(params, rel_dist, lesion_texture, masks, strict=True):
             inside = mask.astype(bool)
             if modality == "T1WI":
                 # Enhancing rim (bright) around a necrotic core (dark); core size grows with necrosis.
@@ -213,7 +219,10 @@ def generate_case(config: PhantomConfig, index: int, patient_id: str, label: str
         gain = rng.uniform(0.85, 1.15)
         clean = level * gain * bias * signal
         sigma = config.noise * level
-        noisy = np.sqrt((clean + sigma * rng.standard_normal(shape_zyx)) ** 2 + (sigma * rng.standard_normal(shape_zyx)) ** 2)
+        noisy = np.sqrt(
+            (clean + sigma * rng.standard_normal(shape_zyx)) ** 2
+            + (sigma * rng.standard_normal(shape_zyx)) ** 2
+        )
         if modality != missing:
             images[modality] = np.clip(np.rint(noisy), 0, np.iinfo(np.int16).max).astype(np.int16)
     return PhantomCase(patient_id=patient_id, label=label, images=images, masks=masks)
@@ -262,7 +271,9 @@ def generate_cohort(out: str | Path, config: PhantomConfig | None = None, progre
         header += [f"{modality}_image", f"{modality}_mask"]
     rows: list[list[str]] = []
     patients = patient_labels(config)
-    for index, (patient_id, label) in enumerate(tqdm(patients, desc="phantom cohort", unit="patient", disable=not progress)):
+    for index, (patient_id, label) in enumerate(
+        tqdm(patients, desc="phantom cohort", unit="patient", disable=not progress)
+    ):
         case = generate_case(config, index, patient_id, label)
         image_paths = {}
         for modality, array in case.images.items():
@@ -294,7 +305,9 @@ def generate_cohort(out: str | Path, config: PhantomConfig | None = None, progre
 def _parse_effect(text: str) -> tuple[str, float]:
     name, sep, value = text.partition("=")
     if not sep or name not in MODALITIES:
-        raise argparse.ArgumentTypeError(f"expected MODALITY=VALUE with MODALITY in {', '.join(MODALITIES)}, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected MODALITY=VALUE with MODALITY in {', '.join(MODALITIES)}, got {text!r}"
+        )
     try:
         return name, float(value)
     except ValueError:
@@ -310,21 +323,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", required=True, type=Path, help="output folder (created if needed)")
     parser.add_argument(
-        "--patients", type=int, default=None,
+        "--patients",
+        type=int,
+        default=None,
         help=f"number of patients, split in the paper's ratio {PAPER_SCLC}:{PAPER_NSCLC} SCLC:NSCLC "
         f"(default: {PAPER_SCLC + PAPER_NSCLC}, the paper's cohort)",
     )
     parser.add_argument("--seed", type=int, default=default.seed, help="random seed (same seed, same cohort)")
     parser.add_argument(
-        "--effect", type=_parse_effect, action="append", default=[], metavar="MOD=D",
+        "--effect",
+        type=_parse_effect,
+        action="append",
+        default=[],
+        metavar="MOD=D",
         help=f"class effect size (Cohen's d) for one modality, repeatable; defaults {default.effects}",
     )
-    parser.add_argument("--size-effect", type=float, default=default.size_effect, help="effect size of lesion radius")
-    parser.add_argument("--lesions", type=int, default=default.max_lesions, help="maximum lesions per patient")
-    parser.add_argument("--noise", type=float, default=default.noise, help="Rician noise level (fraction of tissue)")
+    parser.add_argument(
+        "--size-effect", type=float, default=default.size_effect, help="effect size of lesion radius"
+    )
+    parser.add_argument(
+        "--lesions", type=int, default=default.max_lesions, help="maximum lesions per patient"
+    )
+    parser.add_argument(
+        "--noise", type=float, default=default.noise, help="Rician noise level (fraction of tissue)"
+    )
     parser.add_argument("--bias", type=float, default=default.bias, help="bias-field strength")
     parser.add_argument(
-        "--missing-rate", type=float, default=default.missing_rate, help="probability that a patient lacks one modality"
+        "--missing-rate",
+        type=float,
+        default=default.missing_rate,
+        help="probability that a patient lacks one modality",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
@@ -335,15 +363,24 @@ def config_from_args(args: argparse.Namespace) -> PhantomConfig:
     if args.patients is not None:
         if args.patients < 2:
             raise InputError(f"--patients must be >= 2 (got {args.patients})")
-        n_sclc = min(max(1, round(args.patients * PAPER_SCLC / (PAPER_SCLC + PAPER_NSCLC))), args.patients - 1)
+        n_sclc = min(
+            max(1, round(args.patients * PAPER_SCLC / (PAPER_SCLC + PAPER_NSCLC))), args.patients - 1
+        )
         n_nsclc = args.patients - n_sclc
     else:
         n_sclc, n_nsclc = default.n_sclc, default.n_nsclc
     effects = dict(default.effects)
     effects.update(dict(args.effect))
     return PhantomConfig(
-        n_sclc=n_sclc, n_nsclc=n_nsclc, seed=args.seed, effects=effects, size_effect=args.size_effect,
-        max_lesions=args.lesions, noise=args.noise, bias=args.bias, missing_rate=args.missing_rate,
+        n_sclc=n_sclc,
+        n_nsclc=n_nsclc,
+        seed=args.seed,
+        effects=effects,
+        size_effect=args.size_effect,
+        max_lesions=args.lesions,
+        noise=args.noise,
+        bias=args.bias,
+        missing_rate=args.missing_rate,
     )
 
 
@@ -355,7 +392,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote {config.n_sclc + config.n_nsclc} patients ({config.n_sclc} SCLC, {config.n_nsclc} NSCLC) -> {manifest}")
+    print(
+        f"wrote {config.n_sclc + config.n_nsclc} patients ({config.n_sclc} SCLC, {config.n_nsclc} NSCLC) -> {manifest}"
+    )
     return 0
 
 

@@ -1,0 +1,38 @@
+"""Shared fixtures: a small phantom cohort, one local Ray instance per test session, the shared/ folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# ../shared beside the repository (developer checkouts and CI); not part of the project.
+SHARED = Path(os.environ.get("MMT_SHARED_DIR", REPO.parent / "shared"))
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """A real local Ray instance (2 CPUs) shared by the tests of a session; extraction reuses it."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def small_cohort(tmp_path_factory) -> Path:
+    """8 phantom patients (3 SCLC, 5 NSCLC), one of them without DWI; returns the manifest path."""
+    from mmt_tune.data.synth import PhantomConfig, generate_cohort
+
+    out = tmp_path_factory.mktemp("cohort")
+    manifest = generate_cohort(out, PhantomConfig(n_sclc=3, n_nsclc=5, seed=3), progress=False)
+    # Drop DWI for the second patient: a missing modality is an empty image/mask pair.
+    lines = manifest.read_text().splitlines()
+    cells = lines[2].split(",")
+    cells[-2:] = ["", ""]
+    lines[2] = ",".join(cells)
+    manifest.write_text("\n".join(lines) + "\n")
+    return manifest

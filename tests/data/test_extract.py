@@ -1,0 +1,273 @@
+"""Extraction end to end with real PyRadiomics on real (phantom) NIfTI files and a real local Ray."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+
+from mmt_tune import extract as extract_cli
+from mmt_tune.data.extract import FeatureCache, extract_features, load_settings
+from mmt_tune.data.table import modality_columns, read_feature_table
+from mmt_tune.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def extracted(small_cohort, ray_local, tmp_path_factory):
+    out = tmp_path_factory.mktemp("features") / "features.parquet"
+    return extract_features(small_cohort, "fast", out, progress=False)
+
+
+def test_end_to_end_table_follows_the_contract(extracted, small_cohort):
+    table, metadata = read_feature_table(extracted.output)
+    assert len(table) == 8 and list(table.columns[:2]) == ["patient_id", "label"]
+    assert set(table["label"]) == {0, 1} and table["label"].sum() == 3
+    columns = modality_columns(table)
+    assert all(len(cols) == len(columns["T1WI"]) > 50 for cols in columns.values())
+    assert "DWI__original_glcm_Contrast" in table.columns
+    assert not any("diagnostics" in c for c in table.columns)
+    assert metadata["pyradiomics_version"].lstrip("v").startswith("3.")
+    assert metadata["settings_sha256"] == load_settings("fast").sha256
+    assert extracted.n_computed == 8 * 3 - 1 and extracted.n_cached == 0
+    assert not (extracted.output.parent / "failures.csv").exists()
+
+
+def test_missing_modality_gives_nan_columns_not_an_error(extracted):
+    table = extracted.table
+    dwi = modality_columns(table)["DWI"]
+    assert table.loc[1, dwi].isna().all(), "patient 2 has no DWI"
+    assert table.loc[1, modality_columns(table)["T1WI"]].notna().all()
+    assert table.drop(index=1)[dwi].notna().all().all()
+
+
+def test_rerun_is_served_from_the_cache(extracted, small_cohort, tmp_path):
+    out = tmp_path / "again.parquet"
+    result = extract_features(
+        small_cohort,
+        "fast",
+        out,
+        cache_dir=extracted.output.parent / ".mmt-cache" / "radiomics",
+        progress=False,
+    )
+    assert (result.n_cached, result.n_computed) == (23, 0)
+    pd.testing.assert_frame_equal(result.table, extracted.table)
+
+
+def test_changed_settings_or_image_miss_the_cache(extracted, small_cohort, tmp_path):
+    cache = FeatureCache(tmp_path)
+    assert cache.key("a", "b", "s", 1, "3.1.0") != cache.key("a", "b", "s2", 1, "3.1.0")
+    assert cache.key("a", "b", "s", 1, "3.1.0") != cache.key("a2", "b", "s", 1, "3.1.0")
+    assert cache.key("a", "b", "s", 1, "3.1.0") != cache.key("a", "b", "s", 2, "3.1.0")
+
+
+def test_interrupted_run_resumes_from_cache(extracted, small_cohort, tmp_path):
+    """SIGKILL a real CLI run part-way, then resume: finished scans are not recomputed, the table is complete."""
+    cache_dir = tmp_path / "cache"
+    out = tmp_path / "features.parquet"
+    cmd = [
+        sys.executable,
+        "-m",
+        "mmt_tune.extract",
+        "--manifest",
+        str(small_cohort),
+        "--params",
+        "fast",
+        "--out",
+        str(out),
+        "--cache-dir",
+        str(cache_dir),
+        "--workers",
+        "1",
+        "--no-progress",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while len(FeatureCache(cache_dir)) < 4:
+            assert proc.poll() is None, "extraction finished before it could be interrupted"
+            assert time.time() < deadline, "no progress within 120 s"
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray processes it started
+        proc.wait()
+    done_before = len(FeatureCache(cache_dir))
+    assert 4 <= done_before < 23 and not out.exists()
+    result = extract_features(small_cohort, "fast", out, cache_dir=cache_dir, progress=False)
+    assert result.n_cached == done_before and result.n_cached + result.n_computed == 23
+    pd.testing.assert_frame_equal(result.table, extracted.table)
+
+
+# ----------------------------------------------------------------------------------------------- bad input
+def _bad_cohort(small_cohort, tmp_path):
+    """Copy of the small cohort with one defect per patient; returns (manifest path, expected errors)."""
+    root = tmp_path / "bad"
+    shutil.copytree(small_cohort.parent, root)
+    rows = pd.read_csv(root / "manifest.csv", dtype=str, keep_default_na=False)
+
+    def image(row, modality):
+        return root / rows.loc[row, f"{modality}_image"]
+
+    def write(array_like, path, spacing=None, reference=None):
+        img = sitk.GetImageFromArray(array_like)
+        img.CopyInformation(reference) if reference is not None else None
+        if spacing:
+            img.SetSpacing(spacing)
+        sitk.WriteImage(img, str(path))
+
+    ref = sitk.ReadImage(str(image(0, "T1WI")))
+    mask0 = sitk.GetArrayFromImage(sitk.ReadImage(str(root / rows.loc[0, "T1WI_mask"])))
+    # row 0: T1WI image file missing
+    image(0, "T1WI").unlink()
+    # row 2: unreadable FLAIR image (not an image at all)
+    image(2, "FLAIR").write_bytes(b"this is not a NIfTI file")
+    # row 3: T1WI mask with a different spacing from its image
+    write(mask0, root / "masks" / "spacing.nii.gz", spacing=(1.0, 1.0, 5.0))
+    rows.loc[3, "T1WI_mask"] = "masks/spacing.nii.gz"
+    # row 4: empty FLAIR mask
+    write(np.zeros_like(mask0), root / "masks" / "empty.nii.gz", reference=ref)
+    rows.loc[4, "FLAIR_mask"] = "masks/empty.nii.gz"
+    # row 5: DWI mask whose lesion is labelled 2, not 1
+    write(mask0 * 2, root / "masks" / "label2.nii.gz", reference=ref)
+    rows.loc[5, "DWI_mask"] = "masks/label2.nii.gz"
+    # row 6: T1WI mask with a different size (cropped)
+    write(mask0[:, :-4, :], root / "masks" / "small.nii.gz")
+    rows.loc[6, "T1WI_mask"] = "masks/small.nii.gz"
+    rows.to_csv(root / "manifest.csv", index=False)
+    expected = {
+        (rows.loc[0, "patient_id"], "T1WI"): "file not found",
+        (rows.loc[2, "patient_id"], "FLAIR"): "unreadable image",
+        (rows.loc[3, "patient_id"], "T1WI"): "mask spacing (1, 1, 5) differs from image spacing",
+        (rows.loc[4, "patient_id"], "FLAIR"): "empty mask",
+        (rows.loc[5, "patient_id"], "DWI"): "label value 1 absent in mask (values present: 2)",
+        (rows.loc[6, "patient_id"], "T1WI"): "mask size",
+    }
+    return root / "manifest.csv", expected
+
+
+def test_per_case_failures_are_listed_and_do_not_stop_the_others(small_cohort, ray_local, tmp_path, capsys):
+    manifest, expected = _bad_cohort(small_cohort, tmp_path)
+    out = tmp_path / "out" / "features.parquet"
+    code = extract_cli.main(
+        ["--manifest", str(manifest), "--params", "fast", "--out", str(out), "--no-progress"]
+    )
+    assert code == extract_cli.EXIT_FAILURES
+    failures = pd.read_csv(out.parent / "failures.csv", dtype=str)
+    got = {(r.patient_id, r.modality): (r.file, r.error) for r in failures.itertuples()}
+    assert got.keys() == expected.keys()
+    for key, fragment in expected.items():
+        file, error = got[key]
+        assert fragment in error, (key, error)
+        assert file.endswith((".nii.gz", ".nii")), file
+    table = pd.read_parquet(out)
+    assert len(table) == 2, "the two untouched patients are still extracted"
+    assert not {k[0] for k in expected} & set(table["patient_id"])
+    err = capsys.readouterr().err
+    assert "6 scan(s) failed" in err
+    # --allow-failures: same output, exit 0
+    assert (
+        extract_cli.main(
+            [
+                "--manifest",
+                str(manifest),
+                "--params",
+                "fast",
+                "--out",
+                str(out),
+                "--no-progress",
+                "--allow-failures",
+            ]
+        )
+        == 0
+    )
+
+
+def test_structural_errors_exit_2_with_one_line_and_write_nothing(small_cohort, tmp_path, capsys):
+    bad = tmp_path / "manifest.csv"
+    text = small_cohort.read_text().splitlines()
+    bad.write_text("\n".join([text[0], text[1], text[1]]) + "\n")  # duplicate patient
+    out = tmp_path / "out" / "features.parquet"
+    assert extract_cli.main(["--manifest", str(bad), "--params", "fast", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "line 3: duplicate patient_id" in err[0]
+    assert not out.parent.exists() or not any(out.parent.iterdir())
+
+
+def test_invalid_settings_name_the_file(tmp_path):
+    bad = tmp_path / "params.yaml"
+    bad.write_text("setting:\n  binWidth: -3\nimageType:\n  Original: {}\nfeatureClass:\n  notaclass:\n")
+    with pytest.raises(InputError, match=rf"{bad}: invalid PyRadiomics settings"):
+        load_settings(bad)
+    with pytest.raises(InputError, match="settings file not found"):
+        load_settings(tmp_path / "none.yaml")
+    (tmp_path / "broken.yaml").write_text("setting: [unclosed\n")
+    with pytest.raises(InputError, match="not valid YAML"):
+        load_settings(tmp_path / "broken.yaml")
+
+
+def test_shipped_settings_load():
+    fast, paper = load_settings("fast"), load_settings("paper")
+    assert set(paper.params["imageType"]) == {
+        "Original",
+        "Wavelet",
+        "LoG",
+        "Square",
+        "SquareRoot",
+        "Logarithm",
+        "Exponential",
+        "Gradient",
+        "LBP3D",
+    }
+    assert set(paper.params["featureClass"]) == {
+        "shape",
+        "firstorder",
+        "glcm",
+        "glrlm",
+        "glszm",
+        "gldm",
+        "ngtdm",
+    }
+    assert fast.sha256 != paper.sha256
+
+
+def test_paper_settings_produce_every_filter_of_the_paper(small_cohort):
+    """All nine image types of paper.yaml yield features (PyRadiomics would drop LBP3D silently without trimesh)."""
+    from mmt_tune.data.extract import extract_one
+    from mmt_tune.data.manifest import read_manifest
+
+    case = read_manifest(small_cohort)[0]
+    settings = load_settings("paper")
+    outcome = extract_one(
+        str(case.images["FLAIR"]), str(case.masks["FLAIR"]), settings.params, settings.sha256, 1
+    )
+    assert "error" not in outcome, outcome
+    prefixes = {name.split("_", 1)[0].split("-")[0] for name in outcome["features"]}
+    assert prefixes == {
+        "original",
+        "wavelet",
+        "log",
+        "square",
+        "squareroot",
+        "logarithm",
+        "exponential",
+        "gradient",
+        "lbp",
+    }
+    assert len(outcome["features"]) > 1800
+
+
+def test_a_filter_dropped_by_pyradiomics_is_a_failure():
+    from mmt_tune.data.extract import _missing_image_types
+
+    settings = {"imageType": {"Original": {}, "LBP3D": {}, "Square": {}}}
+    assert _missing_image_types(
+        settings, {"original_glcm_Contrast": 1.0, "squareroot_glcm_Contrast": 1.0}
+    ) == ["LBP3D", "Square"]
+    assert _missing_image_types(settings, {"original_a_b": 1, "lbp-3D-k_a_b": 1, "square_a_b": 1}) == []
