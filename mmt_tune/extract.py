@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mmt_tune.errors import InputError
+from mmt_tune.modalities import COLUMN_SEPARATOR
 
 EXIT_FAILURES = 1
 EXIT_BAD_INPUT = 2
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from mmt_tune.data.extract import extract_features
+    from mmt_tune.data.table import table_shape
 
     args = build_parser().parse_args(argv)
     try:
@@ -75,20 +77,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    n_features = result.table.shape[1] - sum(
-        c in result.table.columns for c in ("patient_id", "lesion_id", "label")
-    )
-    print(
-        f"wrote {len(result.table)} rows x {n_features} features -> {result.output} "
-        f"({result.n_computed} scans extracted, {result.n_cached} from cache)"
-    )
-    if len(result.failures):
+    n_rows, columns = table_shape(result.output)
+    n_features = sum(COLUMN_SEPARATOR in c for c in columns)
+    if result.up_to_date:
+        print(f"{result.output} is up to date ({n_rows} rows x {n_features} features; inputs unchanged)")
+    else:
         print(
-            f"{len(result.failures)} scan(s) failed; see {result.output.parent / 'failures.csv'}:",
-            file=sys.stderr,
+            f"wrote {n_rows} rows x {n_features} features -> {result.output} "
+            f"({result.n_computed} scans extracted, {result.n_cached} from cache)"
         )
-        for row in result.failures.head(10).itertuples():
-            print(f"  {row.file}: {row.error}", file=sys.stderr)
+    if result.failures:
+        where = result.output.parent / "failures.csv"
+        print(f"{len(result.failures)} scan(s) failed; see {where}:", file=sys.stderr)
+        for failure in result.failures[:10]:
+            print(f"  {failure['file']}: {failure['error']}", file=sys.stderr)
         if not args.allow_failures:
             return EXIT_FAILURES
     return 0

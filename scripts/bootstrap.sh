@@ -6,8 +6,7 @@
 #   3. pyradiomics 3.1.0's sdist on PyPI cannot be built as published (scripts/build-pyradiomics.sh repairs it).
 # Idempotent: a stamp file records the hash of the inputs, so a second run with nothing changed takes ~1 s.
 #
-# Usage: scripts/bootstrap.sh            (venv in .venv, or $VENV)
-#        EXTRAS=dev scripts/bootstrap.sh (also test/lint tools)
+# Usage: scripts/bootstrap.sh   (venv in .venv, or $VENV; also installs the small test/lint tools)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -15,7 +14,6 @@ cd "$here"
 VENV="${VENV:-.venv}"
 PYTHON="${PYTHON:-python3}"
 TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
-EXTRAS="${EXTRAS:-}"
 
 "$PYTHON" - <<'PY' || { echo "bootstrap: Python >= 3.10 is required (found $($PYTHON --version 2>&1))" >&2; exit 2; }
 import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)
@@ -31,7 +29,7 @@ export PATH="$(cd "$VENV/bin" && pwd):$PATH"
 pip=("$py" -m pip install --quiet --disable-pip-version-check --progress-bar off)
 
 stamp="$VENV/.mmt-tune-bootstrap"
-want="$(cat pyproject.toml scripts/bootstrap.sh | sha256sum | cut -c1-16) $TORCH_SPEC extras=$EXTRAS"
+want="$(cat pyproject.toml scripts/bootstrap.sh scripts/build-pyradiomics.sh | sha256sum | cut -c1-16) $TORCH_SPEC"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$py" -c "import mmt_tune" 2>/dev/null; then
   echo "bootstrap: $VENV is up to date"
   exit 0
@@ -46,9 +44,7 @@ has() { "$py" -c "import $1" 2>/dev/null; }
 has pyrfr || "${pip[@]}" --no-build-isolation "pyrfr>=0.8,<0.10"
 has radiomics || scripts/build-pyradiomics.sh "$py"
 
-target="."
-[ -n "$EXTRAS" ] && target=".[$EXTRAS]"
-"${pip[@]}" -e "$target"
+"${pip[@]}" -e ".[dev]"
 
 # The pinned torch must have survived the resolver.
 "$py" - "$TORCH_SPEC" <<'PY'

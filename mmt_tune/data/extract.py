@@ -18,18 +18,24 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from importlib import metadata as importlib_metadata
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
 import yaml
 
 from mmt_tune._io import atomic_path, write_text_atomic
 from mmt_tune.data.manifest import Case, read_manifest
-from mmt_tune.data.table import write_feature_table
+from mmt_tune.data.table import read_feature_table, read_run_key, write_feature_table
 from mmt_tune.errors import InputError
 from mmt_tune.modalities import MODALITIES, feature_column
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# Heavy modules (pandas, numpy, PyRadiomics, Ray) are imported where they are used, so that a re-run whose
+# inputs have not changed finishes in well under a second.
 
 #: Settings files shipped with the package, usable by name: ``--params fast`` or ``--params paper``.
 SHIPPED_SETTINGS = ("fast", "paper")
@@ -56,8 +62,9 @@ class Settings:
         return int(self.params.get("setting", {}).get("label", 1))
 
 
-def load_settings(params: str | Path) -> Settings:
-    """Load and validate PyRadiomics settings: a YAML path, or the name of a shipped file (fast, paper)."""
+def load_settings(params: str | Path, validate: bool = True) -> Settings:
+    """Load PyRadiomics settings (a YAML path, or a shipped name: fast, paper) and check them against
+    PyRadiomics' schema unless ``validate`` is false."""
     if str(params) in SHIPPED_SETTINGS:
         text = resources.files("mmt_tune.radiomics").joinpath(f"{params}.yaml").read_text()
         source = f"{params} (shipped)"
@@ -74,21 +81,28 @@ def load_settings(params: str | Path) -> Settings:
         raise InputError(f"{source}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(parsed, dict):
         raise InputError(f"{source}: expected a mapping with setting/imageType/featureClass keys")
-    _validate_with_pyradiomics(parsed, source)
-    return Settings(source=source, params=parsed, text=text)
+    settings = Settings(source=source, params=parsed, text=text)
+    if validate:
+        validate_settings(settings)
+    return settings
 
 
-def _validate_with_pyradiomics(params: dict, source: str) -> None:
+def validate_settings(settings: Settings) -> None:
     """Check the settings against PyRadiomics' own schema (the one its parameter files are validated with)."""
     import pykwalify.core
     from radiomics import featureextractor
 
     pykwalify.core.log.setLevel(logging.CRITICAL)  # we report the error ourselves, on one line
     try:
-        featureextractor.RadiomicsFeatureExtractor(params)
+        featureextractor.RadiomicsFeatureExtractor(settings.params)
     except Exception as exc:  # pykwalify.errors.SchemaError and friends
         detail = " ".join(str(getattr(exc, "msg", exc)).split())
-        raise InputError(f"{source}: invalid PyRadiomics settings: {detail}") from None
+        raise InputError(f"{settings.source}: invalid PyRadiomics settings: {detail}") from None
+
+
+def pyradiomics_version() -> str:
+    """Installed PyRadiomics version, read from package metadata (importing PyRadiomics takes ~0.3 s)."""
+    return importlib_metadata.version("pyradiomics")
 
 
 # ----------------------------------------------------------------------------------------------- worker side
@@ -102,12 +116,18 @@ def _extractor(settings: dict, settings_hash: str):
         from radiomics import featureextractor
 
         radiomics.setVerbosity(logging.ERROR)
-        _EXTRACTORS[settings_hash] = featureextractor.RadiomicsFeatureExtractor(settings)
+        # Diagnostics (image hashes, mask statistics) are dropped from the table, so do not compute them;
+        # they are ~10% of the time of a fast-settings scan and change no feature value.
+        _EXTRACTORS[settings_hash] = featureextractor.RadiomicsFeatureExtractor(
+            settings, additionalInfo=False
+        )
     return _EXTRACTORS[settings_hash]
 
 
 def _geometry_mismatch(image, mask) -> str | None:
     """Describe how the mask's grid differs from the image's, or None if they match."""
+    import numpy as np
+
     checks = [
         ("size", image.GetSize(), mask.GetSize(), 0.0),
         ("spacing", image.GetSpacing(), mask.GetSpacing(), 1e-4 * min(image.GetSpacing())),
@@ -127,6 +147,7 @@ def extract_one(image_path: str, mask_path: str, settings: dict, settings_hash: 
     Returns ``{"features": {name: value}}`` or ``{"error": message, "file": path}``; never raises for bad
     input, so that a Ray task's failure is data, not a traceback.
     """
+    import numpy as np
     import SimpleITK as sitk
 
     try:
@@ -231,19 +252,36 @@ class FeatureCache:
 # ----------------------------------------------------------------------------------------------- driver
 @dataclass
 class ExtractionResult:
-    table: pd.DataFrame
-    failures: pd.DataFrame
+    """What one extraction produced. ``table`` is read from ``output`` on first access when the run found
+    the output already up to date (so an unchanged re-run never loads pandas)."""
+
     output: Path
+    failures: list[dict]
     n_cached: int = 0
     n_computed: int = 0
+    up_to_date: bool = False
     metadata: dict = field(default_factory=dict)
+    _table: pd.DataFrame | None = None
+
+    @property
+    def table(self) -> pd.DataFrame:
+        if self._table is None:
+            self._table = read_feature_table(self.output)[0]
+        return self._table
+
+    @property
+    def failure_table(self) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.DataFrame(self.failures, columns=FAILURE_COLUMNS)
 
 
 @dataclass
 class _Item:
+    index: int  # position of the case in the manifest
     case: Case
     modality: str
-    key: str = ""
+    key: str  # cache key
 
 
 def default_cache_dir(out: Path) -> Path:
@@ -266,24 +304,78 @@ def extract_features(
 
     Structural problems (manifest columns, duplicate cases, invalid settings) raise :class:`InputError`
     before any work starts. Per-case failures are returned in ``result.failures`` and written to
-    ``failures.csv`` beside ``out``; the table holds the cases that succeeded. ``on_result`` (for tests) is
-    called with the number of results computed so far, after each is cached.
+    ``failures.csv`` beside ``out``; the table holds the cases that succeeded. If ``out`` was written by a
+    run with exactly the same inputs (file contents, settings, PyRadiomics version, manifest rows), nothing
+    is recomputed or rewritten. ``on_result`` (for tests) is called with the number of results computed so
+    far, each time one has been cached.
     """
-    import radiomics
-
     out = Path(out)
     if out.suffix != ".parquet":
         raise InputError(f"{out}: the feature table must be a .parquet file")
     if workers is not None and workers < 1:
         raise InputError(f"--workers must be >= 1 (got {workers})")
     cases = read_manifest(manifest, modalities)
-    settings = load_settings(params)
-    version = str(radiomics.__version__)
+    settings = load_settings(params, validate=False)
+    version = pyradiomics_version()
     cache = FeatureCache(Path(cache_dir) if cache_dir else default_cache_dir(out))
+    items, failures = _plan(cases, modalities, settings, version, cache)
+    run_key = _run_key(items, modalities, settings, version)
+    if not failures and out.is_file() and read_run_key(out) == run_key:
+        _remove_stale_failures(out)
+        return ExtractionResult(output=out, failures=[], n_cached=len(items), up_to_date=True)
+    validate_settings(settings)
 
-    failures: list[dict] = []
     results: dict[tuple[int, str], dict[str, float]] = {}
-    pending: list[tuple[int, _Item]] = []
+    pending: list[_Item] = []
+    for item in items:
+        cached = cache.get(item.key)
+        if cached is not None:
+            results[(item.index, item.modality)] = cached
+        else:
+            pending.append(item)
+    n_cached = len(results)
+    if pending:
+        computed = _run_tasks(
+            pending, settings, address, workers, cache, progress, n_cached, len(items), on_result
+        )
+        for item, outcome in computed:
+            if "features" in outcome:
+                results[(item.index, item.modality)] = outcome["features"]
+            else:
+                failures.append(_failure(item.case, item.modality, Path(outcome["file"]), outcome["error"]))
+
+    failures.sort(key=lambda f: (f["line"], modalities.index(f["modality"])))
+    failed_rows = {(f["patient_id"], f["lesion_id"]) for f in failures}
+    table = _assemble(cases, modalities, results, failed_rows)
+    metadata = {
+        "pyradiomics_version": version,
+        "settings_sha256": settings.sha256,
+        "settings_yaml": settings.text,
+        "modalities": list(modalities),
+        "unit": "lesion" if "lesion_id" in table.columns else "patient",
+    }
+    # Only a complete run may short-circuit the next one: failed scans must be retried.
+    write_feature_table(table, out, metadata, run_key=None if failures else run_key)
+    result = ExtractionResult(
+        output=out,
+        failures=failures,
+        n_cached=n_cached,
+        n_computed=len(pending),
+        metadata=metadata,
+        _table=table,
+    )
+    if failures:
+        with atomic_path(out.parent / "failures.csv") as tmp:
+            result.failure_table.to_csv(tmp, index=False)
+    else:
+        _remove_stale_failures(out)
+    return result
+
+
+def _plan(cases, modalities, settings, version, cache) -> tuple[list[_Item], list[dict]]:
+    """Hash every image and mask once; a file that does not exist is a failure of its (case, modality)."""
+    items: list[_Item] = []
+    failures: list[dict] = []
     hashes: dict[Path, str] = {}  # files shared by several rows (one image, many lesions) are hashed once
 
     def digest(path: Path) -> str:
@@ -300,63 +392,26 @@ def extract_features(
             if missing is not None:
                 failures.append(_failure(case, modality, missing, "file not found"))
                 continue
-            item = _Item(
-                case,
-                modality,
-                cache.key(digest(image), digest(mask), settings.sha256, settings.label, version),
-            )
-            cached = cache.get(item.key)
-            if cached is not None:
-                results[(index, modality)] = cached
-            else:
-                pending.append((index, item))
+            key = cache.key(digest(image), digest(mask), settings.sha256, settings.label, version)
+            items.append(_Item(index, case, modality, key))
+    return items, failures
 
-    n_cached = len(results)
-    if pending:
-        computed = _run_tasks(
-            pending,
-            settings,
-            address,
-            workers,
-            cache,
-            progress,
-            n_cached,
-            len(results) + len(pending),
-            on_result,
-        )
-        for (index, item), outcome in computed:
-            if "features" in outcome:
-                results[(index, item.modality)] = outcome["features"]
-            else:
-                failures.append(_failure(item.case, item.modality, Path(outcome["file"]), outcome["error"]))
 
-    failed_rows = {(f["patient_id"], f["lesion_id"]) for f in failures}
-    table = _assemble(cases, modalities, results, failed_rows)
-    metadata = {
-        "pyradiomics_version": version,
-        "settings_sha256": settings.sha256,
-        "settings_yaml": settings.text,
+def _run_key(items: list[_Item], modalities, settings: Settings, version: str) -> str:
+    """Hash of everything the output table depends on: rows, labels, per-scan cache keys, settings, version."""
+    rows = [[i.case.patient_id, i.case.lesion_id, i.case.label, i.modality, i.key] for i in items]
+    payload = {
+        "rows": rows,
         "modalities": list(modalities),
-        "unit": "lesion" if "lesion_id" in table.columns else "patient",
+        "settings": settings.sha256,
+        "pyradiomics": version,
+        "format": 1,
     }
-    write_feature_table(table, out, metadata)
-    failure_table = pd.DataFrame(failures, columns=FAILURE_COLUMNS).sort_values(
-        ["line", "modality"], kind="stable"
-    )
-    failures_path = out.parent / "failures.csv"
-    if failures:
-        with atomic_path(failures_path) as tmp:
-            failure_table.to_csv(tmp, index=False)
-    else:
-        failures_path.unlink(missing_ok=True)  # a stale list from an earlier run would mislead
-    return ExtractionResult(
-        table=table,
-        failures=failure_table.reset_index(drop=True),
-        output=out,
-        n_cached=n_cached,
-        n_computed=len(pending),
-        metadata=metadata,
-    )
+    return hashlib.sha256(json.dumps(payload).encode()).hexdigest()
+
+
+def _remove_stale_failures(out: Path) -> None:
+    (out.parent / "failures.csv").unlink(missing_ok=True)  # a list from an earlier run would mislead
 
 
 def _failure(case: Case, modality: str, path: Path, error: str) -> dict:
@@ -383,14 +438,14 @@ def _run_tasks(pending, settings, address, workers, cache, progress, done, total
     # Bound the tasks in flight: enough to keep every worker busy, few enough that results stream back.
     limit = 2 * (workers or max(1, int(ray.available_resources().get("CPU", 1))))
     settings_ref = ray.put(settings.params)
-    queue = list(pending)
+    queue = list(reversed(pending))  # popped from the end: manifest order
     in_flight: dict = {}
     outcomes = []
     bar = tqdm(total=total, initial=done, desc="extract", unit="scan", disable=not progress)
     try:
         while queue or in_flight:
             while queue and len(in_flight) < limit:
-                index, item = queue.pop(0)
+                item = queue.pop()
                 ref = remote.remote(
                     str(item.case.images[item.modality]),
                     str(item.case.masks[item.modality]),
@@ -398,14 +453,14 @@ def _run_tasks(pending, settings, address, workers, cache, progress, done, total
                     settings.sha256,
                     settings.label,
                 )
-                in_flight[ref] = (index, item)
+                in_flight[ref] = item
             ready, _ = ray.wait(list(in_flight), num_returns=1)
             for ref in ready:
-                index, item = in_flight.pop(ref)
+                item = in_flight.pop(ref)
                 outcome = ray.get(ref)
                 if "features" in outcome:
                     cache.put(item.key, outcome["features"])
-                outcomes.append(((index, item), outcome))
+                outcomes.append((item, outcome))
                 bar.update(1)
                 if on_result is not None:
                     on_result(len(outcomes))
@@ -418,6 +473,8 @@ def _run_tasks(pending, settings, address, workers, cache, progress, done, total
 
 def _assemble(cases: Sequence[Case], modalities: Iterable[str], results, failed_rows) -> pd.DataFrame:
     """One row per case that did not fail; NaN for a modality the case lacks."""
+    import pandas as pd
+
     with_lesions = any(c.lesion_id is not None for c in cases)
     columns: dict[str, None] = {}  # ordered union of feature names, per modality in the fixed order
     for modality in modalities:

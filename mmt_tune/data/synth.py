@@ -21,9 +21,10 @@ Every class-dependent quantity is ``shift + noise`` with the noise drawn indepen
 effect of ``d`` separates the two classes by ``d`` within-class standard deviations on that quantity, and
 modalities carry complementary (not copied) evidence. On top come nuisances that real MRI has: anisotropic
 voxels (thick slices), a smooth multiplicative bias field, a per-scan gain, Rician noise, and irregular lesion
-borders. With the defaults a single modality is informative but far from separable (expect cross-validated
-AUC around 0.7-0.85 per modality and higher when modalities are combined); effects of 0 give a cohort whose
-labels are independent of the images.
+borders. With the defaults a single modality is informative but far from separable: a logistic regression on
+the ``fast`` features reaches a cross-validated AUC of about 0.72 (T1WI), 0.55 (FLAIR, whose edema lies mostly
+outside the mask), 0.76 (DWI) and 0.8 with T1WI+DWI (README, "The phantom cohort"). Effects of 0 give a cohort
+whose labels are independent of the images.
 
 The generator is deterministic: the same configuration and seed give byte-identical manifests and identical
 voxel arrays. Each patient has its own random stream, derived from ``(seed, patient index)``.

@@ -11,15 +11,18 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from mmt_tune._io import atomic_path
 from mmt_tune.errors import InputError
 from mmt_tune.modalities import COLUMN_SEPARATOR, MODALITIES
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 ID_COLUMNS = ("patient_id", "lesion_id", "label")
 META_PREFIX = "mmt_tune."
+RUN_KEY = f"{META_PREFIX}inputs_sha256"
 
 
 def modality_columns(table: pd.DataFrame, modalities: Sequence[str] = MODALITIES) -> dict[str, list[str]]:
@@ -27,8 +30,13 @@ def modality_columns(table: pd.DataFrame, modalities: Sequence[str] = MODALITIES
     return {m: [c for c in table.columns if c.startswith(f"{m}{COLUMN_SEPARATOR}")] for m in modalities}
 
 
-def write_feature_table(table: pd.DataFrame, path: str | Path, metadata: Mapping[str, object]) -> None:
-    """Write ``table`` to ``path`` atomically, with ``metadata`` stored in the Parquet schema."""
+def write_feature_table(
+    table: pd.DataFrame, path: str | Path, metadata: Mapping[str, object], run_key: str | None = None
+) -> None:
+    """Write ``table`` to ``path`` atomically, with ``metadata`` stored in the Parquet schema.
+
+    ``run_key`` is the extractor's hash of all inputs; a later run with the same inputs finds it and stops.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -37,6 +45,8 @@ def write_feature_table(table: pd.DataFrame, path: str | Path, metadata: Mapping
         f"{META_PREFIX}{key}".encode(): (value if isinstance(value, str) else json.dumps(value)).encode()
         for key, value in metadata.items()
     }
+    if run_key:
+        extra[RUN_KEY.encode()] = run_key.encode()
     arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}), **extra})
     with atomic_path(path) as tmp:
         pq.write_table(arrow, tmp)
@@ -67,3 +77,22 @@ def read_feature_table(path: str | Path) -> tuple[pd.DataFrame, dict[str, str]]:
             f"{path}: no feature columns named <MODALITY>{COLUMN_SEPARATOR}<feature> for {', '.join(MODALITIES)}"
         )
     return table, metadata
+
+
+def read_run_key(path: str | Path) -> str | None:
+    """The inputs hash stored by the extractor, read from the Parquet footer only (no data, no pandas)."""
+    import pyarrow.parquet as pq
+
+    try:
+        value = (pq.read_schema(path).metadata or {}).get(RUN_KEY.encode())
+    except Exception:  # not Parquet, truncated, ...: treat as absent, the run rewrites it
+        return None
+    return value.decode() if value else None
+
+
+def table_shape(path: str | Path) -> tuple[int, list[str]]:
+    """Row count and column names of a Parquet table, from its footer."""
+    import pyarrow.parquet as pq
+
+    meta = pq.read_metadata(path)
+    return meta.num_rows, list(meta.schema.names)

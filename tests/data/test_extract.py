@@ -61,6 +61,31 @@ def test_rerun_is_served_from_the_cache(extracted, small_cohort, tmp_path):
     pd.testing.assert_frame_equal(result.table, extracted.table)
 
 
+def test_unchanged_rerun_is_up_to_date_and_a_changed_label_is_not(small_cohort, extracted, tmp_path):
+    cache_dir = extracted.output.parent / ".mmt-cache" / "radiomics"
+    out = tmp_path / "features.parquet"
+    extract_features(small_cohort, "fast", out, cache_dir=cache_dir, progress=False)
+    written = out.stat().st_mtime_ns
+    again = extract_features(small_cohort, "fast", out, cache_dir=cache_dir, progress=False)
+    assert again.up_to_date and again.n_computed == 0 and out.stat().st_mtime_ns == written
+    pd.testing.assert_frame_equal(again.table, extracted.table)
+    # Flip one label: the table must be rewritten (from the cache), with the new label.
+    manifest = tmp_path / "manifest.csv"
+    rows = pd.read_csv(small_cohort, dtype=str, keep_default_na=False)
+    rows.loc[0, "label"] = "NSCLC" if rows.loc[0, "label"] == "SCLC" else "SCLC"
+    rows = rows.assign(
+        **{
+            c: [str(small_cohort.parent / v) if v else "" for v in rows[c]]
+            for c in rows.columns
+            if c.endswith(("_image", "_mask"))
+        }
+    )
+    rows.to_csv(manifest, index=False)
+    changed = extract_features(manifest, "fast", out, cache_dir=cache_dir, progress=False)
+    assert not changed.up_to_date and changed.n_computed == 0
+    assert changed.table.loc[0, "label"] == 1 - extracted.table.loc[0, "label"]
+
+
 def test_changed_settings_or_image_miss_the_cache(extracted, small_cohort, tmp_path):
     cache = FeatureCache(tmp_path)
     assert cache.key("a", "b", "s", 1, "3.1.0") != cache.key("a", "b", "s2", 1, "3.1.0")
@@ -159,7 +184,7 @@ def test_per_case_failures_are_listed_and_do_not_stop_the_others(small_cohort, r
         ["--manifest", str(manifest), "--params", "fast", "--out", str(out), "--no-progress"]
     )
     assert code == extract_cli.EXIT_FAILURES
-    failures = pd.read_csv(out.parent / "failures.csv", dtype=str)
+    failures = pd.read_csv(out.parent / "failures.csv", dtype=str, keep_default_na=False)
     got = {(r.patient_id, r.modality): (r.file, r.error) for r in failures.itertuples()}
     assert got.keys() == expected.keys()
     for key, fragment in expected.items():
@@ -271,3 +296,25 @@ def test_a_filter_dropped_by_pyradiomics_is_a_failure():
         settings, {"original_glcm_Contrast": 1.0, "squareroot_glcm_Contrast": 1.0}
     ) == ["LBP3D", "Square"]
     assert _missing_image_types(settings, {"original_a_b": 1, "lbp-3D-k_a_b": 1, "square_a_b": 1}) == []
+
+
+def test_lesion_level_manifest_gives_one_row_per_lesion(ray_local, tmp_path):
+    from mmt_tune.data.synth import PhantomConfig, generate_cohort
+
+    manifest = generate_cohort(
+        tmp_path / "c", PhantomConfig(n_sclc=2, n_nsclc=2, seed=9, max_lesions=3), progress=False
+    )
+    manifest_rows = pd.read_csv(manifest, dtype=str)
+    result = extract_features(manifest, "fast", tmp_path / "f.parquet", progress=False)
+    assert not result.failures
+    table, metadata = read_feature_table(tmp_path / "f.parquet")
+    assert metadata["unit"] == "lesion"
+    assert list(table.columns[:3]) == ["patient_id", "lesion_id", "label"]
+    assert (
+        table[["patient_id", "lesion_id"]].values.tolist()
+        == manifest_rows[["patient_id", "lesion_id"]].values.tolist()
+    )
+    # Lesions of one patient share the images but not the masks, so their shape features differ.
+    twice = table[table.duplicated("patient_id", keep=False)]
+    assert len(twice) >= 2
+    assert twice.groupby("patient_id")["T1WI__original_shape_VoxelVolume"].nunique().max() > 1

@@ -59,7 +59,7 @@ def test_features_match_published_baseline(feature_class, case, ray_local, tmp_p
         f"{case},1,{CASES_DIR / f'{case}_image.nrrd'},{CASES_DIR / f'{case}_label.nrrd'},,,,\n"
     )
     result = extract_features(manifest, params, tmp_path / "features.parquet", progress=False)
-    assert result.failures.empty, result.failures.to_dict("records")
+    assert not result.failures, result.failures
     row = result.table.iloc[0]
     rtol = 2e-3 if feature_class == "shape" else 1e-9
     for name, value in expected.items():
