@@ -55,11 +55,12 @@ class Settings:
     @property
     def sha256(self) -> str:
         # Canonical JSON of the parsed settings: comments and key order do not change the hash.
-        return hashlib.sha256(json.dumps(self.params, sort_keys=True).encode()).hexdigest()
+        canonical = json.dumps(self.params, sort_keys=True, default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()
 
     @property
     def label(self) -> int:
-        return int(self.params.get("setting", {}).get("label", 1))
+        return int((self.params.get("setting") or {}).get("label", 1))
 
 
 def load_settings(params: str | Path, validate: bool = True) -> Settings:

@@ -318,3 +318,11 @@ def test_lesion_level_manifest_gives_one_row_per_lesion(ray_local, tmp_path):
     twice = table[table.duplicated("patient_id", keep=False)]
     assert len(twice) >= 2
     assert twice.groupby("patient_id")["T1WI__original_shape_VoxelVolume"].nunique().max() > 1
+
+
+def test_settings_with_empty_sections_and_custom_label(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("setting:\nimageType:\n  Original: {}\n")
+    assert load_settings(path).label == 1
+    path.write_text("setting:\n  label: 2\n")
+    assert load_settings(path).label == 2

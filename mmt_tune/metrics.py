@@ -1,0 +1,67 @@
+"""Classification metrics of the paper (eqs. 6-8), as pure functions of (y_true, y_score).
+
+The positive class is SCLC (label 1); a row is predicted positive when its positive-class probability is at
+least ``threshold`` (0.5). Undefined ratios (no predicted positives for precision, a class absent for AUC)
+are NaN rather than a silent 0, so that a degenerate fold shows up in the tables.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+METRICS = ("accuracy", "auc", "precision", "sensitivity", "specificity")
+
+
+def _confusion(y_true: np.ndarray, y_score: np.ndarray, threshold: float) -> tuple[int, int, int, int]:
+    y_true = np.asarray(y_true).astype(int)
+    predicted = (np.asarray(y_score) >= threshold).astype(int)
+    tp = int(np.sum((predicted == 1) & (y_true == 1)))
+    tn = int(np.sum((predicted == 0) & (y_true == 0)))
+    fp = int(np.sum((predicted == 1) & (y_true == 0)))
+    fn = int(np.sum((predicted == 0) & (y_true == 1)))
+    return tp, tn, fp, fn
+
+
+def _ratio(numerator: int, denominator: int) -> float:
+    return numerator / denominator if denominator else float("nan")
+
+
+def accuracy(y_true, y_score, threshold: float = 0.5) -> float:
+    tp, tn, fp, fn = _confusion(y_true, y_score, threshold)
+    return _ratio(tp + tn, tp + tn + fp + fn)
+
+
+def precision(y_true, y_score, threshold: float = 0.5) -> float:
+    tp, _, fp, _ = _confusion(y_true, y_score, threshold)
+    return _ratio(tp, tp + fp)
+
+
+def sensitivity(y_true, y_score, threshold: float = 0.5) -> float:
+    """Recall of the positive class (SCLC)."""
+    tp, _, _, fn = _confusion(y_true, y_score, threshold)
+    return _ratio(tp, tp + fn)
+
+
+def specificity(y_true, y_score, threshold: float = 0.5) -> float:
+    _, tn, fp, _ = _confusion(y_true, y_score, threshold)
+    return _ratio(tn, tn + fp)
+
+
+def auc(y_true, y_score) -> float:
+    """Area under the ROC curve (threshold-free); NaN when only one class is present."""
+    from sklearn.metrics import roc_auc_score
+
+    y_true = np.asarray(y_true).astype(int)
+    if len(np.unique(y_true)) < 2:
+        return float("nan")
+    return float(roc_auc_score(y_true, y_score))
+
+
+def all_metrics(y_true, y_score, threshold: float = 0.5) -> dict[str, float]:
+    return {
+        "accuracy": accuracy(y_true, y_score, threshold),
+        "auc": auc(y_true, y_score),
+        "precision": precision(y_true, y_score, threshold),
+        "sensitivity": sensitivity(y_true, y_score, threshold),
+        "specificity": specificity(y_true, y_score, threshold),
+    }
