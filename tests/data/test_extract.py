@@ -323,6 +323,8 @@ def test_lesion_level_manifest_gives_one_row_per_lesion(ray_local, tmp_path):
 def test_settings_with_empty_sections_and_custom_label(tmp_path):
     path = tmp_path / "p.yaml"
     path.write_text("setting:\nimageType:\n  Original: {}\n")
-    assert load_settings(path).label == 1
+    assert load_settings(path, validate=False).label == 1
+    with pytest.raises(InputError, match="'/setting'"):  # PyRadiomics' schema: setting must be a mapping
+        load_settings(path)
     path.write_text("setting:\n  label: 2\n")
     assert load_settings(path).label == 2
