@@ -113,20 +113,24 @@ def build_pipeline(modality_columns: dict[str, list[str]], config: PreprocessCon
 
     branches = []
     for modality, columns in modality_columns.items():
-        branch = SkPipeline([
-            # keep_empty_features: a column that is NaN in every training row stays (as 0) so column
-            # positions are stable; the variance filter then removes it.
-            ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
-            ("variance", VarianceThreshold(0.0)),
-            ("scale", StandardScaler()),
-            ("correlation", CorrelationFilter(config.correlation_threshold)),
-            ("top_k", TopK(config.k_for(modality), config.score, random_state)),
-        ])
+        branch = SkPipeline(
+            [
+                # keep_empty_features: a column that is NaN in every training row stays (as 0) so column
+                # positions are stable; the variance filter then removes it.
+                ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+                ("variance", VarianceThreshold(0.0)),
+                ("scale", StandardScaler()),
+                ("correlation", CorrelationFilter(config.correlation_threshold)),
+                ("top_k", TopK(config.k_for(modality), config.score, random_state)),
+            ]
+        )
         branches.append((modality, branch, columns))
     features = ColumnTransformer(branches, remainder="drop", verbose_feature_names_out=False)
     steps = [("features", features)]
     if config.smote:
-        steps.append(("smote", BorderlineSMOTE(k_neighbors=config.smote_neighbors, random_state=random_state)))
+        steps.append(
+            ("smote", BorderlineSMOTE(k_neighbors=config.smote_neighbors, random_state=random_state))
+        )
     return Pipeline(steps)
 
 
@@ -161,8 +165,13 @@ def preprocess_fold(
     y_val = table["label"].to_numpy()[val_index]
 
     neighbours = min(config.smote_neighbors, int(np.bincount(y_train, minlength=2).min()) - 1)
-    effective = PreprocessConfig(**{**config.__dict__, "smote": config.smote and neighbours >= 1,
-                                    "smote_neighbors": max(neighbours, 1)})
+    effective = PreprocessConfig(
+        **{
+            **config.__dict__,
+            "smote": config.smote and neighbours >= 1,
+            "smote_neighbors": max(neighbours, 1),
+        }
+    )
     pipeline = build_pipeline(modality_columns, effective, random_state)
     if effective.smote:
         Z_train, y_res = pipeline.fit_resample(X_train, y_train)
@@ -181,8 +190,9 @@ def preprocess_fold(
         for step in ("variance", "correlation", "top_k"):
             names = names[branch.named_steps[step].get_support()]
         selected[modality] = list(names)
-    return FoldData(fold, train, np.asarray(y_res), val, y_val, np.asarray(val_index),
-                    len(y_res) - len(y_train), selected)
+    return FoldData(
+        fold, train, np.asarray(y_res), val, y_val, np.asarray(val_index), len(y_res) - len(y_train), selected
+    )
 
 
 def make_folds(table: pd.DataFrame, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:

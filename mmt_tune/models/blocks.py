@@ -6,8 +6,8 @@ mathematically separate: no parameter, statistic or random draw is shared betwee
 ``n_models=1`` the same code trains a single fold, which is how sequential training is run.
 
 Reproducibility per slice: parameters are initialised slice by slice from per-slice generators
-(:func:`initialize`), and dropout / sampling noise comes from :class:`NoiseSource`, which draws each slice's
-noise from that slice's generator. A fold therefore gets the same numbers whether it trains alone or packed.
+(:func:`initialize`), and dropout / sampling noise comes from :class:`NoiseSource`, whose draws for a slice
+depend only on that slice's seed. A fold therefore gets the same numbers whether it trains alone or packed.
 """
 
 from __future__ import annotations
@@ -21,24 +21,49 @@ from torch import nn
 
 
 class NoiseSource:
-    """Per-slice random draws (dropout masks, reparameterisation noise) from per-slice generators."""
+    """Per-slice random numbers from a counter-based hash: reproducible per slice, vectorised over slices.
+
+    Slice i's draws depend only on ``keys[i]``, a call counter and the element's position within the slice,
+    so a fold gets the same dropout masks and sampling noise whether it trains alone or packed with others,
+    and on CPU or GPU alike, at the cost of one vectorised hash instead of one generator call per slice.
+    The hash is the 32-bit MurmurHash3 finaliser, plenty for dropout masks and reparameterisation noise.
+    """
+
+    _MASK = 0xFFFFFFFF
 
     def __init__(self) -> None:
-        self.generators: list[torch.Generator] | None = None
+        self.keys: torch.Tensor | None = None  # [n_models] int64, one seed per slice
+        self.counter = 0
 
-    def _draw(self, kind: str, shape: Sequence[int], like: torch.Tensor) -> torch.Tensor:
-        if self.generators is None or len(self.generators) != shape[0]:
-            raise RuntimeError("NoiseSource.generators must hold one generator per model slice")
-        draw = torch.rand if kind == "uniform" else torch.randn
-        return torch.stack(
-            [draw(tuple(shape[1:]), generator=g, device=like.device, dtype=like.dtype) for g in self.generators]
-        )
+    def seed(self, seeds: Sequence[int], device: torch.device | str = "cpu") -> None:
+        self.keys = torch.tensor([int(s) & self._MASK for s in seeds], dtype=torch.int64, device=device)
+        self.counter = 0
+
+    @classmethod
+    def _mix(cls, x: torch.Tensor) -> torch.Tensor:
+        m = cls._MASK
+        x = x & m
+        x = x ^ (x >> 16)
+        x = (x * 0x85EBCA6B) & m
+        x = x ^ (x >> 13)
+        x = (x * 0xC2B2AE35) & m
+        return x ^ (x >> 16)
 
     def uniform(self, like: torch.Tensor) -> torch.Tensor:
-        return self._draw("uniform", like.shape, like)
+        """Uniform [0, 1) numbers shaped like ``like`` (slice dimension first)."""
+        if self.keys is None or self.keys.shape[0] != like.shape[0]:
+            raise RuntimeError("NoiseSource.seed() must be given one seed per model slice")
+        self.counter += 1
+        per_slice = like[0].numel()
+        stream = self._mix(self.keys * 0x9E3779B1 + self.counter * 0x632BE5AB)  # [n]
+        position = torch.arange(per_slice, device=like.device, dtype=torch.int64)
+        bits = self._mix(position[None, :] * 0x27D4EB2F + stream[:, None])
+        return ((bits.to(torch.float64) + 0.5) / 2.0**32).to(like.dtype).view_as(like)
 
     def normal(self, like: torch.Tensor) -> torch.Tensor:
-        return self._draw("normal", like.shape, like)
+        """Standard normal numbers (Box-Muller on two uniform draws)."""
+        u1, u2 = self.uniform(like), self.uniform(like)
+        return torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2.0 * math.pi * u2)
 
 
 class Dropout(nn.Module):

@@ -1,0 +1,91 @@
+"""Loss terms of MMT (eqs. 2-5) and MFN-VAE, per model slice, with row and feature masks.
+
+Every function returns one value per slice (``[n_models]``): each fold's loss is a masked mean over its own
+rows, so packed folds with different row counts get exactly the loss they would get alone. Weights are named
+as in the search spaces: ``alpha_<MOD>`` (reconstruction of modality MOD), ``beta`` (classification),
+``gamma`` (MMT-1M's auxiliary CLS classifier), ``kl_weight`` (MFN-VAE).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+
+
+def _masked_mean(values: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Mean over rows (dim 1) of ``values [n, batch]`` where ``rows`` is 1; 0 for a slice with no rows."""
+    return (values * rows).sum(1) / rows.sum(1).clamp(min=1.0)
+
+
+def cross_entropy(logits: torch.Tensor, y: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Eq. 3 per slice: ``logits [n, batch, 2]``, ``y [n, batch]`` (0/1)."""
+    per_row = F.cross_entropy(logits.flatten(0, 1), y.flatten().long(), reduction="none").view_as(rows)
+    return _masked_mean(per_row, rows)
+
+
+def mean_absolute_error(
+    pred: torch.Tensor, target: torch.Tensor, rows: torch.Tensor, features: torch.Tensor
+) -> torch.Tensor:
+    """Eq. 2 per slice, over real rows and real (not padded) features; ``features [n, F]`` is 0/1."""
+    per_row = ((pred - target).abs() * features[:, None, :]).sum(-1) / features.sum(-1, keepdim=True).clamp(
+        min=1.0
+    )
+    return _masked_mean(per_row, rows)
+
+
+def mean_squared_error(pred, target, rows, features) -> torch.Tensor:
+    per_row = ((pred - target) ** 2 * features[:, None, :]).sum(-1) / features.sum(-1, keepdim=True).clamp(
+        min=1.0
+    )
+    return _masked_mean(per_row, rows)
+
+
+def mmt_terms(
+    out: dict,
+    y: torch.Tensor,
+    targets: Mapping[str, torch.Tensor],
+    rows: torch.Tensor,
+    features: Mapping[str, torch.Tensor],
+) -> dict[str, torch.Tensor]:
+    """The separate loss terms of MMT: ``classification``, ``auxiliary`` (MMT-1M), ``reconstruction_<MOD>``."""
+    terms = {"classification": cross_entropy(out["logits"], y, rows)}
+    if out.get("aux_logits") is not None:
+        terms["auxiliary"] = cross_entropy(out["aux_logits"], y, rows)
+    for modality, pred in out["reconstructions"].items():
+        terms[f"reconstruction_{modality}"] = mean_absolute_error(
+            pred, targets[modality], rows, features[modality]
+        )
+    return terms
+
+
+def vae_terms(
+    out: dict,
+    y: torch.Tensor,
+    targets: Mapping[str, torch.Tensor],
+    rows: torch.Tensor,
+    features: Mapping[str, torch.Tensor],
+) -> dict[str, torch.Tensor]:
+    """MFN-VAE terms: ``classification``, ``kl`` (to N(0, I)), ``reconstruction_<MOD>`` (MSE) per present MOD."""
+    kl = -0.5 * (1 + out["logvar"] - out["mu"] ** 2 - out["logvar"].exp()).sum(-1)
+    terms = {"classification": cross_entropy(out["logits"], y, rows), "kl": _masked_mean(kl, rows)}
+    for modality, pred in out["reconstructions"].items():
+        terms[f"reconstruction_{modality}"] = mean_squared_error(
+            pred, targets[modality], rows, features[modality]
+        )
+    return terms
+
+
+def weighted_total(terms: Mapping[str, torch.Tensor], weights: Mapping[str, float]) -> torch.Tensor:
+    """Eqs. 4-5: ``sum_m alpha_m * reconstruction_m + beta * classification (+ gamma * auxiliary)``."""
+    total = torch.zeros_like(terms["classification"])
+    for name, value in terms.items():
+        total = total + loss_weight(name, weights) * value
+    return total
+
+
+def loss_weight(term: str, weights: Mapping[str, float]) -> float:
+    if term.startswith("reconstruction_"):
+        return float(weights.get(f"alpha_{term.removeprefix('reconstruction_')}", 1.0))
+    return float(weights.get({"classification": "beta", "auxiliary": "gamma", "kl": "kl_weight"}[term], 1.0))

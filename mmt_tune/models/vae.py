@@ -1,0 +1,89 @@
+"""MFN-VAE: multimodal fusion variational autoencoder, the paper's baseline (section 2.1).
+
+Per present modality an encoder to ``(mu, logvar)`` in a shared latent space; the experts are fused by a
+product of Gaussians together with a standard-normal prior expert; a decoder per modality reconstructs its
+features from the fused latent, and a predictor classifies from it (from the latent mean at evaluation).
+Works for any non-empty modality subset. Parameters have a leading model dimension (one slice per fold).
+
+Example::
+
+    model = MFNVAE(n_models=5, feature_dims={"T1WI": 32, "DWI": 32})
+    out = model({"T1WI": x_t1, "DWI": x_dwi})  # logits, mu, logvar, reconstructions
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mmt_tune.models.blocks import Dropout, LayerNorm, Linear, NoiseSource
+
+
+class _MLP(nn.Module):
+    """FC -> LayerNorm -> GELU -> Dropout -> FC."""
+
+    def __init__(
+        self,
+        n_models: int,
+        in_features: int,
+        hidden: int,
+        out_features: int,
+        dropout: float,
+        noise: NoiseSource,
+    ):
+        super().__init__()
+        self.fc1 = Linear(n_models, in_features, hidden)
+        self.norm = LayerNorm(n_models, hidden)
+        self.drop = Dropout(dropout, noise)
+        self.fc2 = Linear(n_models, hidden, out_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.drop(F.gelu(self.norm(self.fc1(x)))))
+
+
+def product_of_experts(
+    mus: list[torch.Tensor], logvars: list[torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fuse Gaussian experts and a N(0, I) prior expert: precision-weighted mean, summed precisions."""
+    precisions = [torch.ones_like(mus[0])] + [torch.exp(-lv) for lv in logvars]
+    weighted = [torch.zeros_like(mus[0])] + [mu * p for mu, p in zip(mus, precisions[1:], strict=True)]
+    total = torch.stack(precisions).sum(0)
+    return torch.stack(weighted).sum(0) / total, -torch.log(total)
+
+
+class MFNVAE(nn.Module):
+    def __init__(
+        self,
+        n_models: int,
+        feature_dims: Mapping[str, int],
+        latent: int = 32,
+        hidden: int = 128,
+        dropout: float = 0.1,
+    ):
+        super().__init__()
+        if not feature_dims:
+            raise ValueError("MFN-VAE needs at least one modality")
+        self.modalities = list(feature_dims)
+        self.noise = NoiseSource()
+        self.encoders = nn.ModuleDict(
+            {m: _MLP(n_models, f, hidden, 2 * latent, dropout, self.noise) for m, f in feature_dims.items()}
+        )
+        self.decoders = nn.ModuleDict(
+            {m: _MLP(n_models, latent, hidden, f, dropout, self.noise) for m, f in feature_dims.items()}
+        )
+        self.predictor = _MLP(n_models, latent, hidden, 2, dropout, self.noise)
+
+    def forward(self, inputs: Mapping[str, torch.Tensor]) -> dict:
+        stats = [self.encoders[m](inputs[m]).chunk(2, dim=-1) for m in self.modalities]
+        # Clamp log-variances so exp() stays finite early in training.
+        mu, logvar = product_of_experts([s[0] for s in stats], [s[1].clamp(-8.0, 8.0) for s in stats])
+        z = mu + torch.exp(0.5 * logvar) * self.noise.normal(mu) if self.training else mu
+        return {
+            "logits": self.predictor(z),
+            "mu": mu,
+            "logvar": logvar,
+            "reconstructions": {m: self.decoders[m](z) for m in self.modalities},
+        }

@@ -1,0 +1,497 @@
+"""Train and evaluate one configuration (model x present modalities x hyperparameters) over k folds.
+
+``python -m mmt_tune.train --features F.parquet --model mmt1m --present T1WI [--config cfg.yaml] [--out DIR]``
+
+For every fold the in-fold pipeline (:mod:`mmt_tune.preprocess`) is fitted on that fold's training rows; then
+the k folds train *packed*: one batched model whose slice f is fold f's model (:mod:`mmt_tune.models.blocks`),
+each slice with its own data, row masks, SMOTE output, random streams and optimizer state
+(:class:`mmt_tune.optim.MaskedAdamW`). ``packed=False`` trains the folds one after another through the same
+code with one slice each; both give the same fold metrics for the same seed. The inner loop never copies to
+the host; losses are accumulated on the device and fetched once per epoch only when early stopping needs them.
+
+This module has no Ray imports: the Tune trainable calls :func:`train_configuration`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from mmt_tune.errors import InputError
+from mmt_tune.metrics import METRICS, all_metrics
+from mmt_tune.modalities import MODALITIES
+from mmt_tune.preprocess import FoldData, PreprocessConfig, make_folds, modality_columns_of, preprocess_fold
+
+#: Model name -> number of present modalities it requires (None: any non-empty subset).
+MODELS: dict[str, int | None] = {"mmt2m": 2, "mmt1m": 1, "mfnvae": None}
+
+_MODEL_KEYS = {
+    "mmt": {"d_model", "expansion", "hidden", "dropout", "interaction", "n_layers"},
+    "mfnvae": {"latent", "hidden", "dropout"},
+}
+_TRAIN_KEYS = {"lr", "weight_decay", "epochs", "batch_size", "early_stopping"}
+_PREPROCESS_KEYS = {f.name for f in fields(PreprocessConfig)}
+
+
+@dataclass
+class TrainConfig:
+    """One configuration. Defaults follow the paper where it gives them (AdamW, batch 32, 200 epochs)."""
+
+    model: str
+    present: tuple[str, ...]
+    epochs: int = 200
+    batch_size: int = 32
+    folds: int = 5
+    seed: int = 0
+    device: str = "cpu"
+    # The paper searches lr in 1e-6..1e-5; with 200 epochs of ~9 steps that barely moves the weights, so the
+    # single-run default is larger (README "Method notes").
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    early_stopping: int | None = None  # patience in epochs on the validation loss; None: train all epochs
+    model_options: dict = field(default_factory=dict)  # d_model, expansion, hidden, dropout, interaction, ...
+    loss_weights: dict = field(default_factory=dict)  # alpha_<MOD>, beta, gamma, kl_weight (default 1)
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        return tuple(m for m in MODALITIES if m not in self.present)
+
+    @property
+    def reconstructed(self) -> tuple[str, ...]:
+        """Modalities whose features the model reconstructs: missing ones (MMT) or present ones (MFN-VAE)."""
+        return self.present if self.model == "mfnvae" else self.missing
+
+    @property
+    def modalities_used(self) -> tuple[str, ...]:
+        """Modalities whose features the fold pipeline must prepare (inputs and reconstruction targets)."""
+        return self.present if self.model == "mfnvae" else MODALITIES
+
+    def validate(self) -> None:
+        if self.model not in MODELS:
+            raise InputError(f"unknown model {self.model!r} (known: {', '.join(MODELS)})")
+        unknown = [m for m in self.present if m not in MODALITIES]
+        if unknown:
+            raise InputError(f"unknown modality {unknown[0]!r} (known: {', '.join(MODALITIES)})")
+        if len(set(self.present)) != len(self.present) or not self.present:
+            raise InputError(f"present modalities must be distinct and non-empty, got {list(self.present)}")
+        need = MODELS[self.model]
+        if need is not None and len(self.present) != need:
+            raise InputError(
+                f"{self.model} needs exactly {need} present modalit{'y' if need == 1 else 'ies'} "
+                f"({3 - need} missing), got present={'+'.join(self.present)}"
+            )
+        for key in self.loss_weights:
+            if key.startswith("alpha_") and key.removeprefix("alpha_") not in self.reconstructed:
+                raise InputError(
+                    f"{key}: {self.model} with present={'+'.join(self.present)} reconstructs only "
+                    f"{', '.join(self.reconstructed)}"
+                )
+            if key == "gamma" and not (self.model == "mmt1m"):
+                raise InputError("gamma: only MMT-1M has the auxiliary classifier it weights")
+            if key == "kl_weight" and self.model != "mfnvae":
+                raise InputError("kl_weight: only MFN-VAE has a KL term")
+        for name, value in (("epochs", self.epochs), ("batch_size", self.batch_size), ("folds", self.folds)):
+            if int(value) < (2 if name == "folds" else 1):
+                raise InputError(f"{name} must be >= {2 if name == 'folds' else 1}, got {value}")
+
+    @classmethod
+    def from_options(
+        cls, model: str, present: Sequence[str], options: Mapping | None = None, **overrides
+    ) -> TrainConfig:
+        """Build from a flat mapping (a config file or a Tune config); unknown keys are errors naming the key."""
+        options = dict(options or {})
+        family = "mfnvae" if model == "mfnvae" else "mmt"
+        train, model_options, weights, preprocess = {}, {}, {}, {}
+        for key, value in options.items():
+            if key in _TRAIN_KEYS:
+                train[key] = value
+            elif key in _MODEL_KEYS[family]:
+                model_options[key] = value
+            elif key.startswith("alpha_") or key in {"beta", "gamma", "kl_weight"}:
+                weights[key] = float(value)
+            elif key in _PREPROCESS_KEYS:
+                preprocess[key] = value
+            else:
+                known = sorted(
+                    _TRAIN_KEYS
+                    | _MODEL_KEYS[family]
+                    | _PREPROCESS_KEYS
+                    | {"alpha_<MOD>", "beta", "gamma", "kl_weight"}
+                )
+                raise InputError(f"unknown option {key!r} for {model} (known: {', '.join(known)})")
+        config = cls(
+            model=model,
+            present=tuple(present),
+            model_options=model_options,
+            loss_weights=weights,
+            preprocess=PreprocessConfig(**preprocess),
+            **train,
+            **overrides,
+        )
+        config.validate()
+        return config
+
+
+@dataclass
+class TrainResult:
+    folds: pd.DataFrame  # one row per fold: fold, sizes, the five metrics
+    losses: pd.DataFrame  # one row per (epoch, fold, split): every loss term and the weighted total
+    predictions: pd.DataFrame  # out-of-fold positive-class probability of every row
+    selected: dict[int, dict[str, list[str]]]  # fold -> modality -> selected feature columns
+    seconds: float = 0.0
+
+    def summary(self) -> dict[str, tuple[float, float]]:
+        """Mean and standard deviation over folds of each metric."""
+        return {m: (float(self.folds[m].mean()), float(self.folds[m].std(ddof=0))) for m in METRICS}
+
+
+# ----------------------------------------------------------------------------------------------- training
+def train_configuration(
+    table: pd.DataFrame,
+    config: TrainConfig,
+    *,
+    packed: bool = True,
+    on_epoch: Callable[[int, dict], None] | None = None,
+) -> TrainResult:
+    """Cross-validate ``config`` on ``table`` (a feature table); see the module docstring."""
+    config.validate()
+    start = time.perf_counter()
+    columns = modality_columns_of(table, config.modalities_used)
+    for modality in config.present:
+        if table[columns[modality]].isna().all(axis=1).all():
+            raise InputError(f"feature table: modality {modality} is NaN in every row")
+    splits = make_folds(table, config.folds, config.seed)
+    fold_data = [
+        preprocess_fold(
+            table, columns, train, val, config.preprocess, random_state=config.seed * 1000 + f, fold=f
+        )
+        for f, (train, val) in enumerate(splits)
+    ]
+    groups = [fold_data] if packed else [[fd] for fd in fold_data]
+    outcomes = [_fit(group, config, on_epoch) for group in groups]
+
+    fold_rows, loss_frames, prediction_rows = [], [], []
+    for group, (probabilities, history) in zip(groups, outcomes, strict=True):
+        loss_frames.append(history)
+        for fd, prob in zip(group, probabilities, strict=True):
+            fold_rows.append(
+                {
+                    "fold": fd.fold,
+                    "n_train": len(fd.y_train) - fd.n_synthetic,
+                    "n_synthetic": fd.n_synthetic,
+                    "n_val": len(fd.y_val),
+                    **all_metrics(fd.y_val, prob),
+                }
+            )
+            for row, label, p in zip(fd.val_index, fd.y_val, prob, strict=True):
+                prediction_rows.append(
+                    {"row": int(row), "fold": fd.fold, "label": int(label), "probability": float(p)}
+                )
+    predictions = pd.DataFrame(prediction_rows).sort_values("row", kind="stable").reset_index(drop=True)
+    ids = table.iloc[predictions["row"]][[c for c in ("patient_id", "lesion_id") if c in table.columns]]
+    predictions = pd.concat([ids.reset_index(drop=True), predictions], axis=1)
+    return TrainResult(
+        folds=pd.DataFrame(fold_rows).sort_values("fold").reset_index(drop=True),
+        losses=pd.concat(loss_frames)
+        .sort_values(["epoch", "fold", "split"], kind="stable")
+        .reset_index(drop=True),
+        predictions=predictions,
+        selected={fd.fold: fd.selected for fd in fold_data},
+        seconds=time.perf_counter() - start,
+    )
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"--device {name}: CUDA is not available on this machine (use cpu or auto)")
+    return device
+
+
+def _pack(arrays: Sequence[np.ndarray], device: torch.device) -> torch.Tensor:
+    """Stack per-fold arrays into one zero-padded tensor ``[k, max rows, max cols]`` (or ``[k, max rows]``)."""
+    rows = max(a.shape[0] for a in arrays)
+    shape = (len(arrays), rows) + ((max(a.shape[1] for a in arrays),) if arrays[0].ndim == 2 else ())
+    out = np.zeros(shape, dtype=np.float32)
+    for i, a in enumerate(arrays):
+        out[(i, slice(0, a.shape[0])) + ((slice(0, a.shape[1]),) if a.ndim == 2 else ())] = a
+    return torch.from_numpy(out).to(device)
+
+
+def _row_mask(counts: Sequence[int], device: torch.device) -> torch.Tensor:
+    return (torch.arange(max(counts))[None, :] < torch.tensor(counts)[:, None]).float().to(device)
+
+
+def _schedule(
+    counts: Sequence[int],
+    epochs: int,
+    batch: int,
+    generators: Sequence[torch.Generator],
+    device: torch.device,
+):
+    """All batches of all epochs, drawn up front: indices ``[E, S, k, B]``, row masks, active ``[E, S, k]``.
+
+    Fold f's epoch is a fresh permutation of its own rows cut into ``ceil(n_f / B)`` batches; steps past its
+    last batch are inactive for that fold (no update), exactly as if it trained alone.
+    """
+    steps = max(math.ceil(n / batch) for n in counts)
+    index = torch.zeros(epochs, steps, len(counts), batch, dtype=torch.long)
+    rows = torch.zeros(epochs, steps, len(counts), batch)
+    for e in range(epochs):
+        for f, (n, g) in enumerate(zip(counts, generators, strict=True)):
+            order = torch.randperm(n, generator=g)
+            padded = torch.zeros(steps * batch, dtype=torch.long)
+            padded[:n] = order
+            index[e, :, f] = padded.view(steps, batch)
+            rows[e, :, f] = (torch.arange(steps * batch) < n).float().view(steps, batch)
+    return index.to(device), rows.to(device), (rows.sum(-1) > 0).to(device)
+
+
+def _build_model(config: TrainConfig, n_models: int, feature_dims: dict[str, int]):
+    from mmt_tune.models import MFNVAE, MMT
+
+    if config.model == "mfnvae":
+        return MFNVAE(n_models, feature_dims, **config.model_options)
+    return MMT(n_models, feature_dims, config.present, **config.model_options)
+
+
+def _fit(group: list[FoldData], config: TrainConfig, on_epoch) -> tuple[list[np.ndarray], pd.DataFrame]:
+    """Train the folds of ``group`` packed; return their validation probabilities and loss history."""
+    from mmt_tune.models.blocks import initialize
+    from mmt_tune.models.losses import mmt_terms, vae_terms, weighted_total
+    from mmt_tune.optim import MaskedAdamW
+
+    device = resolve_device(config.device)
+    k = len(group)
+    folds = [fd.fold for fd in group]
+    used = config.modalities_used
+    train_x = {m: _pack([fd.train[m] for fd in group], device) for m in used}
+    val_x = {m: _pack([fd.val[m] for fd in group], device) for m in used}
+    feature_mask = {m: _row_mask([fd.train[m].shape[1] for fd in group], device) for m in used}
+    train_y = _pack([fd.y_train.astype(np.float32) for fd in group], device)
+    val_y = _pack([fd.y_val.astype(np.float32) for fd in group], device)
+    n_train = [len(fd.y_train) for fd in group]
+    val_rows = _row_mask([len(fd.y_val) for fd in group], device)
+
+    # Independent random streams per fold, identical whether the fold trains packed or alone.
+    def generators(stream: int, on: torch.device) -> list[torch.Generator]:
+        return [
+            torch.Generator(device=on).manual_seed(config.seed * 100_003 + f * 101 + stream) for f in folds
+        ]
+
+    model = _build_model(config, k, {m: train_x[m].shape[-1] for m in used})
+    initialize(model, generators(0, torch.device("cpu")))
+    model.to(device)
+    model.noise.seed([config.seed * 100_003 + f * 101 + 2 for f in folds], device)
+    optimizer = MaskedAdamW(model, k, lr=config.lr, weight_decay=config.weight_decay)
+    index, batch_rows, active = _schedule(
+        n_train, config.epochs, config.batch_size, generators(1, torch.device("cpu")), device
+    )
+    active = active.cpu().numpy()  # the schedule is known up front: per-step masks stay on the host
+    terms_of = vae_terms if config.model == "mfnvae" else mmt_terms
+    inputs = list(config.present)
+    targets = list(config.reconstructed)
+    fold_axis = torch.arange(k, device=device)[:, None]
+
+    term_names: list[str] | None = None
+    train_history, val_history = [], []
+    running = torch.ones(k, dtype=torch.bool, device=device)
+    running_host = np.ones(k, dtype=bool)
+    best_loss = torch.full((k,), float("inf"), device=device)
+    best_state = None
+    patience_left = np.full(k, config.early_stopping or 0)
+    n_rows = torch.tensor(n_train, dtype=torch.float32, device=device)[:, None]
+
+    for epoch in range(config.epochs):
+        model.train()
+        epoch_sum = None
+        for step in range(index.shape[1]):
+            idx = index[epoch, step]  # [k, B]
+            rows = batch_rows[epoch, step] * running[:, None]
+            batch_x = {m: train_x[m][fold_axis, idx] for m in used}
+            out = model({m: batch_x[m] for m in inputs})
+            terms = terms_of(
+                out, train_y[fold_axis, idx], {m: batch_x[m] for m in targets}, rows, feature_mask
+            )
+            total = weighted_total(terms, config.loss_weights)
+            optimizer.zero_grad()
+            total.sum().backward()
+            optimizer.step(active[epoch, step] & running_host)
+            stacked = torch.stack([*terms.values(), total], dim=1).detach() * rows.sum(1, keepdim=True)
+            epoch_sum = stacked if epoch_sum is None else epoch_sum + stacked
+            term_names = term_names or [*terms, "total"]
+        train_history.append(epoch_sum / n_rows)
+
+        model.eval()
+        with torch.no_grad():
+            out = model({m: val_x[m] for m in inputs})
+            terms = terms_of(out, val_y, {m: val_x[m] for m in targets}, val_rows, feature_mask)
+            val_total = weighted_total(terms, config.loss_weights)
+            val_history.append(torch.stack([*terms.values(), val_total], dim=1))
+        if config.early_stopping:
+            improved = (val_total < best_loss) & running
+            best_loss = torch.where(improved, val_total, best_loss)
+            flat = optimizer.flat
+            best_state = (
+                flat.clone() if best_state is None else torch.where(improved[:, None], flat, best_state)
+            )
+            improved_host = improved.cpu().numpy()  # the one device sync per epoch
+            patience_left = np.where(improved_host, config.early_stopping, patience_left - running_host)
+            running_host = (patience_left > 0) & running_host
+            running = torch.from_numpy(running_host).to(device)
+        if on_epoch is not None:
+            on_epoch(
+                epoch,
+                {"train": train_history[-1], "val": val_history[-1], "folds": folds, "terms": term_names},
+            )
+        if config.early_stopping and not running_host.any():
+            break
+
+    if best_state is not None:
+        optimizer.flat.copy_(best_state)
+    model.eval()
+    with torch.no_grad():
+        probabilities = (
+            torch.softmax(model({m: val_x[m] for m in inputs})["logits"], dim=-1)[..., 1].cpu().numpy()
+        )
+    history = _history_frame(train_history, val_history, term_names or [], folds)
+    return [probabilities[i, : len(fd.y_val)] for i, fd in enumerate(group)], history
+
+
+def _history_frame(
+    train: list[torch.Tensor], val: list[torch.Tensor], names: list[str], folds: list[int]
+) -> pd.DataFrame:
+    """Per-epoch losses ``[epochs, k, terms]`` of both splits as one tidy frame (fetched from the device once)."""
+    frames = []
+    for split, history in (("train", train), ("val", val)):
+        values = torch.stack(history).cpu().numpy()  # [epochs, k, terms]
+        epochs, k, _ = values.shape
+        frame = pd.DataFrame(values.reshape(epochs * k, -1), columns=names)
+        frame.insert(0, "split", split)
+        frame.insert(0, "fold", np.tile(folds, epochs))
+        frame.insert(0, "epoch", np.repeat(np.arange(epochs), k))
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+# ----------------------------------------------------------------------------------------------- CLI
+def parse_present(text: str) -> tuple[str, ...]:
+    parts = tuple(p for p in text.replace(",", "+").split("+") if p)
+    return parts
+
+
+def write_outputs(result: TrainResult, config: TrainConfig, out: Path) -> None:
+    """folds.csv, losses.csv, predictions.csv and the resolved config.yaml, each written atomically."""
+    import yaml
+
+    from mmt_tune._io import atomic_path, write_text_atomic
+
+    out.mkdir(parents=True, exist_ok=True)
+    for name, frame in (
+        ("folds", result.folds),
+        ("losses", result.losses),
+        ("predictions", result.predictions),
+    ):
+        with atomic_path(out / f"{name}.csv") as tmp:
+            frame.to_csv(tmp, index=False)
+    resolved = asdict(config)
+    resolved["present"] = list(config.present)
+    write_text_atomic(out / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
+
+
+def format_folds(result: TrainResult) -> str:
+    frame = result.folds[["fold", "n_train", "n_synthetic", "n_val", *METRICS]]
+    lines = [frame.to_string(index=False, float_format=lambda v: f"{v:.3f}")]
+    summary = result.summary()
+    lines.append(
+        "mean ± std: " + ", ".join(f"{m} {mean:.3f} ± {std:.3f}" for m, (mean, std) in summary.items())
+    )
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m mmt_tune.train",
+        description="Cross-validate one configuration (model x present modalities x hyperparameters).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--features", required=True, type=Path, help="feature table (.parquet)")
+    parser.add_argument("--model", required=True, choices=list(MODELS), help="mmt2m, mmt1m or mfnvae")
+    parser.add_argument("--present", required=True, help="present modalities, e.g. T1WI or T1WI+FLAIR")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="YAML of hyperparameters (lr, alpha_<MOD>, beta, gamma, d_model, k, ...)",
+    )
+    parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument("--sequential", action="store_true", help="train folds one by one instead of packed")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="folder for folds.csv, losses.csv, predictions.csv"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import yaml
+
+    from mmt_tune.data.table import read_feature_table
+
+    args = build_parser().parse_args(argv)
+    try:
+        options = {}
+        if args.config is not None:
+            if not args.config.is_file():
+                raise InputError(f"{args.config}: config file not found")
+            try:
+                options = yaml.safe_load(args.config.read_text()) or {}
+            except yaml.YAMLError as exc:
+                raise InputError(f"{args.config}: not valid YAML ({str(exc).splitlines()[0]})") from None
+            if not isinstance(options, dict):
+                raise InputError(f"{args.config}: expected a mapping of option: value")
+        try:
+            config = TrainConfig.from_options(
+                args.model,
+                parse_present(args.present),
+                options,
+                epochs=args.epochs,
+                folds=args.folds,
+                seed=args.seed,
+                device=args.device,
+            )
+        except InputError as exc:
+            raise InputError(f"{args.config}: {exc}" if args.config else str(exc)) from None
+        resolve_device(config.device)
+        table, _ = read_feature_table(args.features)
+        result = train_configuration(table, config, packed=not args.sequential)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"{config.model} present={'+'.join(config.present)}: {config.folds} folds x {config.epochs} epochs "
+        f"in {result.seconds:.1f} s ({'sequential' if args.sequential else 'packed'})"
+    )
+    print(format_folds(result))
+    if args.out is not None:
+        write_outputs(result, config, args.out)
+        print(f"wrote folds.csv, losses.csv, predictions.csv, config.yaml -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
