@@ -54,7 +54,7 @@ def main() -> int:
         f"One trial: 5 folds x {args.epochs} epochs, {len(table)} phantom patients (`fast` features), "
         f"device `{args.device}`, torch {torch.__version__}, {torch.get_num_threads()} threads.",
         "",
-        "| model | sequential (s) | packed (s) | speed-up | trials/min packed | same fold metrics |",
+        "| model | sequential (s) | packed (s) | speed-up | trials/min packed | max fold |ΔAUC| |",
         "| --- | ---: | ---: | ---: | ---: | --- |",
     ]
     for model, present in CASES:
@@ -64,10 +64,12 @@ def main() -> int:
             start = time.perf_counter()
             results[mode] = train_configuration(table, config, packed=mode == "packed")
             times[mode] = time.perf_counter() - start
-        same = np.allclose(results["sequential"].folds["auc"], results["packed"].folds["auc"], atol=1e-6)
+        # Float32 sums in a batched matmul run in a different order than in k single ones; over hundreds of
+        # epochs the rounding differences grow, so report how far the fold metrics drift apart.
+        drift = float(np.max(np.abs(results["sequential"].folds["auc"] - results["packed"].folds["auc"])))
         lines.append(
             f"| {model} ({'+'.join(present)}) | {times['sequential']:.1f} | {times['packed']:.1f} | "
-            f"{times['sequential'] / times['packed']:.2f}x | {60 / times['packed']:.2f} | {'yes' if same else 'NO'} |"
+            f"{times['sequential'] / times['packed']:.2f}x | {60 / times['packed']:.2f} | {drift:.3f} |"
         )
         print(lines[-1], flush=True)
     lines += ["", f"Machine: {machine()}."]

@@ -38,7 +38,7 @@ _MODEL_KEYS = {
     "mmt": {"d_model", "expansion", "hidden", "dropout", "interaction", "n_layers"},
     "mfnvae": {"latent", "hidden", "dropout"},
 }
-_TRAIN_KEYS = {"lr", "weight_decay", "epochs", "batch_size", "early_stopping"}
+_TRAIN_KEYS = {"lr", "weight_decay", "epochs", "batch_size", "early_stopping", "folds", "seed", "device"}
 _PREPROCESS_KEYS = {f.name for f in fields(PreprocessConfig)}
 
 
@@ -100,6 +100,8 @@ class TrainConfig:
                 raise InputError("gamma: only MMT-1M has the auxiliary classifier it weights")
             if key == "kl_weight" and self.model != "mfnvae":
                 raise InputError("kl_weight: only MFN-VAE has a KL term")
+        if not float(self.lr) > 0:
+            raise InputError(f"lr must be positive, got {self.lr}")
         for name, value in (("epochs", self.epochs), ("batch_size", self.batch_size), ("folds", self.folds)):
             if int(value) < (2 if name == "folds" else 1):
                 raise InputError(f"{name} must be >= {2 if name == 'folds' else 1}, got {value}")
@@ -129,6 +131,8 @@ class TrainConfig:
                     | {"alpha_<MOD>", "beta", "gamma", "kl_weight"}
                 )
                 raise InputError(f"unknown option {key!r} for {model} (known: {', '.join(known)})")
+        # Explicit overrides (command-line options) win over the same key in ``options``.
+        train.update({key: value for key, value in overrides.items() if value is not None})
         config = cls(
             model=model,
             present=tuple(present),
@@ -136,7 +140,6 @@ class TrainConfig:
             loss_weights=weights,
             preprocess=PreprocessConfig(**preprocess),
             **train,
-            **overrides,
         )
         config.validate()
         return config
@@ -436,10 +439,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="YAML of hyperparameters (lr, alpha_<MOD>, beta, gamma, d_model, k, ...)",
     )
-    parser.add_argument("--epochs", type=int, default=200)
-    parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default 200, the paper's)")
+    parser.add_argument("--folds", type=int, default=None, help="cross-validation folds (default 5)")
+    parser.add_argument(
+        "--seed", type=int, default=None, help="study seed: folds, SMOTE, initialisation (default 0)"
+    )
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N or auto (default cpu)")
     parser.add_argument("--sequential", action="store_true", help="train folds one by one instead of packed")
     parser.add_argument(
         "--out", type=Path, default=None, help="folder for folds.csv, losses.csv, predictions.csv"

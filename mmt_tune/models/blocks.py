@@ -89,8 +89,10 @@ class Linear(nn.Module):
         self.in_features, self.out_features = in_features, out_features
         self.weight = nn.Parameter(torch.empty(n_models, in_features, out_features))
         self.bias = nn.Parameter(torch.empty(n_models, 1, out_features))
+        with torch.no_grad():  # usable as built; initialize() re-draws it reproducibly per slice
+            self.init_slices([None] * n_models)
 
-    def init_slices(self, generators: Sequence[torch.Generator]) -> None:
+    def init_slices(self, generators: Sequence[torch.Generator | None]) -> None:
         bound = 1.0 / math.sqrt(self.in_features)  # PyTorch's default nn.Linear range
         for i, g in enumerate(generators):
             self.weight[i].uniform_(-bound, bound, generator=g)
@@ -127,6 +129,8 @@ class Token(nn.Module):
         super().__init__()
         self.std = std
         self.value = nn.Parameter(torch.empty(n_models, dim))
+        with torch.no_grad():
+            self.init_slices([None] * n_models)
 
     def init_slices(self, generators: Sequence[torch.Generator]) -> None:
         for i, g in enumerate(generators):
