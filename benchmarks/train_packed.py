@@ -54,7 +54,7 @@ def main() -> int:
         f"One trial: 5 folds x {args.epochs} epochs, {len(table)} phantom patients (`fast` features), "
         f"device `{args.device}`, torch {torch.__version__}, {torch.get_num_threads()} threads.",
         "",
-        "| model | sequential (s) | packed (s) | speed-up | trials/min packed | max fold |ΔAUC| |",
+        "| model | sequential (s) | packed (s) | speed-up | trials/min packed | max fold ΔAUC |",
         "| --- | ---: | ---: | ---: | ---: | --- |",
     ]
     for model, present in CASES:

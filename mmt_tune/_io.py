@@ -27,3 +27,18 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
 def write_text_atomic(target: str | os.PathLike, text: str) -> None:
     with atomic_path(target) as tmp:
         tmp.write_text(text)
+
+
+def parse_yaml(text: str, source: str):
+    """Parse YAML text; a syntax error becomes an :class:`InputError` naming ``source`` and the line."""
+    import yaml
+
+    from mmt_tune.errors import InputError
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InputError(f"{source}: not valid YAML ({where}{problem})") from None

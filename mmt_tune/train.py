@@ -453,8 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import yaml
-
+    from mmt_tune._io import parse_yaml
     from mmt_tune.data.table import read_feature_table
 
     args = build_parser().parse_args(argv)
@@ -463,10 +462,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.config is not None:
             if not args.config.is_file():
                 raise InputError(f"{args.config}: config file not found")
-            try:
-                options = yaml.safe_load(args.config.read_text()) or {}
-            except yaml.YAMLError as exc:
-                raise InputError(f"{args.config}: not valid YAML ({str(exc).splitlines()[0]})") from None
+            options = parse_yaml(args.config.read_text(), str(args.config)) or {}
             if not isinstance(options, dict):
                 raise InputError(f"{args.config}: expected a mapping of option: value")
         try:

@@ -23,9 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import yaml
-
-from mmt_tune._io import atomic_path, write_text_atomic
+from mmt_tune._io import atomic_path, parse_yaml, write_text_atomic
 from mmt_tune.data.manifest import Case, read_manifest
 from mmt_tune.data.table import read_feature_table, read_run_key, write_feature_table
 from mmt_tune.errors import InputError
@@ -76,10 +74,7 @@ def load_settings(params: str | Path, validate: bool = True) -> Settings:
                 f"{path}: settings file not found (or use a shipped name: {', '.join(SHIPPED_SETTINGS)})"
             )
         text, source = path.read_text(), str(path)
-    try:
-        parsed = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise InputError(f"{source}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    parsed = parse_yaml(text, source) or {}
     if not isinstance(parsed, dict):
         raise InputError(f"{source}: expected a mapping with setting/imageType/featureClass keys")
     settings = Settings(source=source, params=parsed, text=text)

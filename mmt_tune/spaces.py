@@ -1,0 +1,257 @@
+"""Search spaces: ``search_spaces/*.yaml`` -> validated spec -> per-configuration search domains.
+
+This is the one place that turns a search-space file into Optuna distributions and Ray Tune domains. A file
+lists modality *configurations* (model + present modalities), the searched *parameters* with their
+distributions, and *fixed* trainer options. Each configuration becomes its own optimisation problem with
+the parameters that apply to it:
+
+- ``alpha_*`` expands to one reconstruction weight per modality the configuration reconstructs
+  (``alpha_FLAIR``, ``alpha_DWI`` for MMT-1M on T1WI; the present modalities for MFN-VAE);
+- every other parameter or fixed option applies where the trainer accepts it (``gamma`` only for MMT-1M,
+  ``kl_weight`` only for MFN-VAE, ``interaction`` only for MMT, ...), as decided by
+  :meth:`mmt_tune.train.TrainConfig.from_options`, so there is a single source of truth.
+
+Everything is checked before Ray sees it; an error names the file and the key.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mmt_tune._io import parse_yaml
+from mmt_tune.errors import InputError
+from mmt_tune.modalities import MODALITIES
+from mmt_tune.train import TrainConfig
+
+TOP_KEYS = {"name", "description", "configurations", "parameters", "fixed"}
+CONFIGURATION_KEYS = {"model", "present"}
+DISTRIBUTION_KEYS = {"distribution", "low", "high", "values"}
+DISTRIBUTIONS = ("loguniform", "uniform", "int", "choice")
+#: Folder of the shipped search spaces (top level of the source tree).
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "search_spaces"
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """One searched parameter: its distribution and true bounds (the analysis needs them, log scale included)."""
+
+    kind: str
+    low: float | None = None
+    high: float | None = None
+    values: tuple | None = None
+
+    @property
+    def log(self) -> bool:
+        return self.kind == "loguniform"
+
+    def example(self):
+        """A valid value (used to check where the parameter applies)."""
+        return (
+            self.values[0] if self.kind == "choice" else (int(self.low) if self.kind == "int" else self.low)
+        )
+
+    def to_optuna(self):
+        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+        if self.kind == "choice":
+            return CategoricalDistribution(list(self.values))
+        if self.kind == "int":
+            return IntDistribution(int(self.low), int(self.high))
+        return FloatDistribution(float(self.low), float(self.high), log=self.log)
+
+    def to_tune(self):
+        from ray import tune
+
+        if self.kind == "choice":
+            return tune.choice(list(self.values))
+        if self.kind == "int":
+            return tune.randint(int(self.low), int(self.high) + 1)
+        return (tune.loguniform if self.log else tune.uniform)(float(self.low), float(self.high))
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """One optimisation problem: a model on a set of present modalities, its parameters and fixed options."""
+
+    model: str
+    present: tuple[str, ...]
+    parameters: dict[str, Distribution] = field(default_factory=dict)
+    fixed: dict = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """``model/present`` (e.g. ``mmt1m/T1WI``), the name of this configuration in results and W&B groups."""
+        return f"{self.model}/{'+'.join(self.present)}"
+
+    def optuna_distributions(self) -> dict:
+        return {name: d.to_optuna() for name, d in self.parameters.items()}
+
+    def tune_space(self) -> dict:
+        return {name: d.to_tune() for name, d in self.parameters.items()}
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    name: str
+    description: str
+    source: str
+    configurations: tuple[Configuration, ...]
+
+    def configuration(self, key: str) -> Configuration:
+        for configuration in self.configurations:
+            if configuration.key == key:
+                return configuration
+        raise KeyError(key)
+
+
+def shipped_spaces() -> list[str]:
+    return sorted(p.stem for p in SHIPPED_DIR.glob("*.yaml"))
+
+
+def resolve_space(name_or_path: str | Path) -> Path:
+    """A search-space file: an existing path, or the name of a shipped space (``mmt1m``, ``paper``, ...)."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise InputError(f"{path}: search-space file not found")
+        return path
+    shipped = SHIPPED_DIR / f"{name_or_path}.yaml"
+    if shipped.is_file():
+        return shipped
+    raise InputError(
+        f"unknown search space {name_or_path!r} (shipped: {', '.join(shipped_spaces())}; or give a .yaml path)"
+    )
+
+
+def load_space(name_or_path: str | Path) -> SearchSpace:
+    """Load and validate a search space; raise :class:`InputError` naming the file and key on any problem."""
+    path = resolve_space(name_or_path)
+    source = str(path)
+    raw = parse_yaml(path.read_text(), source)
+    if not isinstance(raw, dict):
+        raise InputError(f"{source}: expected a mapping with keys {', '.join(sorted(TOP_KEYS))}")
+    _unknown(raw, TOP_KEYS, source, "")
+    for required in ("configurations", "parameters"):
+        if required not in raw:
+            raise InputError(f"{source}: missing required key {required!r}")
+    parameters = _parameters(raw["parameters"], source)
+    fixed = raw.get("fixed") or {}
+    if not isinstance(fixed, dict):
+        raise InputError(f"{source}: fixed: expected a mapping of option: value")
+    configurations = _configurations(raw["configurations"], source)
+
+    built, used = [], set()
+    for index, (model, present) in enumerate(configurations):
+        where = f"{source}: configurations[{index}]"
+        try:
+            config = TrainConfig.from_options(model, present, {})
+        except InputError as exc:
+            raise InputError(f"{where}: {exc}") from None
+        chosen: dict[str, Distribution] = {}
+        for name, distribution in parameters.items():
+            names = [f"alpha_{m}" for m in config.reconstructed] if name == "alpha_*" else [name]
+            for concrete in names:
+                if _applies(model, present, {concrete: distribution.example()}):
+                    chosen[concrete] = distribution
+                    used.add(name)
+        kept_fixed = {}
+        for key, value in fixed.items():
+            if _applies(model, present, {key: value}):
+                kept_fixed[key] = value
+                used.add(f"fixed.{key}")
+        try:  # the whole combination must be acceptable to the trainer
+            TrainConfig.from_options(
+                model, present, {**kept_fixed, **{k: d.example() for k, d in chosen.items()}}
+            )
+        except InputError as exc:
+            raise InputError(f"{where}: {exc}") from None
+        built.append(Configuration(model, tuple(present), chosen, kept_fixed))
+
+    for name in parameters:
+        if name not in used:
+            raise InputError(f"{source}: parameters.{name}: applies to none of the configurations")
+    for key in fixed:
+        if f"fixed.{key}" not in used:
+            raise InputError(f"{source}: fixed.{key}: not an option of any configuration's model")
+    return SearchSpace(str(raw.get("name", path.stem)), str(raw.get("description", "")), source, tuple(built))
+
+
+def _applies(model: str, present, options: Mapping) -> bool:
+    try:
+        TrainConfig.from_options(model, present, options)
+    except InputError:
+        return False
+    return True
+
+
+def _unknown(mapping: Mapping, known: set[str], source: str, prefix: str) -> None:
+    for key in mapping:
+        if key not in known:
+            raise InputError(f"{source}: {prefix}{key}: unknown key (known: {', '.join(sorted(known))})")
+
+
+def _configurations(raw, source: str) -> list[tuple[str, tuple[str, ...]]]:
+    if not isinstance(raw, list) or not raw:
+        raise InputError(f"{source}: configurations: expected a non-empty list of {{model, present}}")
+    seen: dict[tuple, int] = {}
+    result = []
+    for index, item in enumerate(raw):
+        where = f"configurations[{index}]"
+        if not isinstance(item, dict):
+            raise InputError(f"{source}: {where}: expected a mapping with model and present")
+        _unknown(item, CONFIGURATION_KEYS, source, f"{where}.")
+        model, present = item.get("model"), item.get("present")
+        if isinstance(present, str):
+            present = [present]
+        if not isinstance(present, list) or not present:
+            raise InputError(
+                f"{source}: {where}.present: expected a list of modalities ({', '.join(MODALITIES)})"
+            )
+        for modality in present:
+            if modality not in MODALITIES:
+                raise InputError(
+                    f"{source}: {where}.present: unknown modality {modality!r} (known: {', '.join(MODALITIES)})"
+                )
+        key = (model, tuple(m for m in MODALITIES if m in present))
+        if key in seen:
+            raise InputError(f"{source}: {where}: duplicate of configurations[{seen[key]}]")
+        seen[key] = index
+        result.append(key)
+    return result
+
+
+def _parameters(raw, source: str) -> dict[str, Distribution]:
+    if not isinstance(raw, dict) or not raw:
+        raise InputError(f"{source}: parameters: expected a mapping of name: {{distribution, ...}}")
+    result = {}
+    for name, spec in raw.items():
+        where = f"{source}: parameters.{name}"
+        if not isinstance(spec, dict):
+            raise InputError(f"{where}: expected a mapping with 'distribution' and its bounds or values")
+        _unknown(spec, DISTRIBUTION_KEYS, source, f"parameters.{name}.")
+        kind = spec.get("distribution")
+        if kind not in DISTRIBUTIONS:
+            raise InputError(f"{where}.distribution: {kind!r} is not one of {', '.join(DISTRIBUTIONS)}")
+        if kind == "choice":
+            values = spec.get("values")
+            if not isinstance(values, list) or not values or "low" in spec or "high" in spec:
+                raise InputError(f"{where}: a choice needs a non-empty 'values' list and no low/high")
+            result[name] = Distribution(kind, values=tuple(values))
+            continue
+        low, high = spec.get("low"), spec.get("high")
+        for bound, value in (("low", low), ("high", high)):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                raise InputError(f"{where}.{bound}: expected a finite number, got {value!r}")
+        if "values" in spec:
+            raise InputError(f"{where}.values: only a choice has values")
+        if not low < high:
+            raise InputError(f"{where}: low ({low}) must be smaller than high ({high})")
+        if kind == "loguniform" and low <= 0:
+            raise InputError(f"{where}.low: a loguniform distribution needs low > 0, got {low}")
+        if kind == "int" and not (float(low).is_integer() and float(high).is_integer()):
+            raise InputError(f"{where}: an int distribution needs integer bounds, got {low}..{high}")
+        result[name] = Distribution(kind, float(low), float(high))
+    return result

@@ -1,0 +1,117 @@
+"""Every shipped search space loads; malformed ones fail with one error naming the file and key."""
+
+from __future__ import annotations
+
+import pytest
+
+from mmt_tune.errors import InputError
+from mmt_tune.spaces import SHIPPED_DIR, load_space, shipped_spaces
+
+EXPECTED_CONFIGURATIONS = {"mmt1m": 3, "mmt2m": 3, "mfnvae": 7, "paper": 13, "paper-wide": 13}
+
+
+@pytest.mark.parametrize("name", shipped_spaces())
+def test_every_shipped_space_loads_and_translates(name):
+    space = load_space(name)
+    assert len(space.configurations) == EXPECTED_CONFIGURATIONS[name]
+    for configuration in space.configurations:
+        assert configuration.parameters, configuration.key
+        assert set(configuration.optuna_distributions()) == set(configuration.parameters)
+        assert set(configuration.tune_space()) == set(configuration.parameters)
+
+
+def test_all_shipped_files_are_covered():
+    assert set(shipped_spaces()) == set(EXPECTED_CONFIGURATIONS), "add new shipped spaces to this test"
+    assert len(list(SHIPPED_DIR.glob("*.yaml"))) == len(EXPECTED_CONFIGURATIONS)
+
+
+def test_parameters_are_expanded_per_configuration_with_the_papers_ranges():
+    paper = load_space("paper")
+    one = paper.configuration("mmt1m/T1WI")
+    assert set(one.parameters) == {"lr", "alpha_FLAIR", "alpha_DWI", "beta", "gamma"}
+    lr = one.parameters["lr"]
+    assert (lr.kind, lr.low, lr.high, lr.log) == ("loguniform", 1e-6, 1e-5, True)
+    assert (one.parameters["beta"].low, one.parameters["beta"].high) == (0.1, 1.0)
+    assert set(paper.configuration("mmt2m/T1WI+DWI").parameters) == {"lr", "alpha_FLAIR", "beta"}
+    assert set(paper.configuration("mfnvae/T1WI+FLAIR").parameters) == {
+        "lr",
+        "alpha_T1WI",
+        "alpha_FLAIR",
+        "beta",
+        "kl_weight",
+    }
+    wide = load_space("paper-wide")
+    assert "interaction" in wide.configuration("mmt2m/FLAIR+DWI").parameters
+    assert "interaction" not in wide.configuration("mfnvae/DWI").parameters
+    assert one.fixed == {"epochs": 200, "batch_size": 32}
+
+
+def test_translation_to_optuna_and_tune_keeps_bounds_and_scale():
+    from optuna.distributions import FloatDistribution
+    from ray.tune.search.sample import Float
+
+    configuration = load_space("mmt1m").configuration("mmt1m/DWI")
+    optuna_lr = configuration.optuna_distributions()["lr"]
+    assert optuna_lr == FloatDistribution(1e-6, 1e-5, log=True)
+    tune_lr = configuration.tune_space()["lr"]
+    assert isinstance(tune_lr, Float) and (tune_lr.lower, tune_lr.upper) == (1e-6, 1e-5)
+
+
+GOOD = """
+configurations:
+  - {model: mmt1m, present: [T1WI]}
+parameters:
+  lr: {distribution: loguniform, low: 1.0e-6, high: 1.0e-5}
+"""
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (GOOD + "trials: 3\n", "trials: unknown key"),
+        (
+            GOOD.replace("loguniform, low: 1.0e-6", "loguniform, low: 1.0e-4"),
+            "parameters.lr: low (0.0001) must be smaller",
+        ),
+        (GOOD.replace("low: 1.0e-6", "low: 0"), "parameters.lr.low: a loguniform distribution needs low > 0"),
+        (GOOD.replace("loguniform", "normal"), "parameters.lr.distribution: 'normal' is not one of"),
+        (GOOD.replace("high: 1.0e-5}", "high: 1.0e-5, step: 2}"), "parameters.lr.step: unknown key"),
+        (GOOD.replace("model: mmt1m", "model: mmt9m"), "configurations[0]: unknown model 'mmt9m'"),
+        (GOOD.replace("[T1WI]", "[T1WI, PET]"), "configurations[0].present: unknown modality 'PET'"),
+        (GOOD.replace("[T1WI]", "[T1WI, DWI]"), "configurations[0]: mmt1m needs exactly 1 present modality"),
+        (
+            GOOD + "  kl_weight: {distribution: uniform, low: 0.1, high: 1}\n",
+            "parameters.kl_weight: applies to none",
+        ),
+        (GOOD + "fixed:\n  epochz: 3\n", "fixed.epochz: not an option"),
+        (
+            GOOD.replace("{distribution: loguniform, low: 1.0e-6, high: 1.0e-5}", "{distribution: choice}"),
+            "parameters.lr: a choice needs a non-empty 'values' list",
+        ),
+        ("configurations: [\n", "not valid YAML (line 2"),
+    ],
+)
+def test_malformed_spaces_fail_naming_file_and_key(tmp_path, text, message):
+    path = tmp_path / "space.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError) as info:
+        load_space(path)
+    assert message in str(info.value)
+    assert str(path) in str(info.value)
+
+
+def test_duplicate_configuration(tmp_path):
+    path = tmp_path / "dup.yaml"
+    path.write_text(
+        GOOD.replace(
+            "  - {model: mmt1m, present: [T1WI]}\n",
+            "  - {model: mmt1m, present: [T1WI]}\n  - {model: mmt1m, present: [T1WI]}\n",
+        )
+    )
+    with pytest.raises(InputError, match=r"configurations\[1\]: duplicate of configurations\[0\]"):
+        load_space(path)
+
+
+def test_unknown_space_name_lists_the_shipped_ones():
+    with pytest.raises(InputError, match="unknown search space 'nope'.*mmt1m"):
+        load_space("nope")
