@@ -50,3 +50,11 @@ def record(section: str, markdown: str) -> None:
     tmp = RESULTS.with_suffix(".md.tmp")
     tmp.write_text(text)
     tmp.replace(RESULTS)
+
+
+def report(section: str, title: str, lines: list[str], save: bool) -> None:
+    """Print a result block (with the machine line) and, if ``save``, record it in RESULTS.md."""
+    lines = [*lines, "", f"Machine: {machine()}."]
+    print("\n".join(lines))
+    if save:
+        record(section, f"### {title}\n\n" + "\n".join(lines))

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, record, timed  # noqa: E402
+from _common import report, timed  # noqa: E402
 
 from mmt_tune.data.extract import load_settings  # noqa: E402
 from mmt_tune.data.synth import PhantomConfig, config_from_args, generate_cohort  # noqa: E402
@@ -121,15 +121,8 @@ def main() -> int:
         f"| PyRadiomics CLI (`pyradiomics batch.csv -j {args.workers}`) | {t_cli:.1f} | {rate(t_cli):.0f} | 1.00x (baseline) |",
         f"| mmt_tune.extract, cold cache | {t_cold:.1f} | {rate(t_cold):.0f} | {t_cli / t_cold:.2f}x the CLI's throughput |",
         f"| mmt_tune.extract, cached re-run | {t_cached:.1f} | {rate(t_cached):.0f} | {t_cold / t_cached:.0f}x faster than cold |",
-        "",
-        f"Machine: {machine()}.",
     ]
-    print("\n".join(lines))
-    if args.record:
-        record(
-            f"extract-{args.params}",
-            f"### Extraction throughput (settings `{args.params}`)\n\n" + "\n".join(lines),
-        )
+    report(f"extract-{args.params}", f"Extraction throughput (settings `{args.params}`)", lines, args.record)
     return 0
 
 

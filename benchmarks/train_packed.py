@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, record  # noqa: E402
+from _common import report  # noqa: E402
 
 from mmt_tune.data.table import read_feature_table  # noqa: E402
 from mmt_tune.demo import prepare_phantom  # noqa: E402
@@ -72,13 +72,7 @@ def main() -> int:
             f"{times['sequential'] / times['packed']:.2f}x | {60 / times['packed']:.2f} | {drift:.3f} |"
         )
         print(lines[-1], flush=True)
-    lines += ["", f"Machine: {machine()}."]
-    print("\n".join(lines))
-    if args.record:
-        record(
-            f"train-{args.device}",
-            f"### Packed vs sequential training ({args.device})\n\n" + "\n".join(lines),
-        )
+    report(f"train-{args.device}", f"Packed vs sequential training ({args.device})", lines, args.record)
     return 0
 
 

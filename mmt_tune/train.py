@@ -273,7 +273,7 @@ def _build_model(config: TrainConfig, n_models: int, feature_dims: dict[str, int
 def _fit(group: list[FoldData], config: TrainConfig, on_epoch) -> tuple[list[np.ndarray], pd.DataFrame]:
     """Train the folds of ``group`` packed; return their validation probabilities and loss history."""
     from mmt_tune.models.blocks import initialize
-    from mmt_tune.models.losses import mmt_terms, vae_terms, weighted_total
+    from mmt_tune.models.losses import loss_terms, weighted_total
     from mmt_tune.optim import MaskedAdamW
 
     device = resolve_device(config.device)
@@ -303,7 +303,6 @@ def _fit(group: list[FoldData], config: TrainConfig, on_epoch) -> tuple[list[np.
         n_train, config.epochs, config.batch_size, generators(1, torch.device("cpu")), device
     )
     active = active.cpu().numpy()  # the schedule is known up front: per-step masks stay on the host
-    terms_of = vae_terms if config.model == "mfnvae" else mmt_terms
     inputs = list(config.present)
     targets = list(config.reconstructed)
     fold_axis = torch.arange(k, device=device)[:, None]
@@ -325,7 +324,7 @@ def _fit(group: list[FoldData], config: TrainConfig, on_epoch) -> tuple[list[np.
             rows = batch_rows[epoch, step] * running[:, None]
             batch_x = {m: train_x[m][fold_axis, idx] for m in used}
             out = model({m: batch_x[m] for m in inputs})
-            terms = terms_of(
+            terms = loss_terms(
                 out, train_y[fold_axis, idx], {m: batch_x[m] for m in targets}, rows, feature_mask
             )
             total = weighted_total(terms, config.loss_weights)
@@ -340,7 +339,7 @@ def _fit(group: list[FoldData], config: TrainConfig, on_epoch) -> tuple[list[np.
         model.eval()
         with torch.no_grad():
             out = model({m: val_x[m] for m in inputs})
-            terms = terms_of(out, val_y, {m: val_x[m] for m in targets}, val_rows, feature_mask)
+            terms = loss_terms(out, val_y, {m: val_x[m] for m in targets}, val_rows, feature_mask)
             val_total = weighted_total(terms, config.loss_weights)
             val_history.append(torch.stack([*terms.values(), val_total], dim=1))
         if config.early_stopping:

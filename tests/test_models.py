@@ -10,7 +10,7 @@ import torch
 from mmt_tune.modalities import MODALITIES
 from mmt_tune.models import MFNVAE, MMT
 from mmt_tune.models.blocks import initialize
-from mmt_tune.models.losses import loss_weight, mmt_terms, weighted_total
+from mmt_tune.models.losses import loss_terms, loss_weight, weighted_total
 
 DIMS = {"T1WI": 7, "FLAIR": 5, "DWI": 6}
 K, BATCH = 3, 4
@@ -76,7 +76,7 @@ def test_each_weight_scales_its_own_term():
     rows = torch.ones(K, BATCH)
     targets = {m: torch.randn(K, BATCH, DIMS[m]) for m in MODALITIES}
     features = {m: torch.ones(K, DIMS[m]) for m in MODALITIES}
-    terms = mmt_terms(out, torch.randint(0, 2, (K, BATCH)), targets, rows, features)
+    terms = loss_terms(out, torch.randint(0, 2, (K, BATCH)), targets, rows, features)
     assert set(terms) == {"classification", "auxiliary", "reconstruction_FLAIR", "reconstruction_DWI"}
     base = {"alpha_FLAIR": 0.5, "alpha_DWI": 0.5, "beta": 0.5, "gamma": 0.5}
     names = {

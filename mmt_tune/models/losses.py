@@ -25,55 +25,44 @@ def cross_entropy(logits: torch.Tensor, y: torch.Tensor, rows: torch.Tensor) -> 
     return _masked_mean(per_row, rows)
 
 
-def mean_absolute_error(
-    pred: torch.Tensor, target: torch.Tensor, rows: torch.Tensor, features: torch.Tensor
-) -> torch.Tensor:
-    """Eq. 2 per slice, over real rows and real (not padded) features; ``features [n, F]`` is 0/1."""
-    per_row = ((pred - target).abs() * features[:, None, :]).sum(-1) / features.sum(-1, keepdim=True).clamp(
-        min=1.0
-    )
+def _feature_mean(errors: torch.Tensor, rows: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    """Mean of element-wise ``errors [n, batch, F]`` over real features (``features [n, F]`` is 0/1) and rows."""
+    per_row = (errors * features[:, None, :]).sum(-1) / features.sum(-1, keepdim=True).clamp(min=1.0)
     return _masked_mean(per_row, rows)
+
+
+def mean_absolute_error(pred, target, rows, features) -> torch.Tensor:
+    """Eq. 2 per slice, over real rows and real (not padded) features."""
+    return _feature_mean((pred - target).abs(), rows, features)
 
 
 def mean_squared_error(pred, target, rows, features) -> torch.Tensor:
-    per_row = ((pred - target) ** 2 * features[:, None, :]).sum(-1) / features.sum(-1, keepdim=True).clamp(
-        min=1.0
-    )
-    return _masked_mean(per_row, rows)
+    return _feature_mean((pred - target) ** 2, rows, features)
 
 
-def mmt_terms(
+def loss_terms(
     out: dict,
     y: torch.Tensor,
     targets: Mapping[str, torch.Tensor],
     rows: torch.Tensor,
     features: Mapping[str, torch.Tensor],
 ) -> dict[str, torch.Tensor]:
-    """The separate loss terms of MMT: ``classification``, ``auxiliary`` (MMT-1M), ``reconstruction_<MOD>``."""
+    """The separate loss terms of a model's output, per slice.
+
+    MMT: ``classification``, ``auxiliary`` (MMT-1M's CLS classifier), ``reconstruction_<MOD>`` as MAE (eq. 2)
+    for each missing modality. MFN-VAE (its output has ``mu``/``logvar``): ``classification``, ``kl`` to
+    N(0, I), and ``reconstruction_<MOD>`` as MSE for each present modality.
+    """
+    variational = "mu" in out
     terms = {"classification": cross_entropy(out["logits"], y, rows)}
     if out.get("aux_logits") is not None:
         terms["auxiliary"] = cross_entropy(out["aux_logits"], y, rows)
+    if variational:
+        kl = -0.5 * (1 + out["logvar"] - out["mu"] ** 2 - out["logvar"].exp()).sum(-1)
+        terms["kl"] = _masked_mean(kl, rows)
+    error = mean_squared_error if variational else mean_absolute_error
     for modality, pred in out["reconstructions"].items():
-        terms[f"reconstruction_{modality}"] = mean_absolute_error(
-            pred, targets[modality], rows, features[modality]
-        )
-    return terms
-
-
-def vae_terms(
-    out: dict,
-    y: torch.Tensor,
-    targets: Mapping[str, torch.Tensor],
-    rows: torch.Tensor,
-    features: Mapping[str, torch.Tensor],
-) -> dict[str, torch.Tensor]:
-    """MFN-VAE terms: ``classification``, ``kl`` (to N(0, I)), ``reconstruction_<MOD>`` (MSE) per present MOD."""
-    kl = -0.5 * (1 + out["logvar"] - out["mu"] ** 2 - out["logvar"].exp()).sum(-1)
-    terms = {"classification": cross_entropy(out["logits"], y, rows), "kl": _masked_mean(kl, rows)}
-    for modality, pred in out["reconstructions"].items():
-        terms[f"reconstruction_{modality}"] = mean_squared_error(
-            pred, targets[modality], rows, features[modality]
-        )
+        terms[f"reconstruction_{modality}"] = error(pred, targets[modality], rows, features[modality])
     return terms
 
 
