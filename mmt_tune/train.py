@@ -354,10 +354,10 @@ def _fit(group: list[FoldData], config: TrainConfig, on_epoch) -> tuple[list[np.
             running_host = (patience_left > 0) & running_host
             running = torch.from_numpy(running_host).to(device)
         if on_epoch is not None:
-            on_epoch(
-                epoch,
-                {"train": train_history[-1], "val": val_history[-1], "folds": folds, "terms": term_names},
-            )
+            info = {"train": train_history[-1], "val": val_history[-1], "folds": folds, "terms": term_names}
+            info["val_probabilities"] = torch.softmax(out["logits"], dim=-1)[..., 1]  # still on the device
+            info["val_labels"], info["val_counts"] = val_y, [len(fd.y_val) for fd in group]
+            on_epoch(epoch, info)
         if config.early_stopping and not running_host.any():
             break
 

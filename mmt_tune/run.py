@@ -1,0 +1,250 @@
+"""``python -m mmt_tune.run --space mmt1m``: a Ray Tune + Optuna study over a search space.
+
+Every modality configuration of the space is its own optimisation problem (its own seeded TPE study, equal
+budget: :class:`mmt_tune.search.PerConfigurationSearch`), all scheduled by one Ray Tune run. Each trial
+cross-validates one configuration with packed folds (:mod:`mmt_tune.trainable`). At the end the launcher
+writes the tidy trials table (one row per trial x fold, DESIGN.md contract) as Parquet and CSV beside the
+Tune experiment, and prints the best trial of each configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from mmt_tune.errors import InputError
+from mmt_tune.metrics import METRICS
+
+TRIALS_TABLE = "trials"
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("MMT_TUNE_CACHE", "~/.cache/mmt-tune")).expanduser()
+
+
+def phantom_features(patients: int | None = None, progress: bool = True) -> Path:
+    """The phantom cohort's feature table, generated and extracted on first use into the cache folder."""
+    from mmt_tune.data.extract import extract_features
+    from mmt_tune.demo import prepare_phantom
+
+    folder = cache_root() / f"phantom-{patients or 'paper'}"
+    manifest = prepare_phantom(folder / "cohort", patients, seed=0, progress=progress)
+    return extract_features(manifest, "fast", folder / "features.parquet", progress=progress).output
+
+
+@dataclass
+class StudyResult:
+    experiment: Path
+    trials: pd.DataFrame
+
+    def best(self, metric: str = "auc") -> pd.DataFrame:
+        """Best trial of each configuration by mean ``metric`` over folds, with mean and std of every metric."""
+        ok = self.trials[self.trials["status"] == "ok"]
+        per_trial = ok.groupby(["model", "present", "trial_id"])[list(METRICS)].agg(["mean", "std"])
+        best_ids = per_trial[(metric, "mean")].groupby(level=["model", "present"]).idxmax()
+        return per_trial.loc[best_ids.to_list()]
+
+
+def run_study(
+    space: str | Path,
+    features: str | Path,
+    *,
+    samples: int = 10,
+    epochs: int | None = None,
+    folds: int | None = None,
+    seed: int = 0,
+    address: str | None = None,
+    storage: str | Path = "results",
+    name: str | None = None,
+    cpus_per_trial: float = 1.0,
+    gpus_per_trial: float = 0.0,
+    configurations: Sequence[str] | None = None,
+) -> StudyResult:
+    """Run a study and return its trials table (also written to ``<storage>/<name>/trials.{parquet,csv}``)."""
+    import ray
+    from ray import tune
+
+    from mmt_tune.data.table import read_feature_table
+    from mmt_tune.search import PerConfigurationSearch
+    from mmt_tune.spaces import SearchSpace, load_space
+    from mmt_tune.trainable import run_trial
+
+    study = load_space(space)
+    if configurations:
+        unknown = [c for c in configurations if c not in {x.key for x in study.configurations}]
+        if unknown:
+            raise InputError(f"{study.source}: no configuration {unknown[0]!r} in this space")
+        study = SearchSpace(
+            study.name,
+            study.description,
+            study.source,
+            tuple(c for c in study.configurations if c.key in configurations),
+        )
+    if samples < 1:
+        raise InputError(f"--num-samples must be >= 1 (got {samples})")
+    table, _ = read_feature_table(features)
+    name = name or study.name
+    storage = Path(storage).expanduser().resolve() if "://" not in str(storage) else storage
+
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    if gpus_per_trial > 0 and ray.cluster_resources().get("GPU", 0) == 0:
+        # A GPU request on a GPU-less cluster would leave every trial PENDING forever.
+        print(
+            f"note: --gpus-per-trial {gpus_per_trial} requested but the Ray cluster has no GPU; "
+            "running trials on CPU",
+            file=sys.stderr,
+        )
+        gpus_per_trial = 0.0
+    overrides = {"seed": seed, "device": "cuda" if gpus_per_trial > 0 else "cpu"}
+    overrides.update({k: v for k, v in (("epochs", epochs), ("folds", folds)) if v is not None})
+    study = SearchSpace(
+        study.name,
+        study.description,
+        study.source,
+        tuple(
+            type(c)(c.model, c.present, c.parameters, {**c.fixed, **overrides}) for c in study.configurations
+        ),
+    )
+    searcher = PerConfigurationSearch(study, samples, metric="auc", mode="max", seed=seed)
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, table=table), {"cpu": cpus_per_trial, "gpu": gpus_per_trial}
+    )
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=searcher, num_samples=searcher.total_trials, metric="auc", mode="max"
+        ),
+        run_config=tune.RunConfig(name=name, storage_path=str(storage)),
+    )
+    grid = tuner.fit()
+    experiment = Path(grid.experiment_path)
+    trials = trials_table(grid, study.name)
+    write_trials_table(trials, experiment)
+    return StudyResult(experiment, trials)
+
+
+def trials_table(grid, study: str) -> pd.DataFrame:
+    """One row per trial x fold (DESIGN.md "Trials table"); a failed trial is one row with status 'error'."""
+    from mmt_tune.search import TRIAL_KEYS
+
+    rows = []
+    for result in grid:
+        config = result.config or {}
+        base = {
+            "study": study,
+            "model": config.get("model"),
+            "present": "+".join(config.get("present", [])),
+            "trial_id": (result.metrics or {}).get("trial_id", Path(result.path).name),
+        }
+        base.update({f"config/{k}": v for k, v in config.items() if k not in TRIAL_KEYS})
+        folds = (result.metrics or {}).get("fold_metrics")
+        if result.error is not None or not folds:
+            rows.append({**base, "fold": None, **{m: float("nan") for m in METRICS}, "status": "error"})
+            continue
+        for fold in folds:
+            rows.append({**base, "fold": int(fold["fold"]), **{m: fold[m] for m in METRICS}, "status": "ok"})
+    return pd.DataFrame(rows)
+
+
+def write_trials_table(trials: pd.DataFrame, folder: Path) -> None:
+    from mmt_tune._io import atomic_path
+
+    with atomic_path(folder / f"{TRIALS_TABLE}.parquet") as tmp:
+        trials.to_parquet(tmp, index=False)
+    with atomic_path(folder / f"{TRIALS_TABLE}.csv") as tmp:
+        trials.to_csv(tmp, index=False)
+
+
+def format_best(result: StudyResult) -> str:
+    best = result.best()
+    lines = [f"{'configuration':<22} {'trial':<12} " + " ".join(f"{m:>16}" for m in METRICS)]
+    for (model, present, trial_id), row in best.iterrows():
+        cells = " ".join(f"{row[(m, 'mean')]:.3f} ± {row[(m, 'std')]:.3f}".rjust(16) for m in METRICS)
+        lines.append(f"{model + '/' + present:<22} {str(trial_id):<12} {cells}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m mmt_tune.run",
+        description="Run a hyperparameter study: every configuration of a search space gets its own Optuna "
+        "study and the same number of trials, all in one Ray Tune run.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--space",
+        required=True,
+        help="search space: a shipped name (mmt1m, mmt2m, mfnvae, paper, paper-wide) or a YAML path",
+    )
+    parser.add_argument(
+        "--features",
+        type=Path,
+        default=None,
+        help="feature table (default: the phantom cohort, generated and extracted on first use "
+        "into $MMT_TUNE_CACHE or ~/.cache/mmt-tune)",
+    )
+    parser.add_argument("--num-samples", type=int, default=10, help="trials per configuration")
+    parser.add_argument("--epochs", type=int, default=None, help="override the space's epochs")
+    parser.add_argument("--folds", type=int, default=None, help="cross-validation folds (default 5)")
+    parser.add_argument("--seed", type=int, default=0, help="study seed: folds, samplers, initialisation")
+    parser.add_argument("--address", default=None, help="existing Ray cluster (default: start a local one)")
+    parser.add_argument("--storage", default="results", help="where Tune writes the experiment (path or URI)")
+    parser.add_argument("--name", default=None, help="experiment name (default: the space's name)")
+    parser.add_argument("--cpus-per-trial", type=float, default=1.0)
+    parser.add_argument(
+        "--gpus-per-trial",
+        type=float,
+        default=0.0,
+        help="fraction of a GPU per trial; falls back to CPU when the cluster has no GPU",
+    )
+    parser.add_argument(
+        "--smoke-test",
+        action="store_true",
+        help="tiny study: 2 configurations x 2 trials, 2 folds, 2 epochs, 60-patient phantom",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        from mmt_tune.spaces import load_space
+
+        space = load_space(args.space)  # fail fast, before any data work
+        configurations = None
+        if args.smoke_test:
+            args.num_samples, args.epochs, args.folds = 2, args.epochs or 2, args.folds or 2
+            configurations = [c.key for c in space.configurations[:2]]
+        features = args.features or phantom_features(60 if args.smoke_test else None)
+        result = run_study(
+            args.space,
+            features,
+            samples=args.num_samples,
+            epochs=args.epochs,
+            folds=args.folds,
+            seed=args.seed,
+            address=args.address,
+            storage=args.storage,
+            name=args.name,
+            cpus_per_trial=args.cpus_per_trial,
+            gpus_per_trial=args.gpus_per_trial,
+            configurations=configurations,
+        )
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"\nbest trial per configuration (mean ± std over folds), study {space.name}:")
+    print(format_best(result))
+    print(f"\ntrials table: {result.experiment / (TRIALS_TABLE + '.parquet')} (+ .csv)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

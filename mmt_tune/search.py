@@ -1,0 +1,92 @@
+"""One Optuna study per modality configuration, all inside one Ray Tune run.
+
+Ray's ``OptunaSearch`` optimises one search space, and Ray rejects ``tune.grid_search`` with it, so a study
+over several configurations cannot be a grid over a configuration key. :class:`PerConfigurationSearch`
+composes one ``OptunaSearch`` per configuration (each with its own TPE sampler, seeded from the study seed
+and the configuration's position) and hands out trials round-robin, so every configuration gets the same
+budget and its own sampler state. Completed trials are routed back to the study that proposed them.
+``save``/``restore`` pickle the whole searcher, studies included, so a resumed Tune run continues every
+configuration's optimisation where it stopped.
+"""
+
+from __future__ import annotations
+
+import pickle
+
+from ray.tune.search import Searcher
+
+from mmt_tune.spaces import SearchSpace
+
+#: Keys the searcher adds to every trial's config besides the searched parameters and fixed options.
+TRIAL_KEYS = ("configuration", "model", "present")
+
+
+class PerConfigurationSearch(Searcher):
+    def __init__(
+        self,
+        space: SearchSpace,
+        samples_per_configuration: int,
+        metric: str = "auc",
+        mode: str = "max",
+        seed: int = 0,
+    ):
+        from optuna.samplers import TPESampler
+        from ray.tune.search.optuna import OptunaSearch
+
+        super().__init__(metric=metric, mode=mode)
+        self.budget = int(samples_per_configuration)
+        self.order = [c.key for c in space.configurations]
+        self.base = {
+            c.key: {"configuration": c.key, "model": c.model, "present": list(c.present), **c.fixed}
+            for c in space.configurations
+        }
+        self.studies = {
+            c.key: OptunaSearch(
+                space=c.optuna_distributions(),
+                metric=metric,
+                mode=mode,
+                sampler=TPESampler(seed=seed * 1000 + i),
+                study_name=c.key,
+            )
+            for i, c in enumerate(space.configurations)
+        }
+        self.proposed = {key: 0 for key in self.order}
+        self.trial_configuration: dict[str, str] = {}
+
+    @property
+    def total_trials(self) -> int:
+        return self.budget * len(self.order)
+
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        # The metric and mode are fixed at construction (they also configure every Optuna study).
+        return (metric in (None, self._metric)) and (mode in (None, self._mode))
+
+    def suggest(self, trial_id: str):
+        if trial_id in self.trial_configuration:  # asked again for the same trial: same answer
+            key = self.trial_configuration[trial_id]
+            return {**self.base[key], **self.studies[key].suggest(trial_id)}
+        open_keys = [k for k in self.order if self.proposed[k] < self.budget]
+        if not open_keys:
+            return Searcher.FINISHED
+        key = min(open_keys, key=lambda k: (self.proposed[k], self.order.index(k)))  # round-robin
+        params = self.studies[key].suggest(trial_id)
+        self.proposed[key] += 1
+        self.trial_configuration[trial_id] = key
+        return {**self.base[key], **params}
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        # TPE uses final values only; intermediate results matter to the scheduler (ASHA), not the sampler.
+        return None
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        key = self.trial_configuration.get(trial_id)
+        if key is not None:
+            self.studies[key].on_trial_complete(trial_id, result=result, error=error)
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as handle:
+            pickle.dump(self.__dict__, handle)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as handle:
+            self.__dict__.update(pickle.load(handle))

@@ -1,0 +1,59 @@
+"""The Ray Tune trainable: a trial's config -> :func:`mmt_tune.train.train_configuration` -> ``tune.report``.
+
+The feature table arrives through ``tune.with_parameters`` (put in the object store once, not per trial).
+Each epoch reports the fold-mean training and validation losses and the mean validation AUC (one host copy
+per epoch, never per step); the final report carries the cross-validated metrics (mean and std over folds)
+and the per-fold metrics. Loss curves and out-of-fold predictions are written to the trial folder, which
+stays on this machine (predictions carry patient identifiers).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from mmt_tune.metrics import METRICS, auc
+from mmt_tune.search import TRIAL_KEYS
+from mmt_tune.train import TrainConfig, train_configuration
+
+
+def train_options(config: dict) -> dict:
+    """The trainer options of a trial config (everything but the configuration's identity)."""
+    return {key: value for key, value in config.items() if key not in TRIAL_KEYS}
+
+
+def run_trial(config: dict, table: pd.DataFrame) -> None:
+    from pathlib import Path
+
+    from ray import tune
+
+    from mmt_tune._io import atomic_path
+
+    train_config = TrainConfig.from_options(config["model"], config["present"], train_options(config))
+
+    def on_epoch(epoch: int, info: dict) -> None:
+        train = info["train"].mean(0).cpu().numpy()
+        val = info["val"].mean(0).cpu().numpy()
+        probabilities = info["val_probabilities"].cpu().numpy()
+        labels = info["val_labels"].cpu().numpy()
+        aucs = [auc(labels[i, :n], probabilities[i, :n]) for i, n in enumerate(info["val_counts"])]
+        metrics = {"epoch": epoch, "auc": float(np.nanmean(aucs))}
+        metrics.update({f"train/{t}": float(v) for t, v in zip(info["terms"], train, strict=True)})
+        metrics.update({f"val/{t}": float(v) for t, v in zip(info["terms"], val, strict=True)})
+        tune.report(metrics)
+
+    result = train_configuration(table, train_config, on_epoch=on_epoch)
+    trial_dir = Path(tune.get_context().get_trial_dir())
+    for name, frame in (("losses", result.losses), ("predictions", result.predictions)):
+        with atomic_path(trial_dir / f"{name}.csv") as tmp:
+            frame.to_csv(tmp, index=False)
+    summary = result.summary()
+    final = {
+        "epoch": int(result.losses["epoch"].max()),
+        "done": True,
+        "fold_metrics": result.folds[["fold", *METRICS]].to_dict("records"),
+    }
+    for metric, (mean, std) in summary.items():
+        final[metric] = mean
+        final[f"{metric}_std"] = std
+    tune.report(final)

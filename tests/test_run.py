@@ -1,0 +1,106 @@
+"""The study launcher with real Ray Tune and Optuna: per-configuration studies, budgets, trials table."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from conftest import make_table
+
+from mmt_tune.metrics import METRICS
+from mmt_tune.search import PerConfigurationSearch
+from mmt_tune.spaces import load_space
+
+
+def _complete(searcher, trial_id, value):
+    searcher.on_trial_complete(trial_id, {"auc": value})
+
+
+def test_round_robin_gives_equal_budgets_then_finishes():
+    searcher = PerConfigurationSearch(load_space("mmt2m"), samples_per_configuration=3, seed=1)
+    configs = [searcher.suggest(f"t{i}") for i in range(9)]
+    keys = [c["configuration"] for c in configs]
+    assert pd.Series(keys).value_counts().to_dict() == {
+        "mmt2m/T1WI+FLAIR": 3,
+        "mmt2m/T1WI+DWI": 3,
+        "mmt2m/FLAIR+DWI": 3,
+    }
+    assert searcher.suggest("t9") == PerConfigurationSearch.FINISHED
+    first = configs[0]
+    assert first["model"] == "mmt2m" and first["present"] == ["T1WI", "FLAIR"]
+    assert set(first) >= {"lr", "alpha_DWI", "beta", "epochs"} and 1e-6 <= first["lr"] <= 1e-5
+
+
+def test_completions_go_to_the_configuration_that_proposed_them():
+    searcher = PerConfigurationSearch(load_space("mmt1m"), samples_per_configuration=2, seed=0)
+    for i in range(6):
+        config = searcher.suggest(f"t{i}")
+        _complete(searcher, f"t{i}", 0.5 + 0.01 * i)
+        assert searcher.trial_configuration[f"t{i}"] == config["configuration"]
+    for key, search in searcher.studies.items():
+        study = search._ot_study
+        assert len(study.trials) == 2 and all(t.state.name == "COMPLETE" for t in study.trials), key
+
+
+def test_save_and_restore_continue_every_sampler_exactly(tmp_path):
+    """Resuming from a saved searcher proposes the same next trials as never stopping."""
+    space = load_space("mmt1m")
+    straight = PerConfigurationSearch(space, samples_per_configuration=4, seed=7)
+    interrupted = PerConfigurationSearch(space, samples_per_configuration=4, seed=7)
+    for searcher in (straight, interrupted):
+        for i in range(6):
+            searcher.suggest(f"t{i}")
+            _complete(searcher, f"t{i}", 0.6 + 0.01 * i)
+    interrupted.save(str(tmp_path / "searcher.pkl"))
+    resumed = PerConfigurationSearch(space, samples_per_configuration=4, seed=99)  # state comes from the file
+    resumed.restore(str(tmp_path / "searcher.pkl"))
+    for i in range(6, 12):
+        assert resumed.suggest(f"t{i}") == straight.suggest(f"t{i}")
+
+
+@pytest.mark.slow
+def test_smoke_study_on_local_ray_writes_the_trials_table(ray_local, tmp_path, capsys):
+    from mmt_tune.data.table import write_feature_table
+    from mmt_tune.run import run_study
+
+    features = tmp_path / "features.parquet"
+    write_feature_table(make_table(60, signal={"DWI": 1.5}), features, {})
+    result = run_study(
+        "mmt1m",
+        features,
+        samples=2,
+        epochs=2,
+        folds=2,
+        storage=tmp_path / "results",
+        name="smoke",
+        configurations=["mmt1m/T1WI", "mmt1m/DWI"],
+        gpus_per_trial=0.5,
+    )
+    assert "cluster has no GPU; running trials on CPU" in capsys.readouterr().err
+    trials = pd.read_parquet(result.experiment / "trials.parquet")
+    assert (result.experiment / "trials.csv").is_file()
+    assert len(trials) == 4 * 2 and set(trials["status"]) == {"ok"}
+    assert trials.groupby("present")["trial_id"].nunique().to_dict() == {"T1WI": 2, "DWI": 2}
+    for column in [
+        "study",
+        "model",
+        "present",
+        "trial_id",
+        "fold",
+        "config/lr",
+        "config/alpha_FLAIR",
+        "config/gamma",
+        *METRICS,
+    ]:
+        assert column in trials.columns, column
+    assert trials["config/epochs"].eq(2).all() and trials["config/device"].eq("cpu").all()
+    best = result.best()
+    assert len(best) == 2
+    for trial_dir in result.experiment.glob("run_trial_*"):
+        assert (trial_dir / "losses.csv").is_file() and (trial_dir / "predictions.csv").is_file()
+
+
+def test_bad_space_fails_before_any_work(capsys):
+    from mmt_tune import run
+
+    assert run.main(["--space", "nope", "--features", "missing.parquet"]) == 2
+    assert "unknown search space 'nope'" in capsys.readouterr().err
