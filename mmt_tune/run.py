@@ -65,8 +65,15 @@ def run_study(
     cpus_per_trial: float = 1.0,
     gpus_per_trial: float = 0.0,
     configurations: Sequence[str] | None = None,
+    checkpoint_every: int = 10,
+    resume: bool = False,
 ) -> StudyResult:
-    """Run a study and return its trials table (also written to ``<storage>/<name>/trials.{parquet,csv}``)."""
+    """Run a study and return its trials table (also written to ``<storage>/<name>/trials.{parquet,csv}``).
+
+    ``resume=True`` continues the experiment ``<storage>/<name>`` after an interruption (even SIGKILL):
+    finished trials are kept, unfinished ones continue from their last epoch checkpoint, and every
+    configuration's Optuna study continues from its saved state.
+    """
     import ray
     from ray import tune
 
@@ -92,6 +99,9 @@ def run_study(
     name = name or study.name
     storage = Path(storage).expanduser().resolve() if "://" not in str(storage) else storage
 
+    # Tune saves the experiment state (finished trials, searcher) only every ~10 s by default; a study killed
+    # in between would re-run trials that had finished. Save at most every 2 s instead (cheap at our scale).
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     if gpus_per_trial > 0 and ray.cluster_resources().get("GPU", 0) == 0:
@@ -102,7 +112,11 @@ def run_study(
             file=sys.stderr,
         )
         gpus_per_trial = 0.0
-    overrides = {"seed": seed, "device": "cuda" if gpus_per_trial > 0 else "cpu"}
+    overrides = {
+        "seed": seed,
+        "device": "cuda" if gpus_per_trial > 0 else "cpu",
+        "checkpoint_every": checkpoint_every,
+    }
     overrides.update({k: v for k, v in (("epochs", epochs), ("folds", folds)) if v is not None})
     study = SearchSpace(
         study.name,
@@ -116,13 +130,25 @@ def run_study(
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, table=table), {"cpu": cpus_per_trial, "gpu": gpus_per_trial}
     )
-    tuner = tune.Tuner(
-        trainable,
-        tune_config=tune.TuneConfig(
-            search_alg=searcher, num_samples=searcher.total_trials, metric="auc", mode="max"
-        ),
-        run_config=tune.RunConfig(name=name, storage_path=str(storage)),
-    )
+    experiment_path = f"{storage}/{name}"
+    if resume:
+        if not tune.Tuner.can_restore(experiment_path):
+            raise InputError(f"{experiment_path}: no Tune experiment to resume")
+        tuner = tune.Tuner.restore(
+            experiment_path, trainable=trainable, resume_unfinished=True, resume_errored=True
+        )
+    else:
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                search_alg=searcher, num_samples=searcher.total_trials, metric="auc", mode="max"
+            ),
+            run_config=tune.RunConfig(
+                name=name,
+                storage_path=str(storage),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            ),
+        )
     grid = tuner.fit()
     experiment = Path(grid.experiment_path)
     trials = trials_table(grid, study.name)
@@ -205,6 +231,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="fraction of a GPU per trial; falls back to CPU when the cluster has no GPU",
     )
     parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the interrupted experiment <storage>/<name> (finished trials are kept)",
+    )
+    parser.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=10,
+        help="epochs between a trial's checkpoints (what a resumed trial continues from)",
+    )
+    parser.add_argument(
         "--smoke-test",
         action="store_true",
         help="tiny study: 2 configurations x 2 trials, 2 folds, 2 epochs, 60-patient phantom",
@@ -236,6 +273,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             cpus_per_trial=args.cpus_per_trial,
             gpus_per_trial=args.gpus_per_trial,
             configurations=configurations,
+            checkpoint_every=args.checkpoint_every,
+            resume=args.resume,
         )
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)

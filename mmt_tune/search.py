@@ -17,8 +17,8 @@ from ray.tune.search import Searcher
 
 from mmt_tune.spaces import SearchSpace
 
-#: Keys the searcher adds to every trial's config besides the searched parameters and fixed options.
-TRIAL_KEYS = ("configuration", "model", "present")
+#: Keys of a trial's config that are not trainer options (identity of the configuration, checkpointing).
+TRIAL_KEYS = ("configuration", "model", "present", "checkpoint_every")
 
 
 class PerConfigurationSearch(Searcher):

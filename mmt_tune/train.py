@@ -165,8 +165,16 @@ def train_configuration(
     *,
     packed: bool = True,
     on_epoch: Callable[[int, dict], None] | None = None,
+    resume: dict | None = None,
 ) -> TrainResult:
-    """Cross-validate ``config`` on ``table`` (a feature table); see the module docstring."""
+    """Cross-validate ``config`` on ``table`` (a feature table); see the module docstring.
+
+    ``on_epoch(epoch, info)`` is called after every epoch; ``info["state"]()`` returns a checkpoint of the
+    packed training state, which ``resume=`` continues from (the folds and preprocessing are recomputed from
+    the same seeds; the weights, optimizer moments, noise counters and loss history come from the state).
+    """
+    if resume is not None and not packed:
+        raise ValueError("resume= continues packed training only")
     config.validate()
     start = time.perf_counter()
     columns = modality_columns_of(table, config.modalities_used)
@@ -181,7 +189,7 @@ def train_configuration(
         for f, (train, val) in enumerate(splits)
     ]
     groups = [fold_data] if packed else [[fd] for fd in fold_data]
-    outcomes = [_fit(group, config, on_epoch) for group in groups]
+    outcomes = [_fit(group, config, on_epoch, resume) for group in groups]
 
     fold_rows, loss_frames, prediction_rows = [], [], []
     for group, (probabilities, history) in zip(groups, outcomes, strict=True):
@@ -270,7 +278,7 @@ def _build_model(config: TrainConfig, n_models: int, feature_dims: dict[str, int
     return MMT(n_models, feature_dims, config.present, **config.model_options)
 
 
-def _fit(group: list[FoldData], config: TrainConfig, on_epoch) -> tuple[list[np.ndarray], pd.DataFrame]:
+def _fit(group: list[FoldData], config: TrainConfig, on_epoch, resume: dict | None = None):
     """Train the folds of ``group`` packed; return their validation probabilities and loss history."""
     from mmt_tune.models.blocks import initialize
     from mmt_tune.models.losses import loss_terms, weighted_total
@@ -315,8 +323,41 @@ def _fit(group: list[FoldData], config: TrainConfig, on_epoch) -> tuple[list[np.
     best_state = None
     patience_left = np.full(k, config.early_stopping or 0)
     n_rows = torch.tensor(n_train, dtype=torch.float32, device=device)[:, None]
+    start_epoch = 0
+    if resume is not None:
+        if resume["folds"] != folds or resume["model"] != config.model:
+            raise ValueError("the checkpoint belongs to another configuration")
+        optimizer.flat.copy_(resume["flat"].to(device))
+        optimizer.optimizer.load_state_dict(resume["adamw"])
+        model.noise.counter = resume["noise_counter"]
+        train_history = [t.to(device) for t in resume["train_history"]]
+        val_history = [t.to(device) for t in resume["val_history"]]
+        term_names = resume["terms"]
+        best_loss = resume["best_loss"].to(device)
+        best_state = None if resume["best_state"] is None else resume["best_state"].to(device)
+        patience_left, running_host = resume["patience_left"], resume["running"]
+        running = torch.from_numpy(running_host).to(device)
+        start_epoch = resume["epoch"] + 1
 
-    for epoch in range(config.epochs):
+    def snapshot(epoch: int) -> dict:
+        """Everything needed to continue after ``epoch`` (on the CPU, ready for torch.save)."""
+        return {
+            "epoch": epoch,
+            "folds": folds,
+            "model": config.model,
+            "terms": term_names,
+            "flat": optimizer.flat.cpu().clone(),
+            "adamw": optimizer.optimizer.state_dict(),
+            "noise_counter": model.noise.counter,
+            "train_history": [t.cpu() for t in train_history],
+            "val_history": [t.cpu() for t in val_history],
+            "best_loss": best_loss.cpu(),
+            "best_state": None if best_state is None else best_state.cpu(),
+            "patience_left": patience_left.copy(),
+            "running": running_host.copy(),
+        }
+
+    for epoch in range(start_epoch, config.epochs):
         model.train()
         epoch_sum = None
         for step in range(index.shape[1]):
@@ -357,6 +398,7 @@ def _fit(group: list[FoldData], config: TrainConfig, on_epoch) -> tuple[list[np.
             info = {"train": train_history[-1], "val": val_history[-1], "folds": folds, "terms": term_names}
             info["val_probabilities"] = torch.softmax(out["logits"], dim=-1)[..., 1]  # still on the device
             info["val_labels"], info["val_counts"] = val_y, [len(fd.y_val) for fd in group]
+            info["state"] = lambda epoch=epoch: snapshot(epoch)
             on_epoch(epoch, info)
         if config.early_stopping and not running_host.any():
             break

@@ -2,8 +2,9 @@
 
 The feature table arrives through ``tune.with_parameters`` (put in the object store once, not per trial).
 Each epoch reports the fold-mean training and validation losses and the mean validation AUC (one host copy
-per epoch, never per step); the final report carries the cross-validated metrics (mean and std over folds)
-and the per-fold metrics. Loss curves and out-of-fold predictions are written to the trial folder, which
+per epoch, never per step); every ``checkpoint_every`` epochs the report carries a checkpoint of the packed
+training state, from which a resumed study continues the trial; the final report carries the cross-validated
+metrics (mean and std over folds) and the per-fold metrics. Loss curves and out-of-fold predictions are written to the trial folder, which
 stays on this machine (predictions carry patient identifiers).
 """
 
@@ -23,13 +24,21 @@ def train_options(config: dict) -> dict:
 
 
 def run_trial(config: dict, table: pd.DataFrame) -> None:
+    import tempfile
     from pathlib import Path
 
+    import torch
     from ray import tune
 
     from mmt_tune._io import atomic_path
 
     train_config = TrainConfig.from_options(config["model"], config["present"], train_options(config))
+    every = int(config.get("checkpoint_every", 10))
+    resume = None
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            resume = torch.load(Path(folder) / "state.pt", map_location="cpu", weights_only=False)
 
     def on_epoch(epoch: int, info: dict) -> None:
         train = info["train"].mean(0).cpu().numpy()
@@ -40,9 +49,14 @@ def run_trial(config: dict, table: pd.DataFrame) -> None:
         metrics = {"epoch": epoch, "auc": float(np.nanmean(aucs))}
         metrics.update({f"train/{t}": float(v) for t, v in zip(info["terms"], train, strict=True)})
         metrics.update({f"val/{t}": float(v) for t, v in zip(info["terms"], val, strict=True)})
-        tune.report(metrics)
+        if every > 0 and (epoch + 1) % every == 0 and epoch + 1 < train_config.epochs:
+            with tempfile.TemporaryDirectory() as folder:
+                torch.save(info["state"](), Path(folder) / "state.pt")
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+        else:
+            tune.report(metrics)
 
-    result = train_configuration(table, train_config, on_epoch=on_epoch)
+    result = train_configuration(table, train_config, on_epoch=on_epoch, resume=resume)
     trial_dir = Path(tune.get_context().get_trial_dir())
     for name, frame in (("losses", result.losses), ("predictions", result.predictions)):
         with atomic_path(trial_dir / f"{name}.csv") as tmp:

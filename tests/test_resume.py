@@ -1,0 +1,106 @@
+"""Resume after SIGKILL of the study driver, for real: subprocess, kill, resume, inspect Tune's own records."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import make_table
+
+
+def _reports(trial_dir: Path) -> list[dict]:
+    path = trial_dir / "result.json"
+    return (
+        [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    )
+
+
+def _state(experiment: Path) -> dict[str, dict]:
+    """Per trial folder: its reports and whether it holds a checkpoint."""
+    return {
+        d.name: {"reports": _reports(d), "checkpointed": any(d.glob("checkpoint_*"))}
+        for d in experiment.glob("run_trial_*")
+        if d.is_dir()
+    }
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_completes_the_study_without_rerunning_or_losing_trials(tmp_path):
+    from mmt_tune.data.table import write_feature_table
+
+    features = tmp_path / "features.parquet"
+    write_feature_table(make_table(200, signal={"DWI": 1.0}), features, {})
+    storage, name = tmp_path / "results", "resume"
+    experiment = storage / name
+    cmd = [
+        sys.executable,
+        "-m",
+        "mmt_tune.run",
+        "--space",
+        "mmt1m",
+        "--features",
+        str(features),
+        "--num-samples",
+        "2",
+        "--epochs",
+        "60",
+        "--folds",
+        "2",
+        "--checkpoint-every",
+        "4",
+        "--storage",
+        str(storage),
+        "--name",
+        name,
+    ]
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env
+    )
+    try:
+        deadline = time.time() + 300
+        while True:
+            assert proc.poll() is None, "the study finished before it could be interrupted"
+            assert time.time() < deadline, "no finished and checkpointed trials within 300 s"
+            state = _state(experiment)
+            done = {t for t, s in state.items() if s["reports"] and s["reports"][-1].get("done")}
+            running = {t for t, s in state.items() if s["checkpointed"] and t not in done}
+            if done and running:
+                time.sleep(2.5)  # let Tune write its experiment state (saved every 2 s)
+                break
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray cluster it started
+        proc.wait()
+    before = _state(experiment)
+    finished_before = {
+        t: len(s["reports"]) for t, s in before.items() if s["reports"] and s["reports"][-1].get("done")
+    }
+    assert finished_before and not (experiment / "trials.parquet").exists()
+
+    resumed = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, env=env, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+    after = _state(experiment)
+    trials = pd.read_parquet(experiment / "trials.parquet")
+    assert trials["trial_id"].nunique() == 6, "no trial lost, none added: each configuration's budget is 2"
+    assert trials.groupby("present")["trial_id"].nunique().to_dict() == {"T1WI": 2, "FLAIR": 2, "DWI": 2}
+    assert set(trials["status"]) == {"ok"} and len(trials) == 12
+    assert len(after) == 6
+    for trial, count in finished_before.items():
+        assert len(after[trial]["reports"]) == count, f"{trial} finished before the kill but was run again"
+    continued = 0
+    for trial, state in after.items():
+        epochs = [r["epoch"] for r in state["reports"]]
+        assert epochs.count(0) == 1, f"{trial} restarted from epoch 0 instead of its checkpoint"
+        assert state["reports"][-1].get("done")
+        if trial in before and trial not in finished_before and before[trial]["checkpointed"]:
+            continued += 1
+    assert continued >= 1, "at least one trial was interrupted after a checkpoint and continued from it"
