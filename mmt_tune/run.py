@@ -67,6 +67,8 @@ def run_study(
     configurations: Sequence[str] | None = None,
     checkpoint_every: int = 10,
     resume: bool = False,
+    wandb: str = "offline",
+    wandb_project: str = "mmt-tune",
 ) -> StudyResult:
     """Run a study and return its trials table (also written to ``<storage>/<name>/trials.{parquet,csv}``).
 
@@ -127,10 +129,22 @@ def run_study(
         ),
     )
     searcher = PerConfigurationSearch(study, samples, metric="auc", mode="max", seed=seed)
-    trainable = tune.with_resources(
-        tune.with_parameters(run_trial, table=table), {"cpu": cpus_per_trial, "gpu": gpus_per_trial}
-    )
+    from mmt_tune.tracking import MODES, Tracking
+
+    if wandb not in MODES:
+        raise InputError(f"--wandb must be one of {', '.join(MODES)} (got {wandb!r})")
     experiment_path = f"{storage}/{name}"
+    # Offline runs live beside the experiment (local); `wandb sync <dir>` uploads them when allowed.
+    tracking = Tracking(
+        mode=wandb,
+        project=wandb_project,
+        study=study.name,
+        dir=f"{experiment_path}/wandb" if "://" not in str(storage) else None,
+    )
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, table=table, tracking=tracking),
+        {"cpu": cpus_per_trial, "gpu": gpus_per_trial},
+    )
     if resume:
         if not tune.Tuner.can_restore(experiment_path):
             raise InputError(f"{experiment_path}: no Tune experiment to resume")
@@ -231,6 +245,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="fraction of a GPU per trial; falls back to CPU when the cluster has no GPU",
     )
     parser.add_argument(
+        "--wandb",
+        choices=["off", "offline", "online"],
+        default="offline",
+        help="Weights & Biases tracking, one run per trial: offline (default; files under the experiment), "
+        "online (needs an API key) or off",
+    )
+    parser.add_argument("--wandb-project", default="mmt-tune", help="W&B project")
+    parser.add_argument(
         "--resume",
         action="store_true",
         help="continue the interrupted experiment <storage>/<name> (finished trials are kept)",
@@ -275,6 +297,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             configurations=configurations,
             checkpoint_every=args.checkpoint_every,
             resume=args.resume,
+            wandb=args.wandb,
+            wandb_project=args.wandb_project,
         )
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)

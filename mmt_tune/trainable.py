@@ -23,7 +23,7 @@ def train_options(config: dict) -> dict:
     return {key: value for key, value in config.items() if key not in TRIAL_KEYS}
 
 
-def run_trial(config: dict, table: pd.DataFrame) -> None:
+def run_trial(config: dict, table: pd.DataFrame, tracking=None) -> None:
     import tempfile
     from pathlib import Path
 
@@ -31,9 +31,27 @@ def run_trial(config: dict, table: pd.DataFrame) -> None:
     from ray import tune
 
     from mmt_tune._io import atomic_path
+    from mmt_tune.tracking import start_trial_run
 
-    train_config = TrainConfig.from_options(config["model"], config["present"], train_options(config))
+    options = train_options(config)
+    train_config = TrainConfig.from_options(config["model"], config["present"], options)
     every = int(config.get("checkpoint_every", 10))
+    # Hyperparameters and the configuration's identity only: nothing about the data or this machine.
+    run = (
+        start_trial_run(
+            tracking,
+            {
+                **options,
+                "configuration": config["configuration"],
+                "model": config["model"],
+                "present": "+".join(config["present"]),
+            },
+            config["configuration"],
+            config["model"],
+        )
+        if tracking is not None
+        else None
+    )
     resume = None
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
@@ -49,6 +67,8 @@ def run_trial(config: dict, table: pd.DataFrame) -> None:
         metrics = {"epoch": epoch, "auc": float(np.nanmean(aucs))}
         metrics.update({f"train/{t}": float(v) for t, v in zip(info["terms"], train, strict=True)})
         metrics.update({f"val/{t}": float(v) for t, v in zip(info["terms"], val, strict=True)})
+        if run is not None:
+            run.log(metrics, step=epoch)
         if every > 0 and (epoch + 1) % every == 0 and epoch + 1 < train_config.epochs:
             with tempfile.TemporaryDirectory() as folder:
                 torch.save(info["state"](), Path(folder) / "state.pt")
@@ -70,4 +90,10 @@ def run_trial(config: dict, table: pd.DataFrame) -> None:
     for metric, (mean, std) in summary.items():
         final[metric] = mean
         final[f"{metric}_std"] = std
+    if run is not None:
+        import wandb
+
+        run.summary.update({f"cv/{k}": v for k, v in final.items() if isinstance(v, float)})
+        run.log({"folds": wandb.Table(dataframe=result.folds[["fold", *METRICS]])})
+        run.finish()
     tune.report(final)

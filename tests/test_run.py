@@ -58,24 +58,40 @@ def test_save_and_restore_continue_every_sampler_exactly(tmp_path):
 
 
 @pytest.mark.slow
-def test_smoke_study_on_local_ray_writes_the_trials_table(ray_local, tmp_path, capsys):
+def test_smoke_study_on_local_ray_writes_the_trials_table_and_phi_free_wandb_runs(
+    ray_local, tmp_path, capsys
+):
+    import json
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
     from mmt_tune.data.table import write_feature_table
     from mmt_tune.run import run_study
 
-    features = tmp_path / "features.parquet"
-    write_feature_table(make_table(60, signal={"DWI": 1.5}), features, {})
+    # Identifiers a real cohort would have: patient IDs, a dated cohort folder with the hospital's name.
+    table = make_table(60, signal={"DWI": 1.5})
+    table["patient_id"] = [f"HOSP-7731-{i:04d}" for i in range(len(table))]
+    data_dir = tmp_path / "StMary_Hospital_cohort_2019-04-01"
+    data_dir.mkdir()
+    features = data_dir / "features.parquet"
+    write_feature_table(table, features, {})
+    storage = tmp_path / "results"
     result = run_study(
         "mmt1m",
         features,
         samples=2,
         epochs=2,
         folds=2,
-        storage=tmp_path / "results",
+        storage=storage,
         name="smoke",
         configurations=["mmt1m/T1WI", "mmt1m/DWI"],
         gpus_per_trial=0.5,
+        wandb="offline",
     )
     assert "cluster has no GPU; running trials on CPU" in capsys.readouterr().err
+
     trials = pd.read_parquet(result.experiment / "trials.parquet")
     assert (result.experiment / "trials.csv").is_file()
     assert len(trials) == 4 * 2 and set(trials["status"]) == {"ok"}
@@ -93,10 +109,59 @@ def test_smoke_study_on_local_ray_writes_the_trials_table(ray_local, tmp_path, c
     ]:
         assert column in trials.columns, column
     assert trials["config/epochs"].eq(2).all() and trials["config/device"].eq("cpu").all()
-    best = result.best()
-    assert len(best) == 2
+    assert len(result.best()) == 2
     for trial_dir in result.experiment.glob("run_trial_*"):
         assert (trial_dir / "losses.csv").is_file() and (trial_dir / "predictions.csv").is_file()
+
+    # W&B: one complete offline run per trial, readable with wandb's own tool, grouped per configuration.
+    runs = sorted((result.experiment / "wandb" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 4
+    allowed = {
+        "lr",
+        "alpha_FLAIR",
+        "alpha_DWI",
+        "alpha_T1WI",
+        "beta",
+        "gamma",
+        "epochs",
+        "batch_size",
+        "folds",
+        "seed",
+        "device",
+        "configuration",
+        "model",
+        "present",
+    }
+    wandb_cli = str(Path(sys.executable).with_name("wandb"))
+    for run in runs:
+        inspected = subprocess.run(
+            [wandb_cli, "leet", "inspect", "--summary", "--json", str(run)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        summary = json.loads(inspected.stdout)
+        assert summary["state"] == "finished" and "cv/auc" in summary["summary"]
+        assert set(summary["config"]) <= allowed, set(summary["config"]) - allowed
+        records = subprocess.run(
+            [wandb_cli, "leet", "inspect", "--json", str(run)], capture_output=True, text=True, check=True
+        ).stdout
+        assert re.search(r'"run_group":"mmt1m/mmt1m/(T1WI|DWI)"', records) and '"job_type":"mmt1m"' in records
+
+    # Privacy: no patient ID, data path, cohort folder or cohort date in any file W&B wrote, and no local
+    # path at all in what `wandb sync` would upload (the .wandb log and files/).
+    forbidden = [*table["patient_id"], str(features), data_dir.name, "StMary", "2019-04-01"]
+    scanned = 0
+    for path in (result.experiment / "wandb").rglob("*"):
+        if path.is_file():
+            content = path.read_bytes()
+            scanned += 1
+            for needle in forbidden:
+                assert needle.encode() not in content, f"{needle!r} found in {path}"
+            uploaded = path.suffix == ".wandb" or "files" in path.relative_to(result.experiment).parts
+            if uploaded:
+                assert str(tmp_path).encode() not in content, f"a local path in {path}"
+    assert scanned >= 4 * 3
 
 
 def test_bad_space_fails_before_any_work(capsys):

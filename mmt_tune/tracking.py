@@ -1,0 +1,69 @@
+"""Weights & Biases tracking of trials, through Ray's ``setup_wandb`` integration.
+
+One W&B run per trial, grouped by ``<study>/<configuration>`` with the model as ``job_type``. Offline by
+default (runs are written under the experiment folder and can be synced later with ``wandb sync``); online
+only when asked; ``off`` disables tracking.
+
+Privacy: a run receives the trial's hyperparameters, per-epoch fold-mean losses and validation AUC, and the
+final cross-validated and per-fold metrics, nothing else. W&B's system metadata (program path, command
+line, working directory, host, git state, pip freeze), system statistics, code saving and console capture
+are switched off, because they can carry file paths and other identifying context. Ray's
+``WandbLoggerCallback`` is not used: its logging actor writes the trial's local path into every run's config.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+MODES = ("off", "offline", "online")
+
+
+@dataclass(frozen=True)
+class Tracking:
+    mode: str = "offline"
+    project: str = "mmt-tune"
+    study: str = "study"
+    dir: str | None = None  # where offline run folders are written (W&B needs it for complete run files)
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode != "off"
+
+
+def privacy_settings():
+    """wandb settings that keep machine and file-system context out of a run."""
+    import wandb
+
+    return wandb.Settings(
+        x_disable_meta=True,
+        x_disable_stats=True,
+        x_disable_machine_info=True,
+        x_save_requirements=False,
+        disable_code=True,
+        disable_git=True,
+        save_code=False,
+        console="off",
+        silent=True,
+    )
+
+
+def start_trial_run(tracking: Tracking, hyperparameters: dict, configuration: str, model: str):
+    """Open this trial's W&B run (inside a Tune trial), or return None when tracking is off."""
+    if not tracking.enabled:
+        return None
+    from ray.air.integrations.wandb import setup_wandb
+
+    os.environ["WANDB_MODE"] = tracking.mode
+    os.environ.setdefault("WANDB_SILENT", "true")
+    if tracking.dir:
+        os.makedirs(tracking.dir, exist_ok=True)
+    return setup_wandb(
+        config=hyperparameters,
+        project=tracking.project,
+        group=f"{tracking.study}/{configuration}",
+        job_type=model,
+        dir=tracking.dir,
+        mode=tracking.mode,
+        settings=privacy_settings(),
+    )
