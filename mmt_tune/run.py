@@ -10,9 +10,10 @@ Tune experiment, and prints the best trial of each configuration.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,6 +115,12 @@ def run_study(
             file=sys.stderr,
         )
         gpus_per_trial = 0.0
+    # With a searcher, Tune keeps one trial pending by default, and a reused actor takes it before any new
+    # actor starts: the study would run one trial at a time. Allow as many pending trials as can run at once.
+    slots = int(ray.cluster_resources().get("CPU", 1) // max(cpus_per_trial, 1e-9))
+    if gpus_per_trial > 0:
+        slots = min(slots, int(ray.cluster_resources().get("GPU", 0) // gpus_per_trial))
+    os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(max(1, slots)))
     overrides = {
         "seed": seed,
         "device": "cuda" if gpus_per_trial > 0 else "cpu",
@@ -155,37 +162,72 @@ def run_study(
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
-                search_alg=searcher, num_samples=searcher.total_trials, metric="auc", mode="max"
+                search_alg=searcher,
+                num_samples=searcher.total_trials,
+                metric="auc",
+                mode="max",
+                reuse_actors=True,  # one worker process per slot, not one per trial
             ),
             run_config=tune.RunConfig(
                 name=name,
                 storage_path=str(storage),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                callbacks=[refresh_callback(study.name, lambda: Path(experiment_path))],
             ),
         )
     grid = tuner.fit()
     experiment = Path(grid.experiment_path)
-    trials = trials_table(grid, study.name)
-    write_trials_table(trials, experiment)
+    records = records_from_grid(grid)
+    trials = trials_table(records, study.name)
+    write_tables({TRIALS_TABLE: trials}, experiment, csv=True)
+    write_tables(trial_tables(records, study.name), experiment)
     return StudyResult(experiment, trials)
 
 
-def trials_table(grid, study: str) -> pd.DataFrame:
+@dataclass
+class TrialRecord:
+    """What the trials table needs of one trial, from a finished ``ResultGrid`` or a live Tune ``Trial``."""
+
+    config: dict
+    metrics: dict
+    failed: bool
+    path: Path
+    outputs: Path | None = None  # the final checkpoint's folder: losses.csv, predictions.csv
+
+    @property
+    def trial_id(self) -> str:
+        return str(self.metrics.get("trial_id", self.path.name))
+
+
+def records_from_grid(grid) -> list[TrialRecord]:
+    return [
+        TrialRecord(
+            r.config or {},
+            r.metrics or {},
+            r.error is not None,
+            Path(r.path),
+            Path(r.checkpoint.path) if r.checkpoint is not None else None,
+        )
+        for r in grid
+    ]
+
+
+def trials_table(records: Sequence[TrialRecord], study: str) -> pd.DataFrame:
     """One row per trial x fold (DESIGN.md "Trials table"); a failed trial is one row with status 'error'."""
     from mmt_tune.search import TRIAL_KEYS
 
     rows = []
-    for result in grid:
-        config = result.config or {}
+    for record in records:
+        config = record.config
         base = {
             "study": study,
             "model": config.get("model"),
             "present": "+".join(config.get("present", [])),
-            "trial_id": (result.metrics or {}).get("trial_id", Path(result.path).name),
+            "trial_id": record.trial_id,
         }
         base.update({f"config/{k}": v for k, v in config.items() if k not in TRIAL_KEYS})
-        folds = (result.metrics or {}).get("fold_metrics")
-        if result.error is not None or not folds:
+        folds = json.loads(record.metrics.get("fold_metrics") or "[]")
+        if record.failed or not folds:
             rows.append({**base, "fold": None, **{m: float("nan") for m in METRICS}, "status": "error"})
             continue
         for fold in folds:
@@ -193,13 +235,58 @@ def trials_table(grid, study: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def write_trials_table(trials: pd.DataFrame, folder: Path) -> None:
+def trial_tables(records: Sequence[TrialRecord], study: str) -> dict[str, pd.DataFrame]:
+    """Per-epoch loss curves and out-of-fold predictions of every finished trial, one table each."""
+    tables: dict[str, list[pd.DataFrame]] = {"losses": [], "predictions": []}
+    for record in records:
+        for name, frames in tables.items():
+            path = record.outputs / f"{name}.csv" if record.outputs is not None else None
+            if not record.failed and path is not None and path.is_file():
+                frame = pd.read_csv(path, dtype={"patient_id": str, "lesion_id": str})
+                frame.insert(0, "trial_id", record.trial_id)
+                frame.insert(0, "present", "+".join(record.config.get("present", [])))
+                frame.insert(0, "model", record.config.get("model"))
+                frame.insert(0, "study", study)
+                frames.append(frame)
+    return {name: pd.concat(frames, ignore_index=True) for name, frames in tables.items() if frames}
+
+
+def write_tables(tables: dict[str, pd.DataFrame], folder: Path, csv: bool = False) -> None:
+    """Each table as ``<name>.parquet`` (and ``.csv``), written atomically."""
     from mmt_tune._io import atomic_path
 
-    with atomic_path(folder / f"{TRIALS_TABLE}.parquet") as tmp:
-        trials.to_parquet(tmp, index=False)
-    with atomic_path(folder / f"{TRIALS_TABLE}.csv") as tmp:
-        trials.to_csv(tmp, index=False)
+    for name, frame in tables.items():
+        with atomic_path(folder / f"{name}.parquet") as tmp:
+            frame.to_parquet(tmp, index=False)
+        if csv:
+            with atomic_path(folder / f"{name}.csv") as tmp:
+                frame.to_csv(tmp, index=False)
+
+
+def refresh_callback(study: str, folder_of: Callable[[], Path]):
+    """A Tune callback that rewrites the trials table each time a trial ends, so it is current mid-study."""
+    from ray import tune
+
+    class RefreshTrialsTable(tune.Callback):
+        def _refresh(self, trials, current, failed: bool) -> None:
+            # Tune calls these hooks before it marks ``current`` as ended, so it is added explicitly.
+            ended = [t for t in trials if t.status in ("TERMINATED", "ERROR") and t is not current]
+            records = [
+                TrialRecord(t.config, t.last_result or {}, t.status == "ERROR", Path(t.local_path))
+                for t in ended
+            ]
+            records.append(
+                TrialRecord(current.config, current.last_result or {}, failed, Path(current.local_path))
+            )
+            write_tables({TRIALS_TABLE: trials_table(records, study)}, folder_of(), csv=True)
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            self._refresh(trials, trial, failed=False)
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            self._refresh(trials, trial, failed=True)
+
+    return RefreshTrialsTable()
 
 
 def format_best(result: StudyResult) -> str:

@@ -4,8 +4,8 @@ The feature table arrives through ``tune.with_parameters`` (put in the object st
 Each epoch reports the fold-mean training and validation losses and the mean validation AUC (one host copy
 per epoch, never per step); every ``checkpoint_every`` epochs the report carries a checkpoint of the packed
 training state, from which a resumed study continues the trial; the final report carries the cross-validated
-metrics (mean and std over folds) and the per-fold metrics. Loss curves and out-of-fold predictions are written to the trial folder, which
-stays on this machine (predictions carry patient identifiers).
+metrics (mean and std over folds) and the per-fold metrics, with the loss curves and out-of-fold predictions as the final checkpoint (kept in
+the experiment's storage, never sent to W&B: predictions carry patient identifiers).
 """
 
 from __future__ import annotations
@@ -24,13 +24,14 @@ def train_options(config: dict) -> dict:
 
 
 def run_trial(config: dict, table: pd.DataFrame, tracking=None) -> None:
+    import json
     import tempfile
     from pathlib import Path
 
+    import ray
     import torch
     from ray import tune
 
-    from mmt_tune._io import atomic_path
     from mmt_tune.tracking import start_trial_run
 
     options = train_options(config)
@@ -77,15 +78,13 @@ def run_trial(config: dict, table: pd.DataFrame, tracking=None) -> None:
             tune.report(metrics)
 
     result = train_configuration(table, train_config, on_epoch=on_epoch, resume=resume)
-    trial_dir = Path(tune.get_context().get_trial_dir())
-    for name, frame in (("losses", result.losses), ("predictions", result.predictions)):
-        with atomic_path(trial_dir / f"{name}.csv") as tmp:
-            frame.to_csv(tmp, index=False)
     summary = result.summary()
     final = {
         "epoch": int(result.losses["epoch"].max()),
         "done": True,
-        "fold_metrics": result.folds[["fold", *METRICS]].to_dict("records"),
+        # A JSON string: Tune's TensorBoard logger only takes numbers and skips strings quietly.
+        "fold_metrics": json.dumps(result.folds[["fold", *METRICS]].to_dict("records")),
+        "node_id": ray.get_runtime_context().get_node_id(),
     }
     for metric, (mean, std) in summary.items():
         final[metric] = mean
@@ -96,4 +95,10 @@ def run_trial(config: dict, table: pd.DataFrame, tracking=None) -> None:
         run.summary.update({f"cv/{k}": v for k, v in final.items() if isinstance(v, float)})
         run.log({"folds": wandb.Table(dataframe=result.folds[["fold", *METRICS]])})
         run.finish()
-    tune.report(final)
+    # The loss curves and out-of-fold predictions travel as the trial's final checkpoint: Tune persists
+    # checkpoints to the experiment's storage (local or cloud), whereas files left in the trial's working
+    # folder are not synced when actors are reused.
+    with tempfile.TemporaryDirectory() as folder:
+        for name, frame in (("losses", result.losses), ("predictions", result.predictions)):
+            frame.to_csv(Path(folder) / f"{name}.csv", index=False)
+        tune.report(final, checkpoint=tune.Checkpoint.from_directory(folder))

@@ -110,8 +110,13 @@ def test_smoke_study_on_local_ray_writes_the_trials_table_and_phi_free_wandb_run
         assert column in trials.columns, column
     assert trials["config/epochs"].eq(2).all() and trials["config/device"].eq("cpu").all()
     assert len(result.best()) == 2
-    for trial_dir in result.experiment.glob("run_trial_*"):
-        assert (trial_dir / "losses.csv").is_file() and (trial_dir / "predictions.csv").is_file()
+    for trial_dir in result.experiment.glob("run_trial_*"):  # the final checkpoint holds the trial's tables
+        assert len(list(trial_dir.glob("checkpoint_*/predictions.csv"))) == 1, trial_dir
+    losses = pd.read_parquet(result.experiment / "losses.parquet")
+    predictions = pd.read_parquet(result.experiment / "predictions.parquet")
+    assert set(losses["trial_id"]) == set(trials["trial_id"]) == set(predictions["trial_id"])
+    assert {"epoch", "fold", "split", "classification", "total"} <= set(losses.columns)
+    assert (predictions.groupby("trial_id").size() == len(table)).all(), "every row predicted once per trial"
 
     # W&B: one complete offline run per trial, readable with wandb's own tool, grouped per configuration.
     runs = sorted((result.experiment / "wandb" / "wandb").glob("offline-run-*"))
