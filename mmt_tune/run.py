@@ -141,12 +141,20 @@ def run_study(
     if wandb not in MODES:
         raise InputError(f"--wandb must be one of {', '.join(MODES)} (got {wandb!r})")
     experiment_path = f"{storage}/{name}"
+    remote = "://" in str(storage)
+    # Our tables are written with local file I/O: beside the experiment, or under ./results/<name> when Tune
+    # stores the experiment in the cloud.
+    tables_dir = Path("results", name).resolve() if remote else Path(experiment_path)
+    if remote:
+        print(
+            f"note: trials/losses/predictions tables go to {tables_dir} (Tune's files go to {experiment_path})"
+        )
     # Offline runs live beside the experiment (local); `wandb sync <dir>` uploads them when allowed.
     tracking = Tracking(
         mode=wandb,
         project=wandb_project,
         study=study.name,
-        dir=f"{experiment_path}/wandb" if "://" not in str(storage) else None,
+        dir=str(tables_dir / "wandb"),
     )
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, table=table, tracking=tracking),
@@ -172,11 +180,11 @@ def run_study(
                 name=name,
                 storage_path=str(storage),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                callbacks=[refresh_callback(study.name, lambda: Path(experiment_path))],
+                callbacks=[refresh_callback(study.name, lambda: tables_dir)],
             ),
         )
     grid = tuner.fit()
-    experiment = Path(grid.experiment_path)
+    experiment = tables_dir
     records = records_from_grid(grid)
     trials = trials_table(records, study.name)
     write_tables({TRIALS_TABLE: trials}, experiment, csv=True)
