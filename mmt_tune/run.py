@@ -70,6 +70,7 @@ def run_study(
     resume: bool = False,
     wandb: str = "offline",
     wandb_project: str = "mmt-tune",
+    asha: bool = False,
 ) -> StudyResult:
     """Run a study and return its trials table (also written to ``<storage>/<name>/trials.{parquet,csv}``).
 
@@ -171,6 +172,7 @@ def run_study(
             trainable,
             tune_config=tune.TuneConfig(
                 search_alg=searcher,
+                scheduler=_asha(study, asha),
                 num_samples=searcher.total_trials,
                 metric="auc",
                 mode="max",
@@ -220,8 +222,19 @@ def records_from_grid(grid) -> list[TrialRecord]:
     ]
 
 
+def _asha(study, enabled: bool):
+    """Per-configuration ASHA over the trial's reports (one per epoch, plus the final one), or None."""
+    if not enabled:
+        return None
+    from mmt_tune.search import per_configuration_asha
+
+    epochs = max(int(c.fixed.get("epochs", 200)) for c in study.configurations)
+    return per_configuration_asha(max_t=epochs + 1, grace_period=max(1, epochs // 10))
+
+
 def trials_table(records: Sequence[TrialRecord], study: str) -> pd.DataFrame:
-    """One row per trial x fold (DESIGN.md "Trials table"); a failed trial is one row with status 'error'."""
+    """One row per trial x fold (DESIGN.md "Trials table"); a trial that failed, or that ASHA stopped early,
+    is one row with status 'error' or 'stopped' and no metrics."""
     from mmt_tune.search import TRIAL_KEYS
 
     rows = []
@@ -235,8 +248,9 @@ def trials_table(records: Sequence[TrialRecord], study: str) -> pd.DataFrame:
         }
         base.update({f"config/{k}": v for k, v in config.items() if k not in TRIAL_KEYS})
         folds = json.loads(record.metrics.get("fold_metrics") or "[]")
-        if record.failed or not folds:
-            rows.append({**base, "fold": None, **{m: float("nan") for m in METRICS}, "status": "error"})
+        if record.failed or not folds:  # an error, or stopped early by ASHA before its final report
+            status = "error" if record.failed else "stopped"
+            rows.append({**base, "fold": None, **{m: float("nan") for m in METRICS}, "status": status})
             continue
         for fold in folds:
             rows.append({**base, "fold": int(fold["fold"]), **{m: fold[m] for m in METRICS}, "status": "ok"})
@@ -348,6 +362,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--wandb-project", default="mmt-tune", help="W&B project")
     parser.add_argument(
+        "--asha",
+        action="store_true",
+        help="stop unpromising trials early (ASHA on the per-epoch validation AUC, within each configuration)",
+    )
+    parser.add_argument(
         "--resume",
         action="store_true",
         help="continue the interrupted experiment <storage>/<name> (finished trials are kept)",
@@ -394,6 +413,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             resume=args.resume,
             wandb=args.wandb,
             wandb_project=args.wandb_project,
+            asha=args.asha,
         )
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -174,3 +174,32 @@ def test_bad_space_fails_before_any_work(capsys):
 
     assert run.main(["--space", "nope", "--features", "missing.parquet"]) == 2
     assert "unknown search space 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_asha_stops_trials_early_within_each_configuration(ray_local, tmp_path):
+    from mmt_tune.data.table import write_feature_table
+    from mmt_tune.run import run_study
+
+    features = tmp_path / "features.parquet"
+    write_feature_table(make_table(120, signal={"DWI": 1.5}), features, {})
+    result = run_study(
+        "paper-wide",
+        features,
+        samples=6,
+        epochs=12,
+        folds=2,
+        storage=tmp_path / "results",
+        name="asha",
+        wandb="off",
+        configurations=["mmt1m/T1WI", "mmt1m/DWI"],
+        asha=True,
+    )
+    per_trial = result.trials.drop_duplicates("trial_id")
+    assert per_trial.groupby("present").size().to_dict() == {"T1WI": 6, "DWI": 6}, "budgets stay equal"
+    assert set(per_trial["status"]) <= {"ok", "stopped"}
+    assert (per_trial["status"] == "stopped").sum() >= 1, "ASHA stopped no trial"
+    assert (per_trial["status"] == "ok").groupby(per_trial["present"]).sum().min() >= 1, (
+        "each keeps a finisher"
+    )
+    assert len(result.best()) == 2
