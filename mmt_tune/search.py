@@ -21,7 +21,19 @@ from mmt_tune.spaces import SearchSpace
 TRIAL_KEYS = ("configuration", "model", "present", "checkpoint_every")
 
 
-class PerConfigurationSearch(Searcher):
+class PickledState:
+    """``save``/``restore`` of the whole object (Optuna studies, ASHA brackets) for Tune's experiment state."""
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as handle:
+            pickle.dump(self.__dict__, handle)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as handle:
+            self.__dict__.update(pickle.load(handle))
+
+
+class PerConfigurationSearch(PickledState, Searcher):
     def __init__(
         self,
         space: SearchSpace,
@@ -83,14 +95,6 @@ class PerConfigurationSearch(Searcher):
         if key is not None:
             self.studies[key].on_trial_complete(trial_id, result=result, error=error)
 
-    def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as handle:
-            pickle.dump(self.__dict__, handle)
-
-    def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as handle:
-            self.__dict__.update(pickle.load(handle))
-
 
 def per_configuration_asha(
     max_t: int, grace_period: int, reduction_factor: float = 3.0, metric: str = "auc", mode: str = "max"
@@ -103,7 +107,7 @@ def per_configuration_asha(
     """
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-    class PerConfigurationASHA(FIFOScheduler):
+    class PerConfigurationASHA(PickledState, FIFOScheduler):
         def __init__(self) -> None:
             super().__init__()
             self._options = dict(
@@ -143,13 +147,5 @@ def per_configuration_asha(
         def debug_string(self) -> str:
             stopped = sum(s._num_stopped for s in self._schedulers.values())
             return f"per-configuration ASHA: {stopped} trial(s) stopped early"
-
-        def save(self, checkpoint_path: str) -> None:
-            with open(checkpoint_path, "wb") as handle:
-                pickle.dump(self.__dict__, handle)
-
-        def restore(self, checkpoint_path: str) -> None:
-            with open(checkpoint_path, "rb") as handle:
-                self.__dict__.update(pickle.load(handle))
 
     return PerConfigurationASHA()
