@@ -20,7 +20,6 @@ from mmt_tune.modalities import COLUMN_SEPARATOR, MODALITIES
 if TYPE_CHECKING:
     import pandas as pd
 
-ID_COLUMNS = ("patient_id", "lesion_id", "label")
 META_PREFIX = "mmt_tune."
 RUN_KEY = f"{META_PREFIX}inputs_sha256"
 
