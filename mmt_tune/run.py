@@ -185,6 +185,7 @@ def run_study(
                 callbacks=[refresh_callback(study.name, lambda: tables_dir)],
             ),
         )
+    write_space(study, tables_dir)
     grid = tuner.fit()
     experiment = tables_dir
     records = records_from_grid(grid)
@@ -271,6 +272,30 @@ def trial_tables(records: Sequence[TrialRecord], study: str) -> dict[str, pd.Dat
                 frame.insert(0, "study", study)
                 frames.append(frame)
     return {name: pd.concat(frames, ignore_index=True) for name, frames in tables.items() if frames}
+
+
+SPACE_FILE = "space.json"
+
+
+def write_space(study, folder: Path) -> None:
+    """``space.json``: each configuration's searched parameters with their true bounds and scales.
+
+    The trials table holds only the sampled values; the importance analysis needs the bounds and log scales
+    the sampler used (fANOVA integrates over them), and reads them from this file.
+    """
+    from mmt_tune._io import write_text_atomic
+
+    spec = {
+        "study": study.name,
+        "configurations": {
+            c.key: {
+                name: {"distribution": d.kind, "low": d.low, "high": d.high, "values": d.values}
+                for name, d in c.parameters.items()
+            }
+            for c in study.configurations
+        },
+    }
+    write_text_atomic(folder / SPACE_FILE, json.dumps(spec, indent=2) + "\n")
 
 
 def write_tables(tables: dict[str, pd.DataFrame], folder: Path, csv: bool = False) -> None:

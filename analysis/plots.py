@@ -1,0 +1,222 @@
+"""Figures (PNG, matplotlib's Agg backend): importance bars and main-effect curves (Table 3), ROC curves,
+loss curves and a configuration comparison (the paper's Figs 6-8). Each function writes one file atomically
+and returns its path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from analysis.results import MODEL_ORDER, model_label
+from mmt_tune._io import atomic_path
+from mmt_tune.metrics import METRICS
+from mmt_tune.modalities import MODALITIES
+
+if TYPE_CHECKING:
+    from analysis.importance import ImportanceResult
+    from analysis.metrics import MetricsResult
+
+DPI = 120
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    plt = _pyplot()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _grid(n: int, columns: int = 3):
+    plt = _pyplot()
+    columns = max(1, min(columns, n))
+    rows = max(1, -(-n // columns))
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(4.2 * columns, 3.0 * rows), squeeze=False, layout="constrained"
+    )
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat)
+
+
+def _title(model: str, present: str) -> str:
+    return f"{model_label(model)} · {present}"
+
+
+def importance_bars(result: ImportanceResult, path: Path) -> Path:
+    """One panel per analysed configuration: main-effect importance ± std over seeds, strongest on top."""
+    analysed = [c for c in result.configurations if c.main]
+    fig, axes = _grid(max(1, len(analysed)))
+    for ax, c in zip(axes, analysed, strict=False):
+        items = sorted(c.main.items(), key=lambda kv: kv[1][0])
+        names = [n for n, _ in items]
+        ax.barh(
+            names, [m for _, (m, _) in items], xerr=[s for _, (_, s) in items], color="#4C72B0", capsize=3
+        )
+        ax.set_xlim(0, max(0.05, max(m + s for _, (m, s) in items) * 1.15))
+        ax.set_title(f"{_title(c.model, c.present)} (n={c.n_trials})", fontsize=9)
+        ax.set_xlabel("fraction of variance (main effect)", fontsize=8)
+        ax.tick_params(labelsize=8)
+    if not analysed:
+        axes[0].text(0.5, 0.5, "no configuration had enough trials", ha="center", va="center")
+        axes[0].set_axis_off()
+    fig.suptitle(
+        f"Hyperparameter importance of mean CV {result.options.objective.upper()} ({result.options.engine})"
+    )
+    return _save(fig, path)
+
+
+def marginals(result: ImportanceResult, path: Path) -> Path:
+    """Main-effect curves: rows are configurations, columns their parameters (mean ± std over seeds)."""
+    plt = _pyplot()
+    analysed = [c for c in result.configurations if c.marginals]
+    columns = max(len(c.marginals) for c in analysed)
+    fig, axes = plt.subplots(
+        len(analysed), columns, figsize=(3.2 * columns, 2.4 * len(analysed)), squeeze=False
+    )
+    specs = {(c.key, s.name): s for c in analysed for s in c.specs}
+    for row, c in zip(axes, analysed, strict=True):
+        names = [n for n in c.main if n in c.marginals]
+        names.sort(key=lambda n: -c.main[n][0])
+        for ax, name in zip(row, names, strict=False):
+            x, mean, std = c.marginals[name]
+            spec = specs[(c.key, name)]
+            if spec.categorical:
+                ax.errorbar([str(v) for v in spec.choices], mean, yerr=std, fmt="o", capsize=3)
+            else:
+                ax.plot(x, mean, color="#C44E52")
+                ax.fill_between(x, mean - std, mean + std, color="#C44E52", alpha=0.2)
+                if spec.log:
+                    ax.set_xscale("log")
+            ax.set_xlabel(name, fontsize=8)
+            ax.set_title(f"{_title(c.model, c.present)}: {c.main[name][0]:.2f}", fontsize=8)
+            ax.tick_params(labelsize=7)
+        for ax in row[len(names) :]:
+            ax.set_visible(False)
+        row[0].set_ylabel(f"marginal {result.options.objective}", fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def configuration_bars(result: MetricsResult, path: Path) -> Path:
+    """Paper Fig. 6: each metric of the best trial per configuration, grouped by modality subset."""
+    plt = _pyplot()
+    best = result.best.dropna(subset=["trial_id"])
+    subsets = sorted(
+        set(best["present"]), key=lambda p: (len(p.split("+")), [MODALITIES.index(m) for m in p.split("+")])
+    )
+    models = [m for m in MODEL_ORDER if m in set(best["model"])] + sorted(
+        set(best["model"]) - set(MODEL_ORDER)
+    )
+    fig, axes = plt.subplots(
+        len(METRICS), 1, figsize=(max(6, 1.3 * len(subsets)), 2.2 * len(METRICS)), sharex=True
+    )
+    width = 0.8 / max(1, len(models))
+    positions = np.arange(len(subsets))
+    colors = {"mmt2m": "#C44E52", "mmt1m": "#DD8452", "mfnvae": "#4C72B0"}
+    for ax, metric in zip(axes, METRICS, strict=True):
+        for i, model in enumerate(models):
+            rows = best[best["model"] == model].set_index("present")
+            means = [rows[f"{metric}_mean"].get(s, np.nan) for s in subsets]
+            stds = [rows[f"{metric}_std"].get(s, np.nan) for s in subsets]
+            ax.bar(
+                positions + (i - (len(models) - 1) / 2) * width,
+                means,
+                width,
+                yerr=stds,
+                capsize=2,
+                label=model_label(model),
+                color=colors.get(model),
+            )
+        ax.set_ylabel(metric, fontsize=8)
+        ax.set_ylim(0, 1.05)
+        ax.tick_params(labelsize=8)
+    axes[0].legend(fontsize=8, ncol=len(models), loc="lower right")
+    axes[-1].set_xticks(positions, subsets, rotation=20, fontsize=8)
+    fig.suptitle(f"Best trial per configuration (by {result.objective}): mean ± std over folds")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def roc_curves(result: MetricsResult, predictions: pd.DataFrame, path: Path) -> Path:
+    """Paper Fig. 7: ROC curves of the best trials from their pooled out-of-fold probabilities."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    best = result.best.dropna(subset=["trial_id"])
+    families = [
+        ("MMT", best[best["model"].isin(("mmt2m", "mmt1m"))]),
+        ("MFN-VAE", best[best["model"] == "mfnvae"]),
+    ]
+    families = [(name, rows) for name, rows in families if not rows.empty] or [("", best)]
+    fig, axes = _grid(len(families), columns=len(families))
+    for ax, (family, rows) in zip(axes, families, strict=True):
+        for _, row in rows.iterrows():
+            oof = predictions[
+                (predictions["model"] == row["model"])
+                & (predictions["present"] == row["present"])
+                & (predictions["trial_id"].astype(str) == str(row["trial_id"]))
+            ]
+            if oof["label"].nunique() < 2:
+                continue
+            fpr, tpr, _ = roc_curve(oof["label"], oof["probability"])
+            auc = roc_auc_score(oof["label"], oof["probability"])
+            ax.plot(fpr, tpr, label=f"{_title(row['model'], row['present'])} ({auc:.3f})", lw=1.2)
+        ax.plot([0, 1], [0, 1], ls=":", color="grey", lw=0.8)
+        ax.set_xlabel("1 − specificity")
+        ax.set_ylabel("sensitivity")
+        ax.set_title(f"{family} best trials (pooled out-of-fold AUC)", fontsize=9)
+        ax.legend(fontsize=7, loc="lower right")
+    return _save(fig, path)
+
+
+def loss_curves(result: MetricsResult, losses: pd.DataFrame, path: Path) -> Path | None:
+    """Paper Fig. 8: train/validation classification and reconstruction losses of the best MMT configuration
+    (the best configuration overall when the study has no MMT), mean ± std over folds per epoch."""
+    best = result.best.dropna(subset=["trial_id"])
+    if best.empty:
+        return None
+    mmt = best[best["model"].isin(("mmt2m", "mmt1m"))]
+    top = (mmt if not mmt.empty else best).sort_values(f"{result.objective}_mean", ascending=False).iloc[0]
+    curves = losses[
+        (losses["model"] == top["model"])
+        & (losses["present"] == top["present"])
+        & (losses["trial_id"].astype(str) == str(top["trial_id"]))
+    ]
+    if curves.empty:
+        return None
+    reconstruction = [c for c in curves.columns if c.startswith("reconstruction_")]
+    panels = [("classification", "classification")]
+    panels += [(c.removeprefix("reconstruction_") + " reconstruction", c) for c in reconstruction]
+    panels += [(name, name) for name in ("auxiliary", "kl", "total") if name in curves.columns]
+    fig, axes = _grid(len(panels), columns=min(3, len(panels)))
+    for ax, (title, column) in zip(axes, panels, strict=False):
+        for split, color in (("train", "#4C72B0"), ("val", "#C44E52")):
+            stats = curves[curves["split"] == split].groupby("epoch")[column].agg(["mean", "std"])
+            ax.plot(stats.index, stats["mean"], color=color, label=split)
+            ax.fill_between(
+                stats.index,
+                stats["mean"] - stats["std"],
+                stats["mean"] + stats["std"],
+                color=color,
+                alpha=0.15,
+            )
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.tick_params(labelsize=8)
+        ax.legend(fontsize=7)
+    fig.suptitle(
+        f"Losses of {_title(top['model'], top['present'])}, trial {top['trial_id']} (mean ± std over folds)"
+    )
+    return _save(fig, path)

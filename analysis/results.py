@@ -1,0 +1,265 @@
+"""The one place that turns a study's results into tidy DataFrames.
+
+Input is a results folder written by ``python -m mmt_tune.run`` (``trials.parquet`` or ``trials.csv``, and
+when present ``losses.parquet``, ``predictions.parquet`` and ``space.json``), or any trials table that
+follows the DESIGN.md contract, as Parquet or CSV, so that a study run elsewhere can be analysed too:
+
+one row per trial x fold with ``study``, ``model``, ``present`` (``T1WI+FLAIR``), ``trial_id``, ``fold``,
+``config/<name>`` for every hyperparameter, the metric columns ``accuracy``, ``auc``, ``precision``,
+``sensitivity``, ``specificity``, and optionally ``status`` (``ok``, ``error``, ``stopped``).
+
+Problems with the input raise :class:`mmt_tune.errors.InputError` with one line naming the file, and the
+row or column.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mmt_tune.errors import InputError
+from mmt_tune.metrics import METRICS
+from mmt_tune.modalities import MODALITIES
+
+REQUIRED = ("model", "present", "trial_id", "fold")
+CONFIG_PREFIX = "config/"
+#: Model names in table order, and how the tables name them.
+MODEL_ORDER = ("mmt2m", "mmt1m", "mfnvae")
+MODEL_LABELS = {"mmt2m": "MMT-2M", "mmt1m": "MMT-1M", "mfnvae": "MFN-VAE"}
+
+
+@dataclass(frozen=True)
+class ParameterBounds:
+    """A searched parameter's distribution as the sampler saw it (from ``space.json`` or a search space)."""
+
+    distribution: str  # loguniform, uniform, int, choice
+    low: float | None = None
+    high: float | None = None
+    values: tuple | None = None
+
+    @property
+    def log(self) -> bool:
+        return self.distribution == "loguniform"
+
+
+@dataclass
+class Study:
+    """A study's tables. ``space`` maps ``model/present`` to its parameters' bounds (empty when unknown)."""
+
+    source: Path
+    trials: pd.DataFrame
+    losses: pd.DataFrame | None = None
+    predictions: pd.DataFrame | None = None
+    space: dict[str, dict[str, ParameterBounds]] = field(default_factory=dict)
+
+    @property
+    def hyperparameters(self) -> list[str]:
+        return hyperparameter_names(self.trials)
+
+
+def configuration_key(model: str, present: str) -> str:
+    return f"{model}/{present}"
+
+
+def hyperparameter_names(trials: pd.DataFrame) -> list[str]:
+    return [c.removeprefix(CONFIG_PREFIX) for c in trials.columns if c.startswith(CONFIG_PREFIX)]
+
+
+def load_study(path: str | Path, space: str | Path | None = None) -> Study:
+    """Read a results folder or a trials table (Parquet/CSV); ``space`` overrides the folder's ``space.json``
+    (a ``space.json`` written by a study, or a search-space YAML)."""
+    path = Path(path)
+    if path.is_dir():
+        table = next(
+            (path / f"trials.{ext}" for ext in ("parquet", "csv") if (path / f"trials.{ext}").is_file()), None
+        )
+        if table is None:
+            raise InputError(
+                f"{path}: no trials.parquet or trials.csv here (give a results folder written by "
+                "python -m mmt_tune.run, or a trials table file)"
+            )
+        folder = path
+    elif path.is_file():
+        table, folder = path, None
+    else:
+        raise InputError(f"{path}: no such file or folder")
+    trials = read_trials(table)
+    study = Study(source=path, trials=trials)
+    if folder is not None:
+        study.losses = _read_optional(folder / "losses.parquet")
+        study.predictions = _read_optional(folder / "predictions.parquet")
+        if (folder / "space.json").is_file() and space is None:
+            study.space = read_space(folder / "space.json")
+    if space is not None:
+        study.space = read_space(space)
+    return study
+
+
+def read_trials(path: str | Path) -> pd.DataFrame:
+    """A trials table, validated against the contract and normalised (canonical modality order, a status)."""
+    path = Path(path)
+    try:
+        if path.suffix == ".parquet":
+            frame = pd.read_parquet(path)
+        elif path.suffix == ".csv":
+            frame = pd.read_csv(path, dtype={"trial_id": str, "present": str, "model": str})
+        else:
+            raise InputError(f"{path}: a trials table must be .parquet or .csv")
+    except InputError:
+        raise
+    except Exception as exc:  # pyarrow / pandas parser errors: many classes, one message
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"{path}: cannot read the trials table ({first})") from None
+    for column in REQUIRED:
+        if column not in frame.columns:
+            raise InputError(
+                f"{path}: trials table has no {column!r} column (DESIGN.md trials-table contract)"
+            )
+    metrics = [m for m in METRICS if m in frame.columns]
+    if not metrics:
+        raise InputError(f"{path}: trials table has none of the metric columns {', '.join(METRICS)}")
+    frame = frame.copy()
+    frame["trial_id"] = frame["trial_id"].astype(str)
+    frame["model"] = frame["model"].astype(str)
+    frame["present"] = [_canonical_present(value, path, i) for i, value in enumerate(frame["present"])]
+    for metric in metrics:
+        values = pd.to_numeric(frame[metric], errors="coerce")
+        bad = values.isna() & frame[metric].notna()
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise InputError(
+                f"{path}: row {_row(path, row)}: {metric} is not a number ({frame[metric].iloc[row]!r})"
+            )
+        frame[metric] = values
+    for metric in METRICS:
+        if metric not in frame.columns:
+            frame[metric] = np.nan
+    if "status" not in frame.columns:
+        frame["status"] = "ok"
+    frame["status"] = frame["status"].fillna("ok").astype(str)
+    if "study" not in frame.columns:
+        frame["study"] = path.stem
+    return frame
+
+
+def _row(path: Path, index: int) -> str:
+    """A row number a person finds in the file: CSV line numbers count the header."""
+    return str(index + 2) if path.suffix == ".csv" else str(index)
+
+
+def _canonical_present(value, path: Path, index: int) -> str:
+    if not isinstance(value, str) or not value:
+        raise InputError(f"{path}: row {_row(path, index)}: present is empty (expected e.g. T1WI+FLAIR)")
+    parts = value.replace(",", "+").split("+")
+    for part in parts:
+        if part not in MODALITIES:
+            raise InputError(
+                f"{path}: row {_row(path, index)}: present names unknown modality {part!r} "
+                f"(known: {', '.join(MODALITIES)})"
+            )
+    return "+".join(m for m in MODALITIES if m in parts)
+
+
+def _read_optional(path: Path) -> pd.DataFrame | None:
+    if not path.is_file():
+        return None
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:
+        raise InputError(
+            f"{path}: cannot read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+        ) from None
+
+
+def read_space(path: str | Path) -> dict[str, dict[str, ParameterBounds]]:
+    """Parameter bounds per configuration from a study's ``space.json`` or a search-space YAML."""
+    path = Path(path)
+    if path.suffix == ".json":
+        try:
+            raw = json.loads(path.read_text())
+            configurations = raw["configurations"]
+            return {
+                key: {name: _bounds(spec) for name, spec in parameters.items()}
+                for key, parameters in configurations.items()
+            }
+        except FileNotFoundError:
+            raise InputError(f"{path}: no such file") from None
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise InputError(f"{path}: not a study's space.json ({type(exc).__name__}: {exc})") from None
+    # A search-space YAML (or shipped name): validated by mmt_tune.spaces, which needs the trainer (torch).
+    from mmt_tune.spaces import load_space
+
+    return {
+        c.key: {name: ParameterBounds(d.kind, d.low, d.high, d.values) for name, d in c.parameters.items()}
+        for c in load_space(path).configurations
+    }
+
+
+def _bounds(spec: dict) -> ParameterBounds:
+    values = spec.get("values")
+    return ParameterBounds(
+        str(spec["distribution"]),
+        None if spec.get("low") is None else float(spec["low"]),
+        None if spec.get("high") is None else float(spec["high"]),
+        tuple(values) if values is not None else None,
+    )
+
+
+def complete_trials(trials: pd.DataFrame, objective: str) -> pd.DataFrame:
+    """Rows of trials that finished (status ok) with the objective defined on every fold."""
+    ok = trials[trials["status"] == "ok"]
+    keys = ["model", "present", "trial_id"]
+    incomplete = ok[objective].isna().groupby([ok[k] for k in keys]).transform("any")
+    return ok[~incomplete.to_numpy(dtype=bool)]
+
+
+def per_trial(trials: pd.DataFrame, objective: str = "auc") -> pd.DataFrame:
+    """One row per complete trial: model, present, trial_id, its hyperparameters, and mean/std of each metric
+    over folds (``<metric>_mean``, ``<metric>_std``; population std, ddof=0, as the trainer reports it)."""
+    complete = complete_trials(trials, objective)
+    keys = ["model", "present", "trial_id"]
+    configs = [c for c in trials.columns if c.startswith(CONFIG_PREFIX)]
+    grouped = complete.groupby(keys, sort=False)
+    metrics = grouped[list(METRICS)]
+    means, stds = metrics.mean(), metrics.std(ddof=0)
+    stats = pd.concat(
+        [means.add_suffix("_mean"), stds.add_suffix("_std"), grouped[objective].count().rename("n_folds")],
+        axis=1,
+    )
+    stats = stats[[c for m in METRICS for c in (f"{m}_mean", f"{m}_std")] + ["n_folds"]]
+    if configs:
+        stats = stats.join(grouped[configs].first())
+    return stats.reset_index()
+
+
+def configurations_in(trials: pd.DataFrame, space: dict | None = None) -> list[tuple[str, str]]:
+    """Every (model, present) of the trials table and the space, in the paper's table order."""
+    seen = {(m, p) for m, p in zip(trials["model"], trials["present"], strict=True)}
+    for key in space or {}:
+        model, _, present = key.partition("/")
+        seen.add((model, present))
+    return sorted(seen, key=table_order)
+
+
+def table_order(item: tuple[str, str]) -> tuple:
+    model, present = item
+    parts = present.split("+")
+    rank = MODEL_ORDER.index(model) if model in MODEL_ORDER else len(MODEL_ORDER)
+    return (rank, model, len(parts), [MODALITIES.index(p) for p in parts if p in MODALITIES])
+
+
+def model_label(model: str) -> str:
+    return MODEL_LABELS.get(model, model)
+
+
+def is_number(value) -> bool:
+    return (
+        isinstance(value, (int, float, np.integer, np.floating))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    )

@@ -1,0 +1,106 @@
+"""Table writers: one display table (strings, already formatted) as Markdown, CSV and LaTeX, written atomically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from mmt_tune._io import atomic_path, write_text_atomic
+
+TICK = "✓"
+DASH = "—"
+
+
+def mean_std(mean: float, std: float, digits: int = 3) -> str:
+    """``0.877 ± 0.033``; ``—`` when the mean is undefined."""
+    if pd.isna(mean):
+        return DASH
+    if pd.isna(std):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def to_markdown(table: pd.DataFrame, notes: list[str] | None = None) -> str:
+    header = "| " + " | ".join(str(c) for c in table.columns) + " |"
+    rule = "| " + " | ".join("---" for _ in table.columns) + " |"
+    rows = [
+        "| " + " | ".join(_cell(v).replace("|", "\\|") for v in row) + " |"
+        for row in table.itertuples(index=False)
+    ]
+    text = "\n".join([header, rule, *rows]) + "\n"
+    if notes:
+        text += "\n" + "\n".join(f"- {note}" for note in notes) + "\n"
+    return text
+
+
+def to_latex(table: pd.DataFrame, caption: str, label: str) -> str:
+    """A booktabs table (``\\usepackage{booktabs}``); ticks become ``\\checkmark`` (amssymb)."""
+    columns = "l" * 1 + "c" * (len(table.columns) - 1)
+    lines = [
+        "\\begin{table}[ht]",
+        "\\centering",
+        f"\\caption{{{_latex(caption)}}}",
+        f"\\label{{{label}}}",
+        f"\\begin{{tabular}}{{{columns}}}",
+        "\\toprule",
+        " & ".join(_latex(str(c)) for c in table.columns) + " \\\\",
+        "\\midrule",
+    ]
+    for row in table.itertuples(index=False):
+        lines.append(" & ".join(_latex(_cell(v)) for v in row) + " \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_table(
+    table: pd.DataFrame, folder: Path, stem: str, caption: str, notes: list[str] | None = None
+) -> list[Path]:
+    """``<stem>.md``, ``<stem>.csv`` and ``<stem>.tex`` in ``folder``; returns the paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{stem}.{ext}" for ext in ("md", "csv", "tex")]
+    write_text_atomic(paths[0], to_markdown(table, notes))
+    with atomic_path(paths[1]) as tmp:
+        table.to_csv(tmp, index=False)
+    write_text_atomic(paths[2], to_latex(table, caption, f"tab:{stem}"))
+    return paths
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+    return path
+
+
+def _cell(value) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+_LATEX = {
+    "\\": "\\textbackslash{}",
+    "&": "\\&",
+    "%": "\\%",
+    "$": "\\$",
+    "#": "\\#",
+    "_": "\\_",
+    "{": "\\{",
+    "}": "\\}",
+    "~": "\\textasciitilde{}",
+    "^": "\\textasciicircum{}",
+}
+
+
+def _latex(text: str) -> str:
+    escaped = "".join(_LATEX.get(ch, ch) for ch in text)
+    return (
+        escaped.replace(TICK, "\\checkmark{}")
+        .replace(" ± ", " $\\pm$ ")
+        .replace(DASH, "---")
+        .replace("α", "$\\alpha$")
+        .replace("β", "$\\beta$")
+        .replace("γ", "$\\gamma$")
+    )
