@@ -43,7 +43,9 @@ class ParameterSpec:
             index = {str(c): i for i, c in enumerate(self.choices)}
             return np.array([index[str(v)] for v in values], dtype=float)
         values = np.asarray(values, dtype=float)
-        return np.log10(values) if self.log else values
+        encoded = np.log10(values) if self.log else values
+        # Values were checked against the bounds; the clip only absorbs log10 rounding at the ends.
+        return np.clip(encoded, *self.encoded_bounds)
 
     def decode(self, encoded: np.ndarray) -> np.ndarray:
         return 10.0**encoded if self.log and not self.categorical else encoded
@@ -104,12 +106,15 @@ def fanova_importance(
 
     fANOVA, ConfigSpace = import_fanova()
     space = ConfigSpace.ConfigurationSpace(seed=seed)
-    for spec in specs:
+    X = np.array(X, dtype=float)
+    for j, spec in enumerate(specs):
         if spec.categorical:
             space.add(ConfigSpace.CategoricalHyperparameter(spec.name, list(range(len(spec.choices)))))
         else:
-            low, high = spec.encoded_bounds
-            space.add(ConfigSpace.UniformFloatHyperparameter(spec.name, low, high))
+            hyperparameter = ConfigSpace.UniformFloatHyperparameter(spec.name, *spec.encoded_bounds)
+            space.add(hyperparameter)
+            # ConfigSpace rounds bounds to 13 significant digits; keep the samples inside what it stored.
+            X[:, j] = np.clip(X[:, j], hyperparameter.lower, hyperparameter.upper)
     frame = pd.DataFrame(X, columns=[s.name for s in specs])  # fanova orders the columns as the space does
     model = fANOVA(
         frame,

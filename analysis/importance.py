@@ -309,14 +309,32 @@ def _spec(name: str, values: pd.Series, bounds, where: str) -> ParameterSpec:
     if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
         return ParameterSpec(name, choices=tuple(sorted(values.astype(str).unique())))
     low, high = float(values.min()), float(values.max())
-    if bounds is None:  # inferred: a positive range over two decades or more was sampled on a log scale
-        return ParameterSpec(name, low, high, log=low > 0 and high / low >= 100)
+    if bounds is None:
+        return ParameterSpec(name, low, high, log=_looks_log_sampled(values.to_numpy(dtype=float)))
     if low < bounds.low or high > bounds.high:
         raise InputError(
             f"{where}: {name} has values {low:g}..{high:g} outside the search space's bounds "
             f"{bounds.low:g}..{bounds.high:g} (space.json does not belong to this trials table?)"
         )
     return ParameterSpec(name, bounds.low, bounds.high, log=bounds.log)
+
+
+def _looks_log_sampled(values: np.ndarray) -> bool:
+    """Without a search space: was this positive parameter sampled log-uniformly rather than uniformly?
+
+    Whichever of the two hypotheses fits the sample better by the Kolmogorov-Smirnov distance (against a
+    uniform law on the observed range, of the values or of their logarithms) wins; ties and small samples
+    (< 10 values) stay linear. A guess, so the table says bounds were inferred.
+    """
+    from scipy import stats
+
+    if len(values) < 10 or values.min() <= 0:
+        return False
+
+    def distance(x: np.ndarray) -> float:
+        return stats.kstest(x, stats.uniform(x.min(), x.max() - x.min()).cdf).statistic
+
+    return distance(np.log(values)) < distance(values)
 
 
 def _forest(options: ImportanceOptions, n_trials: int) -> ForestSettings:

@@ -143,7 +143,7 @@ def configuration_bars(result: MetricsResult, path: Path) -> Path:
         ax.set_ylabel(metric, fontsize=8)
         ax.set_ylim(0, 1.05)
         ax.tick_params(labelsize=8)
-    axes[0].legend(fontsize=8, ncol=len(models), loc="lower right")
+    axes[0].legend(fontsize=8, ncol=len(models), loc="lower left", bbox_to_anchor=(0, 1.0), frameon=False)
     axes[-1].set_xticks(positions, subsets, rotation=20, fontsize=8)
     fig.suptitle(f"Best trial per configuration (by {result.objective}): mean ± std over folds")
     fig.tight_layout()
@@ -181,6 +181,19 @@ def roc_curves(result: MetricsResult, predictions: pd.DataFrame, path: Path) -> 
     return _save(fig, path)
 
 
+def loss_panels(curves: pd.DataFrame) -> list[tuple[str, str]]:
+    """(title, column) of each loss term one trial has; the study's table has every model's terms, so the
+    columns that are empty for this trial are left out."""
+    present = [c for c in curves.columns if curves[c].notna().any()]
+    panels = [("classification", "classification")]
+    panels += [
+        (c.removeprefix("reconstruction_") + " reconstruction", c)
+        for c in present
+        if c.startswith("reconstruction_")
+    ]
+    return panels + [(name, name) for name in ("auxiliary", "kl", "total") if name in present]
+
+
 def loss_curves(result: MetricsResult, losses: pd.DataFrame, path: Path) -> Path | None:
     """Paper Fig. 8: train/validation classification and reconstruction losses of the best MMT configuration
     (the best configuration overall when the study has no MMT), mean ± std over folds per epoch."""
@@ -196,10 +209,7 @@ def loss_curves(result: MetricsResult, losses: pd.DataFrame, path: Path) -> Path
     ]
     if curves.empty:
         return None
-    reconstruction = [c for c in curves.columns if c.startswith("reconstruction_")]
-    panels = [("classification", "classification")]
-    panels += [(c.removeprefix("reconstruction_") + " reconstruction", c) for c in reconstruction]
-    panels += [(name, name) for name in ("auxiliary", "kl", "total") if name in curves.columns]
+    panels = loss_panels(curves)
     fig, axes = _grid(len(panels), columns=min(3, len(panels)))
     for ax, (title, column) in zip(axes, panels, strict=False):
         for split, color in (("train", "#4C72B0"), ("val", "#C44E52")):

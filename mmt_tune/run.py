@@ -71,12 +71,15 @@ def run_study(
     wandb: str = "offline",
     wandb_project: str = "mmt-tune",
     asha: bool = False,
+    verbose: int = 1,
+    progress: bool = False,
 ) -> StudyResult:
     """Run a study and return its trials table (also written to ``<storage>/<name>/trials.{parquet,csv}``).
 
     ``resume=True`` continues the experiment ``<storage>/<name>`` after an interruption (even SIGKILL):
     finished trials are kept, unfinished ones continue from their last epoch checkpoint, and every
-    configuration's Optuna study continues from its saved state.
+    configuration's Optuna study continues from its saved state. ``verbose`` is Tune's (0 silent, 1 status
+    tables); ``progress`` shows one progress bar of finished trials instead.
     """
     import ray
     from ray import tune
@@ -106,6 +109,8 @@ def run_study(
     # Tune saves the experiment state (finished trials, searcher) only every ~10 s by default; a study killed
     # in between would re-run trials that had finished. Save at most every 2 s instead (cheap at our scale).
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
+    # Frequent snapshots are intended (above, and forced by num_to_keep=1 checkpoints): no warning each time.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     if gpus_per_trial > 0 and ray.cluster_resources().get("GPU", 0) == 0:
@@ -182,7 +187,11 @@ def run_study(
                 name=name,
                 storage_path=str(storage),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                callbacks=[refresh_callback(study.name, lambda: tables_dir)],
+                callbacks=[
+                    refresh_callback(study.name, lambda: tables_dir),
+                    *([progress_callback(searcher.total_trials)] if progress else []),
+                ],
+                verbose=verbose,
             ),
         )
     write_space(study, tables_dir)
@@ -334,6 +343,38 @@ def refresh_callback(study: str, folder_of: Callable[[], Path]):
             self._refresh(trials, trial, failed=True)
 
     return RefreshTrialsTable()
+
+
+def progress_callback(total: int):
+    """A Tune callback that shows finished trials as one tqdm bar (set from Tune's own trial list, so a
+    resumed study starts at the trials it already has)."""
+    from ray import tune
+    from tqdm.auto import tqdm
+
+    class TrialProgress(tune.Callback):
+        bar = None  # created on first use: Tune pickles its callbacks with the experiment, a bar can't be
+
+        def _update(self, trials, current) -> None:
+            if self.bar is None:
+                self.bar = tqdm(total=total, desc="trials", unit="trial")
+            ended = {id(t) for t in trials if t.status in ("TERMINATED", "ERROR")} | {id(current)}
+            self.bar.n = len(ended)
+            self.bar.refresh()
+
+        def __getstate__(self):
+            return {}
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            self._update(trials, trial)
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            self._update(trials, trial)
+
+        def on_experiment_end(self, trials, **info):
+            if self.bar is not None:
+                self.bar.close()
+
+    return TrialProgress()
 
 
 def format_best(result: StudyResult) -> str:

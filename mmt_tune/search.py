@@ -42,9 +42,12 @@ class PerConfigurationSearch(PickledState, Searcher):
         mode: str = "max",
         seed: int = 0,
     ):
+        import optuna
         from optuna.samplers import TPESampler
         from ray.tune.search.optuna import OptunaSearch
 
+        # One "A new study created in memory" line per configuration says nothing a user needs.
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
         super().__init__(metric=metric, mode=mode)
         self.budget = int(samples_per_configuration)
         self.order = [c.key for c in space.configurations]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from mmt_tune import demo
@@ -10,7 +11,7 @@ from mmt_tune import demo
 @pytest.mark.slow
 def test_demo_runs_and_reuses_its_outputs(tmp_path, capsys):
     argv = ["--out", str(tmp_path), "--patients", "30", "--no-progress", "--workers", "2"]
-    assert demo.main(argv) == 0
+    assert demo.main([*argv, "--skip-study"]) == 0
     first = capsys.readouterr().out
     assert (tmp_path / "features.parquet").is_file() and (tmp_path / "phantom" / "manifest.csv").is_file()
     lines = [line.split() for line in first.splitlines() if line.strip().startswith(("T1WI", "FLAIR", "DWI"))]
@@ -25,8 +26,19 @@ def test_demo_runs_and_reuses_its_outputs(tmp_path, capsys):
     ]
     aucs = {parts[0]: float(parts[1]) for parts in lines}
     assert all(0.0 <= auc <= 1.0 for auc in aucs.values())
+    assert not (tmp_path / "results").exists(), "--skip-study stops after the signal check"
     manifest_mtime = (tmp_path / "phantom" / "manifest.csv").stat().st_mtime_ns
-    assert demo.main(argv) == 0
+
+    # The second run reuses cohort and features, then runs the study step: every configuration of the demo
+    # space (13), Table 2 and Table 3 printed, the report written.
+    assert demo.main([*argv, "--samples", "3"]) == 0
     second = capsys.readouterr().out
     assert "up to date" in second, "the second run reuses the cohort and the features"
     assert (tmp_path / "phantom" / "manifest.csv").stat().st_mtime_ns == manifest_mtime
+    assert "Table 2: best trial per configuration" in second and "Table 3: hyperparameter importance" in second
+    table2 = [line for line in second.splitlines() if line.startswith(("| MMT-2M", "| MMT-1M", "| MFN-VAE"))]
+    assert len(table2) == 2 * 13, "each configuration once in Table 2 and once in Table 3"
+    trials = pd.read_parquet(tmp_path / "results" / "demo" / "trials.parquet")
+    assert trials.groupby(["model", "present"])["trial_id"].nunique().eq(3).all() and len(trials) == 13 * 3 * 3
+    for name in ("index.html", "table2.tex", "table3.tex", "roc.png", "losses.png", "importance.png"):
+        assert (tmp_path / "report" / name).is_file(), name

@@ -168,6 +168,22 @@ def test_smoke_study_on_local_ray_writes_the_trials_table_and_phi_free_wandb_run
                 assert str(tmp_path).encode() not in content, f"a local path in {path}"
     assert scanned >= 4 * 3
 
+    # The analysis reads the results folder as the launcher wrote it (bounds from space.json), and the report
+    # it writes (meant to be shared) holds no patient identifier or path either.
+    from analysis.report import write_report
+    from analysis.results import load_study
+
+    study = load_study(result.experiment)
+    assert set(study.space) == {"mmt1m/T1WI", "mmt1m/DWI"} and study.space["mmt1m/T1WI"]["lr"].log
+    assert study.predictions is not None and study.losses is not None
+    report = write_report(study, tmp_path / "report", progress=False)
+    assert len(report.metrics.best) == 2
+    for name in ("index.html", "table2.md", "table3.md", "roc.png", "losses.png"):
+        assert (tmp_path / "report" / name).is_file(), name
+    for path in (tmp_path / "report").iterdir():
+        for needle in [*forbidden, str(tmp_path)]:
+            assert needle.encode() not in path.read_bytes(), f"{needle!r} found in {path}"
+
 
 def test_bad_space_fails_before_any_work(capsys):
     from mmt_tune import run

@@ -7,7 +7,7 @@ import pytest
 from mmt_tune.errors import InputError
 from mmt_tune.spaces import SHIPPED_DIR, load_space, shipped_spaces
 
-EXPECTED_CONFIGURATIONS = {"mmt1m": 3, "mmt2m": 3, "mfnvae": 7, "paper": 13, "paper-wide": 13}
+EXPECTED_CONFIGURATIONS = {"mmt1m": 3, "mmt2m": 3, "mfnvae": 7, "paper": 13, "paper-wide": 13, "demo": 13}
 
 
 @pytest.mark.parametrize("name", shipped_spaces())

@@ -1,0 +1,230 @@
+"""analysis.metrics and analysis.report: Table 2 from hand-built trials, paired comparisons, figures, index."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from analysis.importance import ImportanceOptions
+from analysis.metrics import aggregate, headline, main
+from analysis.report import write_report
+from analysis.results import Study, load_study
+from mmt_tune.metrics import METRICS
+
+FOLD_AUC = {
+    # (model, present, trial): fold AUCs; other metrics are derived below
+    ("mmt2m", "T1WI+FLAIR", "a1"): [0.90, 0.80, 0.85, 0.95, 0.88],
+    ("mmt2m", "T1WI+FLAIR", "a2"): [0.70, 0.75, 0.72, 0.71, 0.69],
+    ("mfnvae", "T1WI+FLAIR", "b1"): [0.80, 0.78, 0.83, 0.90, 0.80],
+    ("mfnvae", "T1WI+FLAIR+DWI", "c1"): [0.85, 0.82, 0.80, 0.86, 0.84],
+    ("mfnvae", "T1WI+FLAIR+DWI", "c2"): [0.60, 0.99, 0.99, 0.99, np.nan],  # undefined on a fold: excluded
+    ("mmt1m", "DWI", "d1"): [0.60, 0.62, 0.64, 0.66, 0.68],
+}
+
+
+def hand_built_trials(shuffle: bool = True) -> pd.DataFrame:
+    rows = []
+    for (model, present, trial), aucs in FOLD_AUC.items():
+        for fold, auc in enumerate(aucs):
+            row = {"study": "s", "model": model, "present": present, "trial_id": trial, "fold": fold}
+            row.update({"config/lr": 1e-5, "config/seed": 0, "config/folds": 5, "auc": auc, "status": "ok"})
+            # accuracy ranks a2 above a1, to test a selectable objective
+            row["accuracy"] = auc if trial != "a2" else 0.99
+            row.update({"precision": auc - 0.01, "sensitivity": auc - 0.02, "specificity": auc - 0.03})
+            rows.append(row)
+    rows.append(
+        {"study": "s", "model": "mmt1m", "present": "DWI", "trial_id": "d2", "fold": None, "status": "error"}
+    )
+    frame = pd.DataFrame(rows)
+    return frame.sample(frac=1.0, random_state=0).reset_index(drop=True) if shuffle else frame
+
+
+def test_table2_picks_the_best_trial_and_reports_fold_mean_and_std():
+    result = aggregate(Study("t", hand_built_trials()), "auc")
+    best = result.best.set_index(["model", "present"])
+    assert best.loc[("mmt2m", "T1WI+FLAIR"), "trial_id"] == "a1"
+    assert best.loc[("mfnvae", "T1WI+FLAIR+DWI"), "trial_id"] == "c1"  # c2's higher mean has a NaN fold
+    assert best.loc[("mmt1m", "DWI"), "n_trials"] == 1  # the failed trial d2 is not a candidate
+    a1 = np.array(FOLD_AUC[("mmt2m", "T1WI+FLAIR", "a1")])
+    assert best.loc[("mmt2m", "T1WI+FLAIR"), "auc_mean"] == pytest.approx(a1.mean())
+    assert best.loc[("mmt2m", "T1WI+FLAIR"), "auc_std"] == pytest.approx(a1.std(ddof=0))
+    assert best.loc[("mmt2m", "T1WI+FLAIR"), "specificity_mean"] == pytest.approx(a1.mean() - 0.03)
+
+    table = result.table2()
+    assert list(table.columns) == [
+        "Model",
+        "T1WI",
+        "FLAIR",
+        "DWI",
+        "Accuracy",
+        "AUC",
+        "Precision",
+        "Sensitivity",
+        "Specificity",
+        "Trials",
+        "Best trial",
+    ]
+    assert list(zip(table["Model"], table["DWI"], strict=True)) == [
+        ("MMT-2M", ""),
+        ("MMT-1M", "✓"),
+        ("MFN-VAE", ""),
+        ("MFN-VAE", "✓"),
+    ]
+    assert table.loc[0, "AUC"] == f"{a1.mean():.3f} ± {a1.std():.3f}"
+
+
+def test_the_objective_is_selectable():
+    result = aggregate(Study("t", hand_built_trials()), "accuracy")
+    assert (
+        result.best.set_index("present").loc["T1WI+FLAIR"].query("model == 'mmt2m'")["trial_id"].item()
+        == "a2"
+    )
+    with pytest.raises(Exception, match="--objective must be one of"):
+        aggregate(Study("t", hand_built_trials()), "f1")
+
+
+def test_paired_comparisons_match_scipy_on_the_shared_folds():
+    result = aggregate(Study("t", hand_built_trials()), "auc")
+    rows = result.comparisons.set_index(["comparison", "metric"])
+    same = rows.loc[("MMT-2M T1WI+FLAIR − MFN-VAE T1WI+FLAIR", "auc")]
+    mmt = np.array(FOLD_AUC[("mmt2m", "T1WI+FLAIR", "a1")])
+    vae = np.array(FOLD_AUC[("mfnvae", "T1WI+FLAIR", "b1")])
+    assert same["difference"] == pytest.approx(mmt.mean() - vae.mean())
+    assert same["p_ttest"] == pytest.approx(stats.ttest_rel(mmt, vae).pvalue)
+    assert same["p_wilcoxon"] == pytest.approx(stats.wilcoxon(mmt, vae).pvalue)
+    assert same["n_folds"] == 5
+    # every configuration against the full-modality MFN-VAE, the headline among them
+    full = rows.loc[("MMT-1M DWI − MFN-VAE T1WI+FLAIR+DWI", "auc")]
+    dwi = np.array(FOLD_AUC[("mmt1m", "DWI", "d1")])
+    c1 = np.array(FOLD_AUC[("mfnvae", "T1WI+FLAIR+DWI", "c1")])
+    assert full["p_ttest"] == pytest.approx(stats.ttest_rel(dwi, c1).pvalue)
+    line = headline(result)
+    assert line.startswith("best one-missing MMT (MMT-2M T1WI+FLAIR) vs full-modality MFN-VAE: accuracy")
+    table = result.comparison_table()
+    assert table.iloc[0]["Comparison"] == "MMT-2M T1WI+FLAIR − MFN-VAE T1WI+FLAIR"
+    assert (
+        table.iloc[0]["AUC"] == f"{mmt.mean() - vae.mean():+.3f} (p={stats.ttest_rel(mmt, vae).pvalue:.3f})"
+    )
+
+
+def test_unpaired_folds_are_flagged():
+    trials = hand_built_trials()
+    trials.loc[trials["trial_id"] == "b1", "config/seed"] = 7
+    result = aggregate(Study("t", trials), "auc")
+    assert any("folds are not paired" in note and "MFN-VAE T1WI+FLAIR" in note for note in result.notes)
+
+
+def losses_and_predictions(trials: pd.DataFrame, patient_ids: list[str]):
+    rng = np.random.default_rng(0)
+    losses, predictions = [], []
+    for (model, present, trial), _ in trials.dropna(subset=["fold"]).groupby(
+        ["model", "present", "trial_id"]
+    ):
+        base = {"study": "s", "model": model, "present": present, "trial_id": trial}
+        for epoch in range(6):
+            for fold in range(5):
+                for split in ("train", "val"):
+                    losses.append(
+                        {
+                            **base,
+                            "epoch": epoch,
+                            "fold": fold,
+                            "split": split,
+                            "classification": 1 / (epoch + 1),
+                            "reconstruction_DWI": 0.5,
+                            "total": 1.5 / (epoch + 1),
+                        }
+                    )
+        for row, patient in enumerate(patient_ids):
+            label = row % 2
+            predictions.append(
+                {
+                    **base,
+                    "patient_id": patient,
+                    "row": row,
+                    "fold": row % 5,
+                    "label": label,
+                    "probability": float(np.clip(0.5 + (label - 0.5) * 0.4 + rng.normal(0, 0.2), 0, 1)),
+                }
+            )
+    return pd.DataFrame(losses), pd.DataFrame(predictions)
+
+
+def test_metrics_cli_writes_tables_and_figures(tmp_path, capsys):
+    trials = hand_built_trials()
+    trials.to_parquet(tmp_path / "trials.parquet")
+    losses, predictions = losses_and_predictions(trials, [f"P{i:03d}" for i in range(40)])
+    losses.to_parquet(tmp_path / "losses.parquet")
+    predictions.to_parquet(tmp_path / "predictions.parquet")
+    assert main([str(tmp_path), "--out", str(tmp_path / "out")]) == 0
+    out = tmp_path / "out"
+    for name in (
+        "table2.md",
+        "table2.csv",
+        "table2.tex",
+        "comparison.md",
+        "best_trials.csv",
+        "comparisons.csv",
+    ):
+        assert (out / name).is_file(), name
+    for figure in ("roc.png", "losses.png", "configurations.png"):
+        assert (out / figure).read_bytes()[:4] == b"\x89PNG", figure
+    printed = capsys.readouterr().out
+    assert "| MMT-2M | ✓ | ✓ |" in printed and "best one-missing MMT" in printed
+
+
+def test_report_has_an_index_and_no_patient_identifier(tmp_path):
+    from analysis.synthetic import paper_space, synthetic_trials
+
+    space = {k: v for k, v in paper_space().items() if k in ("mmt2m/T1WI+FLAIR", "mfnvae/T1WI+FLAIR+DWI")}
+    trials = synthetic_trials(space, 12, seed=0)
+    patients = [f"HOSP-7731-{i:04d}" for i in range(30)]
+    losses, predictions = losses_and_predictions(trials, patients)
+    study = Study(tmp_path, trials, losses, predictions, space)
+    report = write_report(
+        study, tmp_path / "report", options=ImportanceOptions(seeds=2, jobs=1), progress=False
+    )
+    page = report.index.read_text()
+    for expected in (
+        "Table 2",
+        "Table 3",
+        "roc.png",
+        "losses.png",
+        "importance.png",
+        "marginals.png",
+        "table3.tex",
+    ):
+        assert expected in page, expected
+    assert (tmp_path / "report" / "index.md").read_text().count("![") == 5
+    for path in (tmp_path / "report").iterdir():
+        content = path.read_bytes()
+        assert b"HOSP-7731" not in content, path  # predictions carry patient IDs; the report must not
+
+
+def test_a_study_folder_round_trips_through_load_study(tmp_path):
+    hand_built_trials().to_csv(tmp_path / "trials.csv", index=False)
+    study = load_study(tmp_path)
+    assert set(study.trials["status"]) == {"ok", "error"} and study.predictions is None
+    assert set(METRICS) <= set(study.trials.columns)
+
+
+def test_loss_panels_show_only_the_terms_of_the_trial():
+    from analysis.plots import loss_panels
+
+    curves = pd.DataFrame(
+        {
+            "epoch": [0, 1],
+            "classification": [1.0, 0.5],
+            "reconstruction_FLAIR": [0.3, 0.2],
+            "reconstruction_DWI": [np.nan, np.nan],
+            "kl": [np.nan, np.nan],
+            "total": [1.3, 0.7],
+        }
+    )
+    assert loss_panels(curves) == [
+        ("classification", "classification"),
+        ("FLAIR reconstruction", "reconstruction_FLAIR"),
+        ("total", "total"),
+    ]
