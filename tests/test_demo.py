@@ -35,10 +35,14 @@ def test_demo_runs_and_reuses_its_outputs(tmp_path, capsys):
     second = capsys.readouterr().out
     assert "up to date" in second, "the second run reuses the cohort and the features"
     assert (tmp_path / "phantom" / "manifest.csv").stat().st_mtime_ns == manifest_mtime
-    assert "Table 2: best trial per configuration" in second and "Table 3: hyperparameter importance" in second
+    assert (
+        "Table 2: best trial per configuration" in second and "Table 3: hyperparameter importance" in second
+    )
     table2 = [line for line in second.splitlines() if line.startswith(("| MMT-2M", "| MMT-1M", "| MFN-VAE"))]
     assert len(table2) == 2 * 13, "each configuration once in Table 2 and once in Table 3"
     trials = pd.read_parquet(tmp_path / "results" / "demo" / "trials.parquet")
-    assert trials.groupby(["model", "present"])["trial_id"].nunique().eq(3).all() and len(trials) == 13 * 3 * 3
+    assert (
+        trials.groupby(["model", "present"])["trial_id"].nunique().eq(3).all() and len(trials) == 13 * 3 * 3
+    )
     for name in ("index.html", "table2.tex", "table3.tex", "roc.png", "losses.png", "importance.png"):
         assert (tmp_path / "report" / name).is_file(), name
