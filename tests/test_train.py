@@ -209,9 +209,14 @@ def test_planted_signal_modality_beats_the_others():
 
 @pytest.mark.slow
 def test_labels_independent_of_features_give_chance_auc():
-    """Leakage through selection or SMOTE would push this above chance. 5 folds x 300 rows: the mean AUC of
-    a no-signal problem has a standard error of about 0.03, so |AUC - 0.5| < 0.1 is a > 3-sigma bound."""
-    table = make_table(300, signal={}, n_features=40, seed=11)
+    """Leakage through selection or SMOTE would push this above chance (feature selection on all rows gives
+    0.6-0.7 here). Measured on 16 no-signal tables (data seeds 11-18 x 2 training seeds), the CV AUC of one
+    run scatters with a standard deviation of 0.045 (folds are correlated: more than the per-fold SE suggests),
+    so one table can reach 0.6 by chance. The mean over 4 tables has SD ~0.023: |mean - 0.5| < 0.08 is a
+    ~3.5-sigma bound."""
     config = TrainConfig.from_options("mmt2m", ("T1WI", "DWI"), {**SMALL, "lr": 3e-3}, epochs=40, folds=5)
-    mean_auc = train_configuration(table, config).summary()["auc"][0]
-    assert abs(mean_auc - 0.5) < 0.1, mean_auc
+    aucs = [
+        train_configuration(make_table(300, signal={}, n_features=40, seed=seed), config).summary()["auc"][0]
+        for seed in (11, 12, 13, 14)
+    ]
+    assert abs(np.mean(aucs) - 0.5) < 0.08, aucs
