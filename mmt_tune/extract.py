@@ -84,7 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         print(
             f"wrote {n_rows} rows x {n_features} features -> {result.output} "
-            f"({result.n_computed} scans extracted, {result.n_cached} from cache)"
+            f"({result.n_computed} scans extracted"
+            + (f" on {len(result.nodes)} nodes" if len(result.nodes) > 1 else "")
+            + f", {result.n_cached} from cache)"
         )
     if result.failures:
         where = result.output.parent / "failures.csv"

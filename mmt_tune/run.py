@@ -111,16 +111,27 @@ def run_study(
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
     # Frequent snapshots are intended (above, and forced by num_to_keep=1 checkpoints): no warning each time.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # A local instance never gains a GPU; a cluster reached by address (--address, or RAY_ADDRESS as set by
+    # `ray job submit`) may, through its autoscaler.
+    local = not (address or os.environ.get("RAY_ADDRESS"))
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     if gpus_per_trial > 0 and ray.cluster_resources().get("GPU", 0) == 0:
-        # A GPU request on a GPU-less cluster would leave every trial PENDING forever.
-        print(
-            f"note: --gpus-per-trial {gpus_per_trial} requested but the Ray cluster has no GPU; "
-            "running trials on CPU",
-            file=sys.stderr,
-        )
-        gpus_per_trial = 0.0
+        if local:
+            # A GPU request on a GPU-less machine would leave every trial PENDING forever.
+            print(
+                f"note: --gpus-per-trial {gpus_per_trial} requested but this machine has no GPU; "
+                "running trials on CPU",
+                file=sys.stderr,
+            )
+            gpus_per_trial = 0.0
+        else:
+            # A cluster (`ray up cluster.yaml`) may scale GPU workers from zero once trials ask for them.
+            print(
+                "note: the Ray cluster has no GPU node yet; trials stay PENDING until its autoscaler adds one "
+                "(use --gpus-per-trial 0 to run on CPUs)",
+                file=sys.stderr,
+            )
     # With a searcher, Tune keeps one trial pending by default, and a reused actor takes it before any new
     # actor starts: the study would run one trial at a time. Allow as many pending trials as can run at once.
     slots = int(ray.cluster_resources().get("CPU", 1) // max(cpus_per_trial, 1e-9))
@@ -417,7 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--gpus-per-trial",
         type=float,
         default=0.0,
-        help="fraction of a GPU per trial; falls back to CPU when the cluster has no GPU",
+        help="fraction of a GPU per trial; on a local instance without GPU, trials run on CPU instead; on a cluster (--address) they wait for GPU nodes",
     )
     parser.add_argument(
         "--wandb",

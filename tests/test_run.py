@@ -90,7 +90,7 @@ def test_smoke_study_on_local_ray_writes_the_trials_table_and_phi_free_wandb_run
         gpus_per_trial=0.5,
         wandb="offline",
     )
-    assert "cluster has no GPU; running trials on CPU" in capsys.readouterr().err
+    assert "this machine has no GPU; running trials on CPU" in capsys.readouterr().err
 
     trials = pd.read_parquet(result.experiment / "trials.parquet")
     assert (result.experiment / "trials.csv").is_file()

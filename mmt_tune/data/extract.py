@@ -258,6 +258,7 @@ class ExtractionResult:
     up_to_date: bool = False
     metadata: dict = field(default_factory=dict)
     _table: pd.DataFrame | None = None
+    nodes: dict[str, int] = field(default_factory=dict)  # Ray node id -> scans extracted there (this run)
 
     @property
     def table(self) -> pd.DataFrame:
@@ -330,11 +331,13 @@ def extract_features(
         else:
             pending.append(item)
     n_cached = len(results)
+    nodes: dict[str, int] = {}
     if pending:
         computed = _run_tasks(
             pending, settings, address, workers, cache, progress, n_cached, len(items), on_result
         )
         for item, outcome in computed:
+            nodes[outcome["node"]] = nodes.get(outcome["node"], 0) + 1
             if "features" in outcome:
                 results[(item.index, item.modality)] = outcome["features"]
             else:
@@ -359,6 +362,7 @@ def extract_features(
         n_computed=len(pending),
         metadata=metadata,
         _table=table,
+        nodes=nodes,
     )
     if failures:
         with atomic_path(out.parent / "failures.csv") as tmp:
@@ -421,6 +425,13 @@ def _failure(case: Case, modality: str, path: Path, error: str) -> dict:
     }
 
 
+def _extract_on_node(*args) -> dict:
+    """:func:`extract_one` as a Ray task, with the id of the node it ran on (how work spread over a cluster)."""
+    import ray
+
+    return {**extract_one(*args), "node": ray.get_runtime_context().get_node_id()}
+
+
 def _run_tasks(pending, settings, address, workers, cache, progress, done, total, on_result):
     """Run the pending (case, modality) extractions as Ray tasks; cache each result as it arrives."""
     import ray
@@ -430,7 +441,7 @@ def _run_tasks(pending, settings, address, workers, cache, progress, done, total
     if started_here:
         init = {"address": address} if address else {"num_cpus": workers or os.cpu_count()}
         ray.init(**init, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
-    remote = ray.remote(num_cpus=1)(extract_one)
+    remote = ray.remote(num_cpus=1)(_extract_on_node)
     # Bound the tasks in flight: enough to keep every worker busy, few enough that results stream back.
     limit = 2 * (workers or max(1, int(ray.available_resources().get("CPU", 1))))
     settings_ref = ray.put(settings.params)
