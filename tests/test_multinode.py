@@ -1,50 +1,69 @@
-"""A study on a real multi-node Ray cluster (ray.cluster_utils.Cluster: head + 2 worker nodes)."""
+"""Multi-node runs on one machine (ray.cluster_utils.Cluster: a head without CPUs, as in cluster.yaml, and two
+worker nodes): extraction and a study spread over the nodes, results on one storage path all nodes reach,
+and the analysis reads them from there."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-from conftest import make_table
 
 
 @pytest.mark.slow
-def test_trials_spread_over_several_nodes(tmp_path):
+def test_extraction_study_and_analysis_on_a_three_node_cluster(tmp_path):
     import ray
     from ray.cluster_utils import Cluster
 
-    from mmt_tune.data.table import write_feature_table
+    from analysis.metrics import aggregate
+    from analysis.report import write_report
+    from analysis.results import load_study
+    from mmt_tune.data.extract import extract_features
+    from mmt_tune.data.synth import PhantomConfig, generate_cohort
     from mmt_tune.run import run_study
 
-    features = tmp_path / "features.parquet"
-    write_feature_table(make_table(200, signal={"DWI": 1.0}), features, {})
+    shared = tmp_path / "shared"  # what an NFS/EFS mount is on a real cluster: one path, every node
+    manifest = generate_cohort(shared / "cohort", PhantomConfig(n_sclc=16, n_nsclc=24, seed=5), progress=False)
     was_running = ray.is_initialized()
     ray.shutdown()  # this test needs its own cluster, not the session's single node
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
     try:
         for _ in range(2):
             cluster.add_node(num_cpus=1)
         cluster.wait_for_nodes()
         ray.init(address=cluster.address)
+        head = ray.get_runtime_context().get_node_id()
         assert len([n for n in ray.nodes() if n["Alive"]]) == 3
+
+        extraction = extract_features(manifest, "fast", shared / "features.parquet", progress=False)
+        assert not extraction.failures and extraction.n_computed == 40 * 3
+        assert len(extraction.nodes) == 2 and head not in extraction.nodes, extraction.nodes
+        assert sum(extraction.nodes.values()) == 120
+
         result = run_study(
             "mmt1m",
-            features,
+            extraction.output,
             samples=2,
             epochs=3,
             folds=2,
-            storage=tmp_path / "results",
+            storage=shared / "results",
             name="multinode",
             wandb="off",
         )
+        assert result.experiment == shared / "results" / "multinode"
         assert result.trials["trial_id"].nunique() == 6 and set(result.trials["status"]) == {"ok"}
         nodes = set()
         for trial_dir in result.experiment.glob("run_trial_*"):
             last = json.loads((trial_dir / "result.json").read_text().splitlines()[-1])
             nodes.add(last["node_id"])
-        assert len(nodes) >= 2, f"all trials ran on one node: {nodes}"
+        assert len(nodes) == 2 and head not in nodes, f"trials ran on {nodes}"
     finally:
         ray.shutdown()
         cluster.shutdown()
         if was_running:  # hand the session fixture its local instance back
             ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+
+    # The analysis reads the study from the shared path (no Ray needed).
+    study = load_study(shared / "results" / "multinode")
+    assert len(aggregate(study).best) == 3 and set(study.space) == {"mmt1m/T1WI", "mmt1m/FLAIR", "mmt1m/DWI"}
+    report = write_report(study, shared / "results" / "multinode" / "report", progress=False)
+    assert report.index.is_file() and (report.folder / "table2.md").is_file()

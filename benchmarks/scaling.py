@@ -1,0 +1,119 @@
+"""Scale-out shape: extraction and study throughput on 1, 2 and 3 local Ray nodes (one machine).
+
+Each run builds a ``ray.cluster_utils.Cluster`` like ``cluster.yaml``'s: a head without CPUs (driver only)
+and N worker nodes of one CPU each, then
+1. extracts a fresh phantom cohort (``--patients`` patients x 3 scans, ``fast`` settings, empty cache);
+2. runs a study (``mmt1m`` space: 3 configurations x ``--trials`` trials, ``--epochs`` epochs, 3 folds) on
+   the 279-patient phantom features.
+All node counts run side by side in one invocation; the ratios are against 1 node. The nodes share this
+machine's cores, so the figures show the shape of the scaling (how close to linear until the cores run out),
+not what separate machines would give.
+
+    python benchmarks/scaling.py [--patients 60] [--trials 2] [--epochs 30] [--record]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import report  # noqa: E402
+
+
+def one_size(workers: int, manifest: Path, features: Path, args, work: Path) -> tuple[float, float, int, int]:
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from mmt_tune.data.extract import extract_features
+    from mmt_tune.run import run_study
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    try:
+        for _ in range(workers):
+            cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, log_to_driver=False)
+        start = time.perf_counter()
+        extraction = extract_features(
+            manifest,
+            "fast",
+            work / f"features-{workers}.parquet",
+            cache_dir=work / f"cache-{workers}",
+            progress=False,
+        )
+        extract_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        result = run_study(
+            "mmt1m",
+            features,
+            samples=args.trials,
+            epochs=args.epochs,
+            folds=3,
+            storage=work / "results",
+            name=f"scaling-{workers}",
+            wandb="off",
+            verbose=0,
+        )
+        study_seconds = time.perf_counter() - start
+        return extract_seconds, study_seconds, extraction.n_computed, result.trials["trial_id"].nunique()
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+        os.environ.pop("TUNE_MAX_PENDING_TRIALS_PG", None)  # set per run from the cluster's size
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--patients", type=int, default=60, help="phantom patients to extract (x 3 scans)")
+    parser.add_argument("--trials", type=int, default=2, help="trials per configuration (3 configurations)")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--nodes", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--record", action="store_true", help="write the figures into benchmarks/RESULTS.md")
+    args = parser.parse_args()
+
+    from mmt_tune.data.synth import PhantomConfig, generate_cohort
+    from mmt_tune.run import phantom_features
+
+    work = Path(tempfile.mkdtemp(prefix="mmt-bench-scaling-"))
+    n_sclc = round(args.patients * 100 / 279)
+    manifest = generate_cohort(
+        work / "cohort", PhantomConfig(n_sclc=n_sclc, n_nsclc=args.patients - n_sclc, seed=1), progress=False
+    )
+    features = phantom_features(progress=False)
+    rows, base = [], None
+    for workers in args.nodes:
+        extract_s, study_s, scans, trials = one_size(workers, manifest, features, args, work)
+        scans_per_s, trials_per_min = scans / extract_s, trials / study_s * 60
+        base = base or (scans_per_s, trials_per_min)
+        rows.append(
+            f"| {workers} | {extract_s:.1f} | {scans_per_s:.2f} | {scans_per_s / base[0]:.2f}x | "
+            f"{study_s:.1f} | {trials_per_min:.2f} | {trials_per_min / base[1]:.2f}x |"
+        )
+        print(rows[-1], flush=True)
+    report(
+        "scaling",
+        "Extraction and study throughput on 1-3 local nodes",
+        [
+            f"Head without CPUs + N worker nodes of 1 CPU each, all on this machine. Extraction: {args.patients} "
+            f"phantom patients x 3 scans, `fast` settings, cold cache. Study: `mmt1m`, 3 configurations x "
+            f"{args.trials} trials, {args.epochs} epochs, 3 folds, 279-patient phantom features, W&B off.",
+            "",
+            "| worker nodes | extraction (s) | scans/s | vs 1 node | study (s) | trials/min | vs 1 node |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            *rows,
+        ],
+        args.record,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
