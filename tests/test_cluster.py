@@ -39,7 +39,9 @@ def test_cloud_config_has_a_cpu_head_and_gpu_workers_from_zero():
     assert "--num-cpus=0" in " ".join(config["head_start_ray_commands"])
     workers = [t for name, t in config["available_node_types"].items() if name != config["head_node_type"]]
     assert workers and all(t["min_workers"] == 0 for t in workers)
-    assert any(t["node_config"]["InstanceType"].startswith(("g", "p")) for t in workers), "a GPU instance type"
+    assert any(t["node_config"]["InstanceType"].startswith(("g", "p")) for t in workers), (
+        "a GPU instance type"
+    )
     assert config["idle_timeout_minutes"] <= 10
 
 
@@ -53,7 +55,11 @@ def test_onprem_config_lists_fixed_machines():
 @pytest.mark.parametrize(
     "name,breakage,message",
     [
-        ("cluster.yaml", lambda c: c["available_node_types"]["gpu_worker"].update(max_workrs=3), "max_workrs"),
+        (
+            "cluster.yaml",
+            lambda c: c["available_node_types"]["gpu_worker"].update(max_workrs=3),
+            "max_workrs",
+        ),
         ("cluster.yaml", lambda c: c.update(head_node_type="gpu_head"), "head_node_type"),
         ("cluster.yaml", lambda c: c.update(idle_timeout_minute=5), "idle_timeout_minute"),
         ("cluster.yaml", lambda c: c["provider"].pop("type"), "type"),
@@ -64,7 +70,9 @@ def test_onprem_config_lists_fixed_machines():
 def test_a_broken_copy_fails_validation(name, breakage, message):
     config = load(name)
     breakage(config)
-    with pytest.raises(BaseException) as raised:  # jsonschema's error, ValueError, click's abort, KeyError, ...
+    with pytest.raises(
+        BaseException
+    ) as raised:  # jsonschema's error, ValueError, click's abort, KeyError, ...
         ray_validate(config)
     if message is not None:  # None: Ray fails on it, with an error that does not name the key
         assert message in str(raised.value), raised.value

@@ -22,7 +22,9 @@ def test_extraction_study_and_analysis_on_a_three_node_cluster(tmp_path):
     from mmt_tune.run import run_study
 
     shared = tmp_path / "shared"  # what an NFS/EFS mount is on a real cluster: one path, every node
-    manifest = generate_cohort(shared / "cohort", PhantomConfig(n_sclc=16, n_nsclc=24, seed=5), progress=False)
+    manifest = generate_cohort(
+        shared / "cohort", PhantomConfig(n_sclc=16, n_nsclc=24, seed=5), progress=False
+    )
     was_running = ray.is_initialized()
     ray.shutdown()  # this test needs its own cluster, not the session's single node
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
