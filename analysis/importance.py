@@ -453,6 +453,15 @@ def default_out(path: Path) -> Path:
     return (path if path.is_dir() else path.parent) / "analysis"
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default only where it says something (not None, not a flag's False)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or isinstance(action.default, bool):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "results",
@@ -477,7 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m analysis.importance",
         description="Hyperparameter importance (fANOVA) per model and modality configuration: the paper's "
         "Table 3 as Markdown, CSV and LaTeX, with bar and main-effect plots.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     add_common_arguments(parser)
     defaults = ImportanceOptions()

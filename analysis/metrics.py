@@ -276,13 +276,13 @@ def write_metrics(result: MetricsResult, study: Study, out: Path, plots: bool = 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from analysis.importance import add_common_arguments
+    from analysis.importance import HelpFormatter, add_common_arguments
 
     parser = argparse.ArgumentParser(
         prog="python -m analysis.metrics",
         description="Aggregated cross-validated metrics: the paper's Table 2 (best trial per configuration), "
         "MMT vs MFN-VAE comparisons with paired tests, ROC / loss / configuration figures.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     add_common_arguments(parser)
     return parser
