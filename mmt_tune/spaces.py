@@ -114,10 +114,11 @@ def shipped_spaces() -> list[str]:
 def resolve_space(name_or_path: str | Path) -> Path:
     """A search-space file: an existing path, or the name of a shipped space (``mmt1m``, ``paper``, ...)."""
     path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") or path.exists():
+    if path.suffix in (".yaml", ".yml") or path.is_file():
         if not path.is_file():
             raise InputError(f"{path}: search-space file not found")
         return path
+    # A shipped name wins over a folder of the same name (the demo writes to ./demo).
     shipped = SHIPPED_DIR / f"{name_or_path}.yaml"
     if shipped.is_file():
         return shipped

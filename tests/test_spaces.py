@@ -115,3 +115,10 @@ def test_duplicate_configuration(tmp_path):
 def test_unknown_space_name_lists_the_shipped_ones():
     with pytest.raises(InputError, match="unknown search space 'nope'.*mmt1m"):
         load_space("nope")
+
+
+def test_a_folder_named_like_a_shipped_space_does_not_shadow_it(tmp_path, monkeypatch):
+    """The demo writes to ./demo and then loads the shipped space `demo`."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo").mkdir()
+    assert load_space("demo").name == "demo"
