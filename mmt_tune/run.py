@@ -363,7 +363,10 @@ def progress_callback(total: int):
     from tqdm.auto import tqdm
 
     class TrialProgress(tune.Callback):
-        bar = None  # created on first use: Tune pickles its callbacks with the experiment, a bar can't be
+        bar = None  # created when the run starts: Tune pickles its callbacks with the experiment, a bar can't be
+
+        def setup(self, **info):
+            self.bar = tqdm(total=total, desc="trials", unit="trial")
 
         def _update(self, trials, current) -> None:
             if self.bar is None:

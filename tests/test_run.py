@@ -219,3 +219,18 @@ def test_asha_stops_trials_early_within_each_configuration(ray_local, tmp_path):
         "each keeps a finisher"
     )
     assert len(result.best()) == 2
+
+
+def test_trial_progress_bar_counts_ended_trials_and_pickles():
+    import pickle
+    from types import SimpleNamespace
+
+    from mmt_tune.run import progress_callback
+
+    callback = progress_callback(5)
+    callback.setup()
+    trials = [SimpleNamespace(status=s) for s in ("TERMINATED", "RUNNING", "ERROR", "PENDING")]
+    callback.on_trial_complete(0, trials, trials[1])  # Tune calls this before marking the trial ended
+    assert callback.bar.n == 3 and callback.bar.total == 5
+    pickle.dumps(callback)  # Tune pickles its callbacks with the experiment state
+    callback.on_experiment_end(trials)
