@@ -222,8 +222,9 @@ def test_asha_stops_trials_early_within_each_configuration(ray_local, tmp_path):
 
 
 def test_trial_progress_bar_counts_ended_trials_and_pickles():
-    import pickle
     from types import SimpleNamespace
+
+    from ray import cloudpickle
 
     from mmt_tune.run import progress_callback
 
@@ -232,5 +233,6 @@ def test_trial_progress_bar_counts_ended_trials_and_pickles():
     trials = [SimpleNamespace(status=s) for s in ("TERMINATED", "RUNNING", "ERROR", "PENDING")]
     callback.on_trial_complete(0, trials, trials[1])  # Tune calls this before marking the trial ended
     assert callback.bar.n == 3 and callback.bar.total == 5
-    pickle.dumps(callback)  # Tune pickles its callbacks with the experiment state
+    restored = cloudpickle.loads(cloudpickle.dumps(callback))  # Tune saves its callbacks with the experiment
+    assert restored.bar is None
     callback.on_experiment_end(trials)
