@@ -15,7 +15,6 @@ row or column.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,17 +56,9 @@ class Study:
     predictions: pd.DataFrame | None = None
     space: dict[str, dict[str, ParameterBounds]] = field(default_factory=dict)
 
-    @property
-    def hyperparameters(self) -> list[str]:
-        return hyperparameter_names(self.trials)
-
 
 def configuration_key(model: str, present: str) -> str:
     return f"{model}/{present}"
-
-
-def hyperparameter_names(trials: pd.DataFrame) -> list[str]:
-    return [c.removeprefix(CONFIG_PREFIX) for c in trials.columns if c.startswith(CONFIG_PREFIX)]
 
 
 def load_study(path: str | Path, space: str | Path | None = None) -> Study:
@@ -255,11 +246,3 @@ def table_order(item: tuple[str, str]) -> tuple:
 
 def model_label(model: str) -> str:
     return MODEL_LABELS.get(model, model)
-
-
-def is_number(value) -> bool:
-    return (
-        isinstance(value, (int, float, np.integer, np.floating))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-    )
