@@ -329,7 +329,7 @@ def _fit(group: list[FoldData], config: TrainConfig, on_epoch, resume: dict | No
             raise ValueError("the checkpoint belongs to another configuration")
         optimizer.flat.copy_(resume["flat"].to(device))
         optimizer.optimizer.load_state_dict(resume["adamw"])
-        model.noise.counter = resume["noise_counter"]
+        model.noise.load_state_dict(resume["noise"])
         train_history = [t.to(device) for t in resume["train_history"]]
         val_history = [t.to(device) for t in resume["val_history"]]
         term_names = resume["terms"]
@@ -346,9 +346,9 @@ def _fit(group: list[FoldData], config: TrainConfig, on_epoch, resume: dict | No
             "folds": folds,
             "model": config.model,
             "terms": term_names,
-            "flat": optimizer.flat.cpu().clone(),
-            "adamw": optimizer.optimizer.state_dict(),
-            "noise_counter": model.noise.counter,
+            "flat": _to_cpu(optimizer.flat),
+            "adamw": _to_cpu(optimizer.optimizer.state_dict()),  # a copy: AdamW updates its state in place
+            "noise": model.noise.state_dict(),
             "train_history": [t.cpu() for t in train_history],
             "val_history": [t.cpu() for t in val_history],
             "best_loss": best_loss.cpu(),
@@ -412,6 +412,17 @@ def _fit(group: list[FoldData], config: TrainConfig, on_epoch, resume: dict | No
         )
     history = _history_frame(train_history, val_history, term_names or [], folds)
     return [probabilities[i, : len(fd.y_val)] for i, fd in enumerate(group)], history
+
+
+def _to_cpu(value):
+    """A copy of ``value`` (nested dicts/lists of tensors) whose tensors are on the CPU and share no memory."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {key: _to_cpu(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_to_cpu(item) for item in value)
+    return value
 
 
 def _history_frame(

@@ -9,7 +9,7 @@ import torch
 
 from mmt_tune.modalities import MODALITIES
 from mmt_tune.models import MFNVAE, MMT
-from mmt_tune.models.blocks import initialize
+from mmt_tune.models.blocks import Dropout, NoiseSource, initialize
 from mmt_tune.models.losses import loss_terms, loss_weight, weighted_total
 
 DIMS = {"T1WI": 7, "FLAIR": 5, "DWI": 6}
@@ -89,3 +89,54 @@ def test_each_weight_scales_its_own_term():
         moved = weighted_total(terms, dict(base, **{weight: 1.0})) - weighted_total(terms, base)
         torch.testing.assert_close(moved, 0.5 * terms[term])
         assert loss_weight(term, base) == 0.5
+
+
+def _draws(noise: NoiseSource, n_slices: int, shapes) -> list[torch.Tensor]:
+    return [noise.uniform(torch.empty(n_slices, *shape)) for shape in shapes]
+
+
+# Requests of several sizes, one larger than the block, so the streams cross block boundaries.
+SHAPES = [(4, 5), (3,), (30,), (2, 2, 2), (7, 4), (1,), (9, 3)]
+
+
+def test_noise_of_a_slice_is_the_same_alone_or_packed_across_blocks():
+    packed = NoiseSource(block=16)
+    packed.seed([11, 12, 13])
+    together = _draws(packed, 3, SHAPES)
+    for i, seed in enumerate([11, 12, 13]):
+        alone = NoiseSource(block=16)
+        alone.seed([seed])
+        for a, b in zip(_draws(alone, 1, SHAPES), together, strict=True):
+            assert torch.equal(a[0], b[i])
+    assert not torch.equal(together[0][0], together[0][1]), "slices draw different numbers"
+    values = torch.cat([t.flatten() for t in together])
+    assert values.min() >= 0.0 and values.max() < 1.0
+
+
+def test_noise_state_round_trip_continues_the_same_streams():
+    """A checkpoint taken mid-block (state_dict) continues exactly where the stream stood."""
+    noise = NoiseSource(block=16)
+    noise.seed([3, 4])
+    _draws(noise, 2, SHAPES[:3])
+    state = noise.state_dict()
+    expected = _draws(noise, 2, SHAPES)
+    fresh = NoiseSource(block=16)
+    fresh.seed([0, 0])  # other seeds: everything must come from the state
+    fresh.load_state_dict(state)
+    for a, b in zip(_draws(fresh, 2, SHAPES), expected, strict=True):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="model slices"):
+        NoiseSource().load_state_dict({**state, "generators": state["generators"][:1]})
+
+
+def test_dropout_drops_about_p_and_rescales_the_rest():
+    noise = NoiseSource()
+    noise.seed([1, 2])
+    drop = Dropout(0.3, noise).train()
+    out = drop(torch.ones(2, 200, 100))
+    kept = out != 0
+    assert abs(kept.float().mean().item() - 0.7) < 0.01
+    assert torch.allclose(out[kept], torch.tensor(1 / 0.7))
+    assert torch.equal(drop.eval()(out), out), "no dropout at evaluation"
+    z = noise.normal(torch.empty(2, 100_000))
+    assert abs(z.mean().item()) < 0.02 and abs(z.std().item() - 1.0) < 0.02

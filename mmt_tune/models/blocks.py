@@ -21,53 +21,74 @@ from torch import nn
 
 
 class NoiseSource:
-    """Per-slice random numbers from a counter-based hash: reproducible per slice, vectorised over slices.
+    """Per-slice random numbers, reproducible per slice and vectorised over slices.
 
-    Slice i's draws depend only on ``keys[i]``, a call counter and the element's position within the slice,
-    so a fold gets the same dropout masks and sampling noise whether it trains alone or packed with others,
-    and on CPU or GPU alike, at the cost of one vectorised hash instead of one generator call per slice.
-    The hash is the 32-bit MurmurHash3 finaliser, plenty for dropout masks and reparameterisation noise.
+    Slice i draws from its own ``torch.Generator`` (on the CPU, so CPU and GPU runs get the same numbers) in
+    blocks of ``block`` numbers; a request takes the next ``like[0].numel()`` numbers of every slice's block
+    at once, as one strided view. Since every slice of a packed batch has the same shape, a fold consumes its
+    stream in the same pieces whether it trains alone or packed, and gets the same dropout masks and
+    sampling noise. One block serves several epochs, so the inner loop costs a slice of a buffer, not a
+    generator call per slice or an element-wise hash.
     """
 
-    _MASK = 0xFFFFFFFF
-
-    def __init__(self) -> None:
-        self.keys: torch.Tensor | None = None  # [n_models] int64, one seed per slice
-        self.counter = 0
+    def __init__(self, block: int = 1 << 20) -> None:
+        self.block = block
+        self.generators: list[torch.Generator] = []
+        self.device = torch.device("cpu")
+        self.buffer: torch.Tensor | None = None  # [n_models, block] uniforms on the device
+        self.offset = 0
+        self._block_start: list[torch.Tensor] = []
 
     def seed(self, seeds: Sequence[int], device: torch.device | str = "cpu") -> None:
-        self.keys = torch.tensor([int(s) & self._MASK for s in seeds], dtype=torch.int64, device=device)
-        self.counter = 0
+        self.generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
+        self.device = torch.device(device)
+        self.buffer, self.offset = None, 0
 
-    @classmethod
-    def _mix(cls, x: torch.Tensor) -> torch.Tensor:
-        m = cls._MASK
-        x = x & m
-        x = x ^ (x >> 16)
-        x = (x * 0x85EBCA6B) & m
-        x = x ^ (x >> 13)
-        x = (x * 0xC2B2AE35) & m
-        return x ^ (x >> 16)
+    def _refill(self, size: int) -> None:
+        self._block_start = [g.get_state() for g in self.generators]  # to rebuild the block on resume
+        draws = [torch.rand(size, generator=g) for g in self.generators]
+        self.buffer = torch.stack(draws).to(self.device, non_blocking=True)
+        self.offset = 0
 
     def uniform(self, like: torch.Tensor) -> torch.Tensor:
-        """Uniform [0, 1) numbers shaped like ``like`` (slice dimension first)."""
-        if self.keys is None or self.keys.shape[0] != like.shape[0]:
+        """Uniform [0, 1) numbers shaped like ``like`` (slice dimension first), in ``like``'s dtype."""
+        if len(self.generators) != like.shape[0]:
             raise RuntimeError("NoiseSource.seed() must be given one seed per model slice")
-        self.counter += 1
-        per_slice = like[0].numel()
-        stream = self._mix(self.keys * 0x9E3779B1 + self.counter * 0x632BE5AB)  # [n]
-        position = torch.arange(per_slice, device=like.device, dtype=torch.int64)
-        bits = self._mix(position[None, :] * 0x27D4EB2F + stream[:, None])
-        return ((bits.to(torch.float64) + 0.5) / 2.0**32).to(like.dtype).view_as(like)
+        size = like[0].numel()
+        if self.buffer is None or self.offset + size > self.buffer.shape[1]:
+            self._refill(max(self.block, size))
+        out = self.buffer[:, self.offset : self.offset + size]
+        self.offset += size
+        return out.view(like.shape).to(like.dtype)
 
     def normal(self, like: torch.Tensor) -> torch.Tensor:
         """Standard normal numbers (Box-Muller on two uniform draws)."""
         u1, u2 = self.uniform(like), self.uniform(like)
-        return torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2.0 * math.pi * u2)
+        return torch.sqrt(-2.0 * torch.log1p(-u1)) * torch.cos(2.0 * math.pi * u2)
+
+    def state_dict(self) -> dict:
+        """Where every stream stands (small: generator states, not the block of numbers itself)."""
+        if self.buffer is None:
+            return {"generators": [g.get_state() for g in self.generators], "block": None}
+        return {
+            "generators": self._block_start,
+            "block": self.buffer.shape[1],
+            "offset": self.offset,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        if len(state["generators"]) != len(self.generators):
+            raise ValueError("noise state has a different number of model slices")
+        for g, g_state in zip(self.generators, state["generators"], strict=True):
+            g.set_state(g_state)
+        self.buffer, self.offset = None, 0
+        if state["block"] is not None:  # re-draw the current block, then skip what was already used
+            self._refill(state["block"])
+            self.offset = state["offset"]
 
 
 class Dropout(nn.Module):
-    """Inverted dropout whose masks come from a :class:`NoiseSource` (one generator per slice)."""
+    """Inverted dropout whose masks come from a :class:`NoiseSource` (one stream per slice)."""
 
     def __init__(self, p: float, noise: NoiseSource):
         super().__init__()
@@ -77,8 +98,8 @@ class Dropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
             return x
-        keep = (self.noise.uniform(x) >= self.p).to(x.dtype)
-        return x * keep / (1.0 - self.p)
+        scale = torch.where(self.noise.uniform(x) >= self.p, 1.0 / (1.0 - self.p), 0.0)
+        return x * scale
 
 
 class Linear(nn.Module):
@@ -119,7 +140,9 @@ class LayerNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = (x.shape[0],) + (1,) * (x.dim() - 2) + (self.dim,)
-        return F.layer_norm(x, (self.dim,), eps=self.eps) * self.weight.view(shape) + self.bias.view(shape)
+        return torch.addcmul(
+            self.bias.view(shape), F.layer_norm(x, (self.dim,), eps=self.eps), self.weight.view(shape)
+        )
 
 
 class Token(nn.Module):
