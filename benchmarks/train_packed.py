@@ -6,8 +6,16 @@ code with one model slice each; "packed" trains the five folds as one batched mo
 preprocessing, seeds and fold metrics (checked). Wall time covers preprocessing and training.
 
     python benchmarks/train_packed.py [--epochs 200] [--device cpu|cuda] [--record]
+    python benchmarks/train_packed.py --scaling [--epochs 20] [--record]
 
 Target (issue 3): packed >= 4x faster than sequential on a 2-core CPU.
+
+``--scaling`` explains the ratio: it times one epoch for pack sizes k = 1, 2, 5, 10 (the five folds, repeated
+for k = 10), fits ``epoch(k) = fixed + k * per_fold`` (fixed: per-operation dispatch, autograd and Python
+work, paid once per step whatever k; per_fold: arithmetic that grows with k), and prints the speed-up that
+this cost model allows for k = 5, ``5 (fixed + per_fold) / (fixed + 5 per_fold)``. It also profiles a packed
+run to measure the matrix products' share of per_fold, the one part no restructuring of the element-wise work
+can remove, and prints the ceiling that would remain if everything else per fold were free.
 """
 
 from __future__ import annotations
@@ -29,6 +37,71 @@ from mmt_tune.demo import prepare_phantom  # noqa: E402
 from mmt_tune.train import TrainConfig, train_configuration  # noqa: E402
 
 CASES = [("mmt1m", ("T1WI",)), ("mfnvae", ("T1WI", "FLAIR", "DWI"))]
+PACK_SIZES = (1, 2, 5, 10)
+MATMULS = {"aten::bmm", "aten::baddbmm", "aten::mm", "aten::addmm"}
+
+
+def scaling(table, config: TrainConfig, repeats: int = 3) -> dict:
+    """Per-epoch seconds by pack size, the fitted cost model and the matmul share (see module docstring)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from mmt_tune.preprocess import make_folds, modality_columns_of, preprocess_fold
+    from mmt_tune.train import _fit  # the packed trainer itself: pack sizes other than the fold count
+
+    columns = modality_columns_of(table, config.modalities_used)
+    folds = [
+        preprocess_fold(table, columns, train, val, config.preprocess, random_state=f, fold=f)
+        for f, (train, val) in enumerate(make_folds(table, config.folds, config.seed))
+    ]
+    per_epoch = {k: float("inf") for k in PACK_SIZES}
+    for _ in range(repeats):  # interleaved, best of: this machine's timings drift by +-20%
+        for k in PACK_SIZES:
+            start = time.perf_counter()
+            _fit((folds * 2)[:k], config, None)
+            per_epoch[k] = min(per_epoch[k], (time.perf_counter() - start) / config.epochs)
+    per_fold, fixed = np.polyfit(PACK_SIZES, [per_epoch[k] for k in PACK_SIZES], 1)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        _fit(folds, config, None)
+    matmul = sum(e.self_cpu_time_total for e in prof.key_averages() if e.key in MATMULS) / 1e6
+    matmul_per_fold = matmul / len(folds) / config.epochs
+    k = len(folds)
+    return {
+        "per_epoch": per_epoch,
+        "fixed": fixed,
+        "per_fold": per_fold,
+        "matmul_per_fold": matmul_per_fold,
+        "model_ratio": k * (fixed + per_fold) / (fixed + k * per_fold),
+        "matmul_ceiling": k * (fixed + matmul_per_fold) / (fixed + k * matmul_per_fold),
+        "measured_ratio": k * per_epoch[1] / per_epoch[k],
+    }
+
+
+def main_scaling(table, args) -> int:
+    sizes = " | ".join(f"k={k} (ms)" for k in PACK_SIZES)
+    lines = [
+        f"Per-epoch time by pack size k ({args.epochs} epochs, best of 3 interleaved runs), {args.cohort}, "
+        f"device `{args.device}`, torch {torch.__version__}, {torch.get_num_threads()} threads. "
+        "Fit: epoch(k) = fixed + k x per-fold. Ceiling: the k=5 speed-up the fit allows; matmul ceiling: the "
+        "same if all per-fold work except the matrix products were free.",
+        "",
+        f"| model | {sizes} | fixed (ms) | per fold (ms) | matmul per fold (ms) | speed-up k=5 (measured) "
+        "| ceiling | matmul ceiling |",
+        "| --- |" + " ---: |" * (len(PACK_SIZES) + 6),
+    ]
+    for model, present in CASES:
+        config = TrainConfig.from_options(model, present, {}, epochs=args.epochs, device=args.device)
+        r = scaling(table, config)
+        times = " | ".join(f"{r['per_epoch'][k] * 1e3:.0f}" for k in PACK_SIZES)
+        lines.append(
+            f"| {model} ({'+'.join(present)}) | {times} | {r['fixed'] * 1e3:.0f} | {r['per_fold'] * 1e3:.1f} | "
+            f"{r['matmul_per_fold'] * 1e3:.1f} | {r['measured_ratio']:.2f}x | {r['model_ratio']:.2f}x | "
+            f"{r['matmul_ceiling']:.2f}x |"
+        )
+        print(lines[-1], flush=True)
+    report(
+        f"train-scaling-{args.device}", f"Where the packed speed-up goes ({args.device})", lines, args.record
+    )
+    return 0
 
 
 def main() -> int:
@@ -36,7 +109,8 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--features", type=Path, default=None, help="feature table (default: phantom cohort)")
-    parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--epochs", type=int, default=None, help="default 200; 20 with --scaling")
+    parser.add_argument("--scaling", action="store_true", help="cost model by pack size instead (see above)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--record", action="store_true", help="write the figures into benchmarks/RESULTS.md")
     args = parser.parse_args()
@@ -49,9 +123,16 @@ def main() -> int:
         manifest = prepare_phantom(work / "phantom", None, 0, progress=False)
         features = extract_features(manifest, "fast", work / "features.parquet", progress=False).output
     table, _ = read_feature_table(features)
+    args.cohort = f"{len(table)} " + (
+        "phantom patients (`fast` features)" if args.features is None else "rows"
+    )
+    if args.scaling:
+        args.epochs = args.epochs or 20
+        return main_scaling(table, args)
+    args.epochs = args.epochs or 200
 
     lines = [
-        f"One trial: 5 folds x {args.epochs} epochs, {len(table)} phantom patients (`fast` features), "
+        f"One trial: 5 folds x {args.epochs} epochs, {args.cohort}, "
         f"device `{args.device}`, torch {torch.__version__}, {torch.get_num_threads()} threads.",
         "",
         "| model | sequential (s) | packed (s) | speed-up | trials/min packed | max fold ΔAUC |",

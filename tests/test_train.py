@@ -246,3 +246,27 @@ def test_labels_independent_of_features_give_chance_auc():
         for seed in (11, 12, 13, 14)
     ]
     assert abs(np.mean(aucs) - 0.5) < 0.08, aucs
+
+
+def test_packed_benchmark_runs_both_modes_on_a_small_table(tmp_path):
+    """benchmarks/train_packed.py keeps working as the trainer changes (both modes, the scaling fit)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from mmt_tune.data.table import write_feature_table
+
+    features = tmp_path / "features.parquet"
+    write_feature_table(make_table(60, signal={"DWI": 1.0}), features, {})
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "train_packed.py"
+    for extra in ([], ["--scaling"]):
+        done = subprocess.run(
+            [sys.executable, str(script), "--features", str(features), "--epochs", "2", *extra],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        rows = [line for line in done.stdout.splitlines() if line.startswith(("| mmt1m", "| mfnvae"))]
+        assert len(rows) == 4, done.stdout  # each model's row, printed live and in the final table
+        assert all("x |" in row for row in rows)
