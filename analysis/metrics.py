@@ -1,10 +1,13 @@
 """``python -m analysis.metrics``: aggregated cross-validated metrics (the paper's Table 2) and comparisons.
 
 For each model x modality configuration the best trial by mean validation ``objective`` (default AUC) over
-folds, reported as mean ± std over its folds for accuracy, AUC, precision, sensitivity and specificity. Then
-MMT against MFN-VAE on the same modality subset, and every configuration against the full-modality MFN-VAE
-(the paper's headline: the best one-missing MMT vs the full MFN-VAE), as differences of the fold means with
-a paired t-test over the shared folds (all trials of a study use the same folds, fixed by its seed).
+folds, reported as mean ± std over its folds for accuracy, AUC, precision, sensitivity and specificity;
+classical baselines (logistic regression, random forest) are rows of the same table. Then every deep
+configuration against the better baseline on the same present modalities, MMT against MFN-VAE on the same
+modality subset, and every deep configuration against the full-modality MFN-VAE (the paper's headline: the
+best one-missing MMT vs the full MFN-VAE), as differences of the fold means with a paired t-test over the
+shared folds (all trials of a study use the same folds, fixed by its seed). The notes name every deep
+configuration that does not beat its baseline, and the majority-class accuracy.
 
 The std is the population std over folds (ddof=0), as the trainer prints it. Selecting the best of many
 trials on the same folds makes its CV estimate optimistic; the tables say so, and a nested CV or a held-out
@@ -23,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.results import (
+    BASELINE_MODELS,
     CONFIG_PREFIX,
     Study,
     complete_trials,
@@ -128,7 +132,11 @@ def aggregate(study: Study, objective: str = "auc") -> MetricsResult:
             if f"{metric}_{stat}" not in best.columns:
                 best[f"{metric}_{stat}"] = np.nan
     folds = pd.concat(fold_frames, ignore_index=True) if fold_frames else trials.iloc[:0]
-    comparisons = _comparisons(best, folds, notes)
+    comparisons = _comparisons(best, folds, notes, objective)
+    notes.extend(_baseline_notes(best, objective))
+    majority = majority_accuracy(study.predictions)
+    if majority is not None:
+        notes.append(f"majority-class accuracy (always predicting the larger class): {majority:.3f}")
     notes.append(
         f"best trial per configuration chosen by mean validation {objective} on the same folds it is reported "
         "on: optimistic; use a held-out set or nested CV for unbiased estimates"
@@ -136,20 +144,72 @@ def aggregate(study: Study, objective: str = "auc") -> MetricsResult:
     return MetricsResult(objective, best, folds, comparisons, notes)
 
 
-def _comparisons(best: pd.DataFrame, folds: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
-    """MMT vs MFN-VAE on the same subset, and every configuration vs the full-modality MFN-VAE."""
+def best_baselines(best: pd.DataFrame, objective: str) -> dict[str, tuple[str, str]]:
+    """Present modalities -> the (model, present) of the baseline with the highest mean ``objective``."""
+    rows = best[best["model"].isin(BASELINE_MODELS)].dropna(subset=["trial_id", f"{objective}_mean"])
+    chosen = {}
+    for present, group in rows.groupby("present", sort=False):
+        top = group.sort_values([f"{objective}_mean", "model"], ascending=[False, True], kind="stable").iloc[
+            0
+        ]
+        chosen[present] = (top["model"], present)
+    return chosen
+
+
+def _baseline_notes(best: pd.DataFrame, objective: str) -> list[str]:
+    """One note naming the deep configurations whose best trial does not beat their best baseline."""
+    baselines = best_baselines(best, objective)
+    column = f"{objective}_mean"
+    by_key = {(m, p): v for m, p, v in zip(best["model"], best["present"], best[column], strict=True)}
+    losing, beating = [], 0
+    for model, present, value in zip(best["model"], best["present"], best[column], strict=True):
+        if model in BASELINE_MODELS or pd.isna(value) or present not in baselines:
+            continue
+        reference = baselines[present]
+        if value > by_key[reference]:
+            beating += 1
+        else:
+            losing.append(
+                f"{_name((model, present))} {value:.3f} vs {model_label(reference[0])} {by_key[reference]:.3f}"
+            )
+    if not losing:
+        return [f"every deep configuration beats its best baseline on {objective}"] if beating else []
+    return [f"does not beat the best baseline on the same modalities ({objective}): " + "; ".join(losing)]
+
+
+def majority_accuracy(predictions: pd.DataFrame | None) -> float | None:
+    """Accuracy of always predicting the larger class, from one trial's out-of-fold labels."""
+    if predictions is None or predictions.empty or "label" not in predictions.columns:
+        return None
+    keys = [k for k in ("model", "present", "trial_id") if k in predictions.columns]
+    if keys:  # every trial predicts every row once: one trial's labels are the cohort's
+        predictions = predictions[(predictions[keys] == predictions[keys].iloc[0]).all(axis=1)]
+    rate = float(pd.to_numeric(predictions["label"], errors="coerce").mean())
+    return max(rate, 1.0 - rate) if not np.isnan(rate) else None
+
+
+def _comparisons(
+    best: pd.DataFrame, folds: pd.DataFrame, notes: list[str], objective: str = "auc"
+) -> pd.DataFrame:
+    """Every deep configuration vs its best baseline, MMT vs MFN-VAE on the same subset, and every deep
+    configuration vs the full-modality MFN-VAE."""
     available = {
         (m, p)
         for m, p, t in zip(best["model"], best["present"], best["trial_id"], strict=True)
-        if t is not None
+        if t is not None and not pd.isna(t)
     }
     pairs = []
     ordered = sorted(available, key=table_order)
-    for model, present in ordered:
+    deep = [(m, p) for m, p in ordered if m not in BASELINE_MODELS]
+    baselines = best_baselines(best, objective)
+    for model, present in deep:
+        if present in baselines:
+            pairs.append(((model, present), baselines[present]))
+    for model, present in deep:
         if model in MMT_MODELS and (REFERENCE, present) in available:
             pairs.append(((model, present), (REFERENCE, present)))
     if (REFERENCE, FULL) in available:
-        for model, present in ordered:
+        for model, present in deep:
             if (model, present) != (REFERENCE, FULL):
                 pairs.append(((model, present), (REFERENCE, FULL)))
     rows = []

@@ -28,8 +28,16 @@ from mmt_tune.modalities import MODALITIES
 REQUIRED = ("model", "present", "trial_id", "fold")
 CONFIG_PREFIX = "config/"
 #: Model names in table order, and how the tables name them.
-MODEL_ORDER = ("mmt2m", "mmt1m", "mfnvae")
-MODEL_LABELS = {"mmt2m": "MMT-2M", "mmt1m": "MMT-1M", "mfnvae": "MFN-VAE"}
+MODEL_ORDER = ("mmt2m", "mmt1m", "mfnvae", "logreg", "forest")
+MODEL_LABELS = {
+    "mmt2m": "MMT-2M",
+    "mmt1m": "MMT-1M",
+    "mfnvae": "MFN-VAE",
+    "logreg": "Logistic regression",
+    "forest": "Random forest",
+}
+#: The classical baselines every deep configuration is compared with (on the same present modalities).
+BASELINE_MODELS = ("logreg", "forest")
 
 
 @dataclass(frozen=True)

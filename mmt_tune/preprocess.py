@@ -146,6 +146,9 @@ class FoldData:
     val_index: np.ndarray  # positions of the validation rows in the feature table
     n_synthetic: int
     selected: dict[str, list[str]]  # modality -> selected feature columns
+    # Early-stopping rows: held out of the fold's training rows (never resampled, never fitted on).
+    monitor: dict[str, np.ndarray] | None = None
+    y_monitor: np.ndarray | None = None
 
 
 def preprocess_fold(
@@ -156,8 +159,13 @@ def preprocess_fold(
     config: PreprocessConfig,
     random_state: int,
     fold: int = 0,
+    monitor_index: np.ndarray | None = None,
 ) -> FoldData:
-    """Fit the fold's pipeline on ``train_index`` rows only and transform both parts."""
+    """Fit the fold's pipeline on ``train_index`` rows only and transform both parts.
+
+    ``monitor_index`` (rows disjoint from both) is transformed like the validation rows: the early-stopping
+    rows, split off the fold's training rows by :func:`inner_split`.
+    """
     columns = [c for cols in modality_columns.values() for c in cols]
     X_train = table.iloc[train_index][columns]
     y_train = table["label"].to_numpy()[train_index]
@@ -180,19 +188,54 @@ def preprocess_fold(
     # Validation rows only go through the fitted per-modality branches; the sampler never sees them.
     features = pipeline.named_steps["features"]
     Z_val = features.transform(X_val)
-    train, val, selected = {}, {}, {}
+    Z_monitor = None if monitor_index is None else features.transform(table.iloc[monitor_index][columns])
+    train, val, monitor, selected = {}, {}, {}, {}
     for modality in modality_columns:
         block = features.output_indices_[modality]
         train[modality] = np.asarray(Z_train[:, block], dtype=np.float32)
         val[modality] = np.asarray(Z_val[:, block], dtype=np.float32)
+        if Z_monitor is not None:
+            monitor[modality] = np.asarray(Z_monitor[:, block], dtype=np.float32)
         branch = features.named_transformers_[modality]
         names = np.asarray(modality_columns[modality])
         for step in ("variance", "correlation", "top_k"):
             names = names[branch.named_steps[step].get_support()]
         selected[modality] = list(names)
     return FoldData(
-        fold, train, np.asarray(y_res), val, y_val, np.asarray(val_index), len(y_res) - len(y_train), selected
+        fold,
+        train,
+        np.asarray(y_res),
+        val,
+        y_val,
+        np.asarray(val_index),
+        len(y_res) - len(y_train),
+        selected,
+        monitor=monitor if Z_monitor is not None else None,
+        y_monitor=None if monitor_index is None else table["label"].to_numpy()[monitor_index],
     )
+
+
+def inner_split(
+    table: pd.DataFrame, train_index: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split a fold's training rows into (fit rows, early-stopping rows): stratified, by patient, seeded.
+
+    About ``fraction`` of the rows (``round(1 / fraction)`` stratified group folds, the first one held out),
+    so early stopping never looks at the fold's validation rows.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    n_splits = max(2, round(1.0 / fraction))
+    y = table["label"].to_numpy()[train_index]
+    groups = table["patient_id"].to_numpy()[train_index]
+    if np.bincount(y.astype(int), minlength=2).min() < n_splits:
+        raise InputError(
+            f"early stopping: a fold's training rows have too few of one class to hold out "
+            f"{fraction:.0%} stratified (early_stopping_fraction)"
+        )
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    fit_rows, monitor_rows = next(splitter.split(np.zeros(len(y)), y, groups=groups))
+    return np.asarray(train_index)[fit_rows], np.asarray(train_index)[monitor_rows]
 
 
 def make_folds(table: pd.DataFrame, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:

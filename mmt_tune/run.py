@@ -144,12 +144,20 @@ def run_study(
         "checkpoint_every": checkpoint_every,
     }
     overrides.update({k: v for k, v in (("epochs", epochs), ("folds", folds)) if v is not None})
+    from mmt_tune.search import TRIAL_KEYS
+    from mmt_tune.train import accepted_options
+
+    def applicable(model: str) -> dict:
+        """The overrides a model takes (a baseline has no epochs; run settings go to every trial)."""
+        return {k: v for k, v in overrides.items() if k in TRIAL_KEYS or k in accepted_options(model)}
+
     study = SearchSpace(
         study.name,
         study.description,
         study.source,
         tuple(
-            type(c)(c.model, c.present, c.parameters, {**c.fixed, **overrides}) for c in study.configurations
+            type(c)(c.model, c.present, c.parameters, {**c.fixed, **applicable(c.model)})
+            for c in study.configurations
         ),
     )
     searcher = PerConfigurationSearch(study, samples, metric="auc", mode="max", seed=seed)

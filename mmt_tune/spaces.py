@@ -28,7 +28,7 @@ from mmt_tune.train import TrainConfig
 
 TOP_KEYS = {"name", "description", "configurations", "parameters", "fixed"}
 CONFIGURATION_KEYS = {"model", "present"}
-DISTRIBUTION_KEYS = {"distribution", "low", "high", "values"}
+DISTRIBUTION_KEYS = {"distribution", "low", "high", "values", "models"}
 DISTRIBUTIONS = ("loguniform", "uniform", "int", "choice")
 #: Folder of the shipped search spaces (top level of the source tree).
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / "search_spaces"
@@ -42,6 +42,7 @@ class Distribution:
     low: float | None = None
     high: float | None = None
     values: tuple | None = None
+    models: tuple[str, ...] | None = None  # only these models search it (None: every model that accepts it)
 
     @property
     def log(self) -> bool:
@@ -153,6 +154,8 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
             raise InputError(f"{where}: {exc}") from None
         chosen: dict[str, Distribution] = {}
         for name, distribution in parameters.items():
+            if distribution.models is not None and model not in distribution.models:
+                continue
             names = [f"alpha_{m}" for m in config.reconstructed] if name == "alpha_*" else [name]
             for concrete in names:
                 if _applies(model, present, {concrete: distribution.example()}):
@@ -233,6 +236,17 @@ def _parameters(raw, source: str) -> dict[str, Distribution]:
         if not isinstance(spec, dict):
             raise InputError(f"{where}: expected a mapping with 'distribution' and its bounds or values")
         _unknown(spec, DISTRIBUTION_KEYS, source, f"parameters.{name}.")
+        models = spec.get("models")
+        if models is not None:
+            from mmt_tune.train import MODELS
+
+            if isinstance(models, str):
+                models = [models]
+            if not isinstance(models, list) or not models or any(m not in MODELS for m in models):
+                raise InputError(
+                    f"{where}.models: expected a list of models from {', '.join(MODELS)}, got {models!r}"
+                )
+            models = tuple(models)
         kind = spec.get("distribution")
         if kind not in DISTRIBUTIONS:
             raise InputError(f"{where}.distribution: {kind!r} is not one of {', '.join(DISTRIBUTIONS)}")
@@ -240,7 +254,7 @@ def _parameters(raw, source: str) -> dict[str, Distribution]:
             values = spec.get("values")
             if not isinstance(values, list) or not values or "low" in spec or "high" in spec:
                 raise InputError(f"{where}: a choice needs a non-empty 'values' list and no low/high")
-            result[name] = Distribution(kind, values=tuple(values))
+            result[name] = Distribution(kind, values=tuple(values), models=models)
             continue
         low, high = spec.get("low"), spec.get("high")
         for bound, value in (("low", low), ("high", high)):
@@ -254,5 +268,5 @@ def _parameters(raw, source: str) -> dict[str, Distribution]:
             raise InputError(f"{where}.low: a loguniform distribution needs low > 0, got {low}")
         if kind == "int" and not (float(low).is_integer() and float(high).is_integer()):
             raise InputError(f"{where}: an int distribution needs integer bounds, got {low}..{high}")
-        result[name] = Distribution(kind, float(low), float(high))
+        result[name] = Distribution(kind, float(low), float(high), models=models)
     return result

@@ -29,17 +29,53 @@ import torch
 from mmt_tune.errors import InputError
 from mmt_tune.metrics import METRICS, all_metrics
 from mmt_tune.modalities import MODALITIES
-from mmt_tune.preprocess import FoldData, PreprocessConfig, make_folds, modality_columns_of, preprocess_fold
+from mmt_tune.preprocess import (
+    FoldData,
+    PreprocessConfig,
+    inner_split,
+    make_folds,
+    modality_columns_of,
+    preprocess_fold,
+)
 
 #: Model name -> number of present modalities it requires (None: any non-empty subset).
-MODELS: dict[str, int | None] = {"mmt2m": 2, "mmt1m": 1, "mfnvae": None}
+MODELS: dict[str, int | None] = {"mmt2m": 2, "mmt1m": 1, "mfnvae": None, "logreg": None, "forest": None}
+#: The classical baselines (scikit-learn, :mod:`mmt_tune.models.baselines`): no epochs, losses or weights.
+BASELINE_MODELS = ("logreg", "forest")
 
 _MODEL_KEYS = {
     "mmt": {"d_model", "expansion", "hidden", "dropout", "interaction", "n_layers"},
     "mfnvae": {"latent", "hidden", "dropout"},
+    "logreg": {"C", "l1_ratio"},
+    "forest": {"n_estimators", "max_depth", "min_samples_leaf", "max_features"},
 }
-_TRAIN_KEYS = {"lr", "weight_decay", "epochs", "batch_size", "early_stopping", "folds", "seed", "device"}
+_BASELINE_TRAIN_KEYS = {"folds", "seed", "device"}
+_LOSS_WEIGHT_KEYS = {"beta", "gamma", "kl_weight"}
+_TRAIN_KEYS = {
+    "lr",
+    "weight_decay",
+    "epochs",
+    "batch_size",
+    "early_stopping",
+    "early_stopping_fraction",
+    "kl_warmup",
+    "folds",
+    "seed",
+    "device",
+}
 _PREPROCESS_KEYS = {f.name for f in fields(PreprocessConfig)}
+
+
+def _family(model: str) -> str:
+    return model if model in ("mfnvae", *BASELINE_MODELS) else "mmt"
+
+
+def accepted_options(model: str) -> set[str]:
+    """Option names ``model`` accepts (``alpha_<MOD>`` stands for every reconstruction weight)."""
+    family = _family(model)
+    if family in BASELINE_MODELS:
+        return _BASELINE_TRAIN_KEYS | _MODEL_KEYS[family] | _PREPROCESS_KEYS
+    return _TRAIN_KEYS | _MODEL_KEYS[family] | _PREPROCESS_KEYS | _LOSS_WEIGHT_KEYS | {"alpha_<MOD>"}
 
 
 @dataclass
@@ -57,7 +93,12 @@ class TrainConfig:
     # single-run default is larger (README "Method notes").
     lr: float = 1e-3
     weight_decay: float = 1e-2
-    early_stopping: int | None = None  # patience in epochs on the validation loss; None: train all epochs
+    # Patience in epochs; None trains all epochs. Early stopping monitors the classification loss on
+    # ``early_stopping_fraction`` of each fold's training rows, held out (stratified, seeded) before any
+    # fitting, never on the fold's validation rows.
+    early_stopping: int | None = None
+    early_stopping_fraction: float = 0.2
+    kl_warmup: int = 0  # MFN-VAE: epochs over which the KL weight ramps linearly from 0 to kl_weight
     model_options: dict = field(default_factory=dict)  # d_model, expansion, hidden, dropout, interaction, ...
     loss_weights: dict = field(default_factory=dict)  # alpha_<MOD>, beta, gamma, kl_weight (default 1)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
@@ -68,13 +109,20 @@ class TrainConfig:
 
     @property
     def reconstructed(self) -> tuple[str, ...]:
-        """Modalities whose features the model reconstructs: missing ones (MMT) or present ones (MFN-VAE)."""
+        """Modalities whose features the model reconstructs: missing ones (MMT), present ones (MFN-VAE),
+        none (baselines)."""
+        if self.baseline:
+            return ()
         return self.present if self.model == "mfnvae" else self.missing
 
     @property
     def modalities_used(self) -> tuple[str, ...]:
         """Modalities whose features the fold pipeline must prepare (inputs and reconstruction targets)."""
-        return self.present if self.model == "mfnvae" else MODALITIES
+        return MODALITIES if self.model in ("mmt2m", "mmt1m") else self.present
+
+    @property
+    def baseline(self) -> bool:
+        return self.model in BASELINE_MODELS
 
     def validate(self) -> None:
         if self.model not in MODELS:
@@ -91,6 +139,8 @@ class TrainConfig:
                 f"({3 - need} missing), got present={'+'.join(self.present)}"
             )
         for key in self.loss_weights:
+            if self.baseline:
+                raise InputError(f"{key}: {self.model} is a classical baseline without loss weights")
             if key.startswith("alpha_") and key.removeprefix("alpha_") not in self.reconstructed:
                 raise InputError(
                     f"{key}: {self.model} with present={'+'.join(self.present)} reconstructs only "
@@ -100,8 +150,21 @@ class TrainConfig:
                 raise InputError("gamma: only MMT-1M has the auxiliary classifier it weights")
             if key == "kl_weight" and self.model != "mfnvae":
                 raise InputError("kl_weight: only MFN-VAE has a KL term")
+        if self.kl_warmup and self.model != "mfnvae":
+            raise InputError("kl_warmup: only MFN-VAE has a KL term")
+        if not 0.0 < float(self.early_stopping_fraction) < 0.5:
+            raise InputError(
+                f"early_stopping_fraction must be in (0, 0.5), got {self.early_stopping_fraction}"
+            )
         if not float(self.lr) > 0:
             raise InputError(f"lr must be positive, got {self.lr}")
+        if self.baseline:
+            from mmt_tune.models.baselines import check_options
+
+            try:
+                check_options(self.model, self.model_options)
+            except ValueError as exc:
+                raise InputError(f"{self.model}: {exc}") from None
         for name, value in (("epochs", self.epochs), ("batch_size", self.batch_size), ("folds", self.folds)):
             if int(value) < (2 if name == "folds" else 1):
                 raise InputError(f"{name} must be >= {2 if name == 'folds' else 1}, got {value}")
@@ -112,27 +175,23 @@ class TrainConfig:
     ) -> TrainConfig:
         """Build from a flat mapping (a config file or a Tune config); unknown keys are errors naming the key."""
         options = dict(options or {})
-        family = "mfnvae" if model == "mfnvae" else "mmt"
+        # Explicit overrides (command-line options) win over the same key in ``options``.
+        options.update({key: value for key, value in overrides.items() if value is not None})
+        family = _family(model)
+        accepted = accepted_options(model)
         train, model_options, weights, preprocess = {}, {}, {}, {}
         for key, value in options.items():
+            is_weight = key.startswith("alpha_") or key in _LOSS_WEIGHT_KEYS
+            if key not in accepted and not (is_weight and "alpha_<MOD>" in accepted):
+                raise InputError(f"unknown option {key!r} for {model} (known: {', '.join(sorted(accepted))})")
             if key in _TRAIN_KEYS:
                 train[key] = value
             elif key in _MODEL_KEYS[family]:
                 model_options[key] = value
-            elif key.startswith("alpha_") or key in {"beta", "gamma", "kl_weight"}:
+            elif is_weight:
                 weights[key] = float(value)
-            elif key in _PREPROCESS_KEYS:
-                preprocess[key] = value
             else:
-                known = sorted(
-                    _TRAIN_KEYS
-                    | _MODEL_KEYS[family]
-                    | _PREPROCESS_KEYS
-                    | {"alpha_<MOD>", "beta", "gamma", "kl_weight"}
-                )
-                raise InputError(f"unknown option {key!r} for {model} (known: {', '.join(known)})")
-        # Explicit overrides (command-line options) win over the same key in ``options``.
-        train.update({key: value for key, value in overrides.items() if value is not None})
+                preprocess[key] = value
         config = cls(
             model=model,
             present=tuple(present),
@@ -182,14 +241,35 @@ def train_configuration(
         if table[columns[modality]].isna().all(axis=1).all():
             raise InputError(f"feature table: modality {modality} is NaN in every row")
     splits = make_folds(table, config.folds, config.seed)
-    fold_data = [
-        preprocess_fold(
-            table, columns, train, val, config.preprocess, random_state=config.seed * 1000 + f, fold=f
+    fold_data = []
+    for f, (train, val) in enumerate(splits):
+        monitor = None
+        if config.early_stopping:
+            train, monitor = inner_split(table, train, config.early_stopping_fraction, config.seed * 1000 + f)
+        fold_data.append(
+            preprocess_fold(
+                table,
+                columns,
+                train,
+                val,
+                config.preprocess,
+                random_state=config.seed * 1000 + f,
+                fold=f,
+                monitor_index=monitor,
+            )
         )
-        for f, (train, val) in enumerate(splits)
-    ]
-    groups = [fold_data] if packed else [[fd] for fd in fold_data]
-    outcomes = [_fit(group, config, on_epoch, resume) for group in groups]
+    if config.baseline:
+        from mmt_tune.models.baselines import fit_predict
+
+        groups = [fold_data]
+        probabilities = fit_predict(
+            config.model, config.model_options, fold_data, config.present, config.seed
+        )
+        outcomes = [(probabilities, pd.DataFrame(columns=["epoch", "fold", "split"]))]
+    else:
+        layout = _Layout.of(fold_data, config, columns)
+        groups = [fold_data] if packed else [[fd] for fd in fold_data]
+        outcomes = [_fit(group, config, on_epoch, resume, layout) for group in groups]
 
     fold_rows, loss_frames, prediction_rows = [], [], []
     for group, (probabilities, history) in zip(groups, outcomes, strict=True):
@@ -231,18 +311,50 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def _pack(arrays: Sequence[np.ndarray], device: torch.device) -> torch.Tensor:
-    """Stack per-fold arrays into one zero-padded tensor ``[k, max rows, max cols]`` (or ``[k, max rows]``)."""
-    rows = max(a.shape[0] for a in arrays)
-    shape = (len(arrays), rows) + ((max(a.shape[1] for a in arrays),) if arrays[0].ndim == 2 else ())
+@dataclass(frozen=True)
+class _Layout:
+    """Padded sizes shared by *all* folds of a configuration, packed or not.
+
+    A fold trained alone is padded exactly as inside the pack: the same feature widths (so its parameters
+    are initialised from the same draws), the same number of steps per epoch (so it consumes its noise stream
+    in the same pieces) and the same validation length (so masked means sum in the same order). None of them
+    depends on feature values: the width is the number of features selection may keep (``k``, or all of a
+    modality's columns if fewer), and row counts follow from the labels. So a fold's model cannot change
+    when other folds' features do (the missing-modality test relies on it).
+    """
+
+    features: dict[str, int]
+    steps: int
+    val_rows: int
+    monitor_rows: int
+
+    @classmethod
+    def of(cls, fold_data: Sequence[FoldData], config: TrainConfig, columns: Mapping[str, list]) -> _Layout:
+        used = config.modalities_used
+        return cls(
+            features={m: min(config.preprocess.k_for(m), len(columns[m])) for m in used},
+            steps=max(math.ceil(len(fd.y_train) / config.batch_size) for fd in fold_data),
+            val_rows=max(len(fd.y_val) for fd in fold_data),
+            monitor_rows=max(len(fd.y_monitor) if fd.y_monitor is not None else 0 for fd in fold_data),
+        )
+
+
+def _pack(
+    arrays: Sequence[np.ndarray], device: torch.device, rows: int | None = None, cols: int | None = None
+) -> torch.Tensor:
+    """Stack per-fold arrays into one zero-padded tensor ``[k, rows, cols]`` (or ``[k, rows]``)."""
+    rows = rows or max(a.shape[0] for a in arrays)
+    cols = cols or (max(a.shape[1] for a in arrays) if arrays[0].ndim == 2 else None)
+    shape = (len(arrays), rows) + ((cols,) if arrays[0].ndim == 2 else ())
     out = np.zeros(shape, dtype=np.float32)
     for i, a in enumerate(arrays):
         out[(i, slice(0, a.shape[0])) + ((slice(0, a.shape[1]),) if a.ndim == 2 else ())] = a
     return torch.from_numpy(out).to(device)
 
 
-def _row_mask(counts: Sequence[int], device: torch.device) -> torch.Tensor:
-    return (torch.arange(max(counts))[None, :] < torch.tensor(counts)[:, None]).float().to(device)
+def _row_mask(counts: Sequence[int], device: torch.device, length: int | None = None) -> torch.Tensor:
+    length = length or max(counts)
+    return (torch.arange(length)[None, :] < torch.tensor(counts)[:, None]).float().to(device)
 
 
 def _schedule(
@@ -251,13 +363,14 @@ def _schedule(
     batch: int,
     generators: Sequence[torch.Generator],
     device: torch.device,
+    steps: int | None = None,
 ):
     """All batches of all epochs, drawn up front: indices ``[E, S, k, B]``, row masks, active ``[E, S, k]``.
 
     Fold f's epoch is a fresh permutation of its own rows cut into ``ceil(n_f / B)`` batches; steps past its
     last batch are inactive for that fold (no update), exactly as if it trained alone.
     """
-    steps = max(math.ceil(n / batch) for n in counts)
+    steps = steps or max(math.ceil(n / batch) for n in counts)
     index = torch.zeros(epochs, steps, len(counts), batch, dtype=torch.long)
     rows = torch.zeros(epochs, steps, len(counts), batch)
     for e in range(epochs):
@@ -278,7 +391,13 @@ def _build_model(config: TrainConfig, n_models: int, feature_dims: dict[str, int
     return MMT(n_models, feature_dims, config.present, **config.model_options)
 
 
-def _fit(group: list[FoldData], config: TrainConfig, on_epoch, resume: dict | None = None):
+def _fit(
+    group: list[FoldData],
+    config: TrainConfig,
+    on_epoch,
+    resume: dict | None = None,
+    layout: _Layout | None = None,
+):
     """Train the folds of ``group`` packed; return their validation probabilities and loss history."""
     from mmt_tune.models.blocks import initialize
     from mmt_tune.models.losses import loss_terms, weighted_total
@@ -288,13 +407,22 @@ def _fit(group: list[FoldData], config: TrainConfig, on_epoch, resume: dict | No
     k = len(group)
     folds = [fd.fold for fd in group]
     used = config.modalities_used
-    train_x = {m: _pack([fd.train[m] for fd in group], device) for m in used}
-    val_x = {m: _pack([fd.val[m] for fd in group], device) for m in used}
-    feature_mask = {m: _row_mask([fd.train[m].shape[1] for fd in group], device) for m in used}
+    if layout is None:  # benchmarks call _fit directly: pad to what this group needs
+        widths = {m: max(fd.train[m].shape[1] for fd in group) for m in config.modalities_used}
+        layout = _Layout.of(group, config, {m: [None] * w for m, w in widths.items()})
+    width = layout.features
+    train_x = {m: _pack([fd.train[m] for fd in group], device, cols=width[m]) for m in used}
+    val_x = {m: _pack([fd.val[m] for fd in group], device, layout.val_rows, width[m]) for m in used}
+    feature_mask = {m: _row_mask([fd.train[m].shape[1] for fd in group], device, width[m]) for m in used}
     train_y = _pack([fd.y_train.astype(np.float32) for fd in group], device)
-    val_y = _pack([fd.y_val.astype(np.float32) for fd in group], device)
+    val_y = _pack([fd.y_val.astype(np.float32) for fd in group], device, layout.val_rows)
     n_train = [len(fd.y_train) for fd in group]
-    val_rows = _row_mask([len(fd.y_val) for fd in group], device)
+    val_rows = _row_mask([len(fd.y_val) for fd in group], device, layout.val_rows)
+    if config.early_stopping:
+        length = layout.monitor_rows
+        monitor_x = {m: _pack([fd.monitor[m] for fd in group], device, length, width[m]) for m in used}
+        monitor_y = _pack([fd.y_monitor.astype(np.float32) for fd in group], device, length)
+        monitor_rows = _row_mask([len(fd.y_monitor) for fd in group], device, length)
 
     # Independent random streams per fold, identical whether the fold trains packed or alone.
     def generators(stream: int, on: torch.device) -> list[torch.Generator]:
@@ -302,13 +430,13 @@ def _fit(group: list[FoldData], config: TrainConfig, on_epoch, resume: dict | No
             torch.Generator(device=on).manual_seed(config.seed * 100_003 + f * 101 + stream) for f in folds
         ]
 
-    model = _build_model(config, k, {m: train_x[m].shape[-1] for m in used})
+    model = _build_model(config, k, dict(width))
     initialize(model, generators(0, torch.device("cpu")))
     model.to(device)
     model.noise.seed([config.seed * 100_003 + f * 101 + 2 for f in folds], device)
     optimizer = MaskedAdamW(model, k, lr=config.lr, weight_decay=config.weight_decay)
     index, batch_rows, active = _schedule(
-        n_train, config.epochs, config.batch_size, generators(1, torch.device("cpu")), device
+        n_train, config.epochs, config.batch_size, generators(1, torch.device("cpu")), device, layout.steps
     )
     active = active.cpu().numpy()  # the schedule is known up front: per-step masks stay on the host
     inputs = list(config.present)
@@ -316,7 +444,7 @@ def _fit(group: list[FoldData], config: TrainConfig, on_epoch, resume: dict | No
     fold_axis = torch.arange(k, device=device)[:, None]
 
     term_names: list[str] | None = None
-    train_history, val_history = [], []
+    train_history, val_history, monitor_history = [], [], []
     running = torch.ones(k, dtype=torch.bool, device=device)
     running_host = np.ones(k, dtype=bool)
     best_loss = torch.full((k,), float("inf"), device=device)
@@ -332,6 +460,7 @@ def _fit(group: list[FoldData], config: TrainConfig, on_epoch, resume: dict | No
         model.noise.load_state_dict(resume["noise"])
         train_history = [t.to(device) for t in resume["train_history"]]
         val_history = [t.to(device) for t in resume["val_history"]]
+        monitor_history = [t.to(device) for t in resume.get("monitor_history", [])]
         term_names = resume["terms"]
         best_loss = resume["best_loss"].to(device)
         best_state = None if resume["best_state"] is None else resume["best_state"].to(device)
@@ -351,6 +480,7 @@ def _fit(group: list[FoldData], config: TrainConfig, on_epoch, resume: dict | No
             "noise": model.noise.state_dict(),
             "train_history": [t.cpu() for t in train_history],
             "val_history": [t.cpu() for t in val_history],
+            "monitor_history": [t.cpu() for t in monitor_history],
             "best_loss": best_loss.cpu(),
             "best_state": None if best_state is None else best_state.cpu(),
             "patience_left": patience_left.copy(),
@@ -358,6 +488,7 @@ def _fit(group: list[FoldData], config: TrainConfig, on_epoch, resume: dict | No
         }
 
     for epoch in range(start_epoch, config.epochs):
+        weights = _epoch_weights(config, epoch)
         model.train()
         epoch_sum = None
         for step in range(index.shape[1]):
@@ -368,7 +499,7 @@ def _fit(group: list[FoldData], config: TrainConfig, on_epoch, resume: dict | No
             terms = loss_terms(
                 out, train_y[fold_axis, idx], {m: batch_x[m] for m in targets}, rows, feature_mask
             )
-            total = weighted_total(terms, config.loss_weights)
+            total = weighted_total(terms, weights)
             optimizer.zero_grad()
             total.sum().backward()
             optimizer.step(active[epoch, step] & running_host)
@@ -381,11 +512,18 @@ def _fit(group: list[FoldData], config: TrainConfig, on_epoch, resume: dict | No
         with torch.no_grad():
             out = model({m: val_x[m] for m in inputs})
             terms = loss_terms(out, val_y, {m: val_x[m] for m in targets}, val_rows, feature_mask)
-            val_total = weighted_total(terms, config.loss_weights)
+            val_total = weighted_total(terms, weights)
             val_history.append(torch.stack([*terms.values(), val_total], dim=1))
+            if config.early_stopping:  # the held-out training rows' classification loss, nothing else
+                out_monitor = model({m: monitor_x[m] for m in inputs})
+                terms = loss_terms(
+                    out_monitor, monitor_y, {m: monitor_x[m] for m in targets}, monitor_rows, feature_mask
+                )
+                monitored = terms["classification"]
+                monitor_history.append(torch.stack([*terms.values(), weighted_total(terms, weights)], dim=1))
         if config.early_stopping:
-            improved = (val_total < best_loss) & running
-            best_loss = torch.where(improved, val_total, best_loss)
+            improved = (monitored < best_loss) & running
+            best_loss = torch.where(improved, monitored, best_loss)
             flat = optimizer.flat
             best_state = (
                 flat.clone() if best_state is None else torch.where(improved[:, None], flat, best_state)
@@ -410,8 +548,16 @@ def _fit(group: list[FoldData], config: TrainConfig, on_epoch, resume: dict | No
         probabilities = (
             torch.softmax(model({m: val_x[m] for m in inputs})["logits"], dim=-1)[..., 1].cpu().numpy()
         )
-    history = _history_frame(train_history, val_history, term_names or [], folds)
+    history = _history_frame(train_history, val_history, term_names or [], folds, monitor_history)
     return [probabilities[i, : len(fd.y_val)] for i, fd in enumerate(group)], history
+
+
+def _epoch_weights(config: TrainConfig, epoch: int) -> dict:
+    """Loss weights for ``epoch``: the configured ones, with the KL weight ramped up over ``kl_warmup``."""
+    if not config.kl_warmup:
+        return config.loss_weights
+    ramp = min(1.0, (epoch + 1) / config.kl_warmup)
+    return {**config.loss_weights, "kl_weight": ramp * float(config.loss_weights.get("kl_weight", 1.0))}
 
 
 def _to_cpu(value):
@@ -426,11 +572,18 @@ def _to_cpu(value):
 
 
 def _history_frame(
-    train: list[torch.Tensor], val: list[torch.Tensor], names: list[str], folds: list[int]
+    train: list[torch.Tensor],
+    val: list[torch.Tensor],
+    names: list[str],
+    folds: list[int],
+    monitor: list[torch.Tensor] | None = None,
 ) -> pd.DataFrame:
-    """Per-epoch losses ``[epochs, k, terms]`` of both splits as one tidy frame (fetched from the device once)."""
+    """Per-epoch losses ``[epochs, k, terms]`` of each split as one tidy frame (fetched from the device once):
+    ``train``, ``val`` and, with early stopping, ``monitor`` (the held-out training rows it watches)."""
     frames = []
-    for split, history in (("train", train), ("val", val)):
+    for split, history in (("train", train), ("val", val), ("monitor", monitor or [])):
+        if not history:
+            continue
         values = torch.stack(history).cpu().numpy()  # [epochs, k, terms]
         epochs, k, _ = values.shape
         frame = pd.DataFrame(values.reshape(epochs * k, -1), columns=names)

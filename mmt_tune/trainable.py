@@ -80,7 +80,7 @@ def run_trial(config: dict, table: pd.DataFrame, tracking=None) -> None:
     result = train_configuration(table, train_config, on_epoch=on_epoch, resume=resume)
     summary = result.summary()
     final = {
-        "epoch": int(result.losses["epoch"].max()),
+        "epoch": int(result.losses["epoch"].max()) if len(result.losses) else 0,  # baselines: no epochs
         "done": True,
         # A JSON string: Tune's TensorBoard logger only takes numbers and skips strings quietly.
         "fold_metrics": json.dumps(result.folds[["fold", *METRICS]].to_dict("records")),

@@ -70,6 +70,29 @@ def test_slices_are_independent():
     assert not torch.equal(a[0], b[0]) and torch.equal(a[1:], b[1:])
 
 
+@pytest.mark.parametrize("interaction", ["hadamard", "sdpa"])
+def test_gradients_of_a_slice_do_not_depend_on_another_slice_holding_exact_zeros(interaction):
+    """An exact 0 in fold 0's keys must not change fold 1's gradients, not even by rounding.
+
+    ``Tensor.prod``'s backward picks its formula for the whole tensor (``result / input`` unless any element
+    is 0), which once made packed and sequential training drift apart; the Hadamard rule now multiplies
+    explicitly.
+    """
+
+    def slice_one_gradients(zero_fold_zero: bool) -> list[torch.Tensor]:
+        model = _ready(MMT(K, DIMS, ["T1WI"], d_model=16, hidden=16, interaction=interaction))
+        if zero_fold_zero:
+            with torch.no_grad():  # fold 0's first layer outputs q = k = v = 0 exactly
+                model.layers[0].qkv.weight[0].zero_()
+                model.layers[0].qkv.bias[0].zero_()
+        x = torch.randn(K, BATCH, DIMS["T1WI"], generator=torch.Generator().manual_seed(1))
+        model({"T1WI": x})["logits"].sum().backward()
+        return [p.grad[1].clone() for p in model.parameters() if p.grad is not None]
+
+    for a, b in zip(slice_one_gradients(False), slice_one_gradients(True), strict=True):
+        assert torch.equal(a, b)
+
+
 def test_each_weight_scales_its_own_term():
     model = _ready(MMT(K, DIMS, ["T1WI"], d_model=16, hidden=16))
     out = model({"T1WI": torch.randn(K, BATCH, 7)})

@@ -58,7 +58,9 @@ def loss_terms(
     if out.get("aux_logits") is not None:
         terms["auxiliary"] = cross_entropy(out["aux_logits"], y, rows)
     if variational:
-        kl = -0.5 * (1 + out["logvar"] - out["mu"] ** 2 - out["logvar"].exp()).sum(-1)
+        # Mean over latent dimensions, as the reconstruction is a mean over features: summed, KL outweighed
+        # the other terms by the latent width and the posterior collapsed (issue 11).
+        kl = -0.5 * (1 + out["logvar"] - out["mu"] ** 2 - out["logvar"].exp()).mean(-1)
         terms["kl"] = _masked_mean(kl, rows)
     error = mean_squared_error if variational else mean_absolute_error
     for modality, pred in out["reconstructions"].items():

@@ -67,7 +67,13 @@ class ModalInteraction(nn.Module):
         q_cls = q[..., n_mod:, :]
         k_miss, v_miss = k[..., self.n_present : n_mod, :], v[..., self.n_present : n_mod, :]
         if self.interaction == "hadamard":
-            k_all = k_mod.prod(dim=-2, keepdim=True)
+            # An explicit chain of products, not ``k_mod.prod(dim=-2)``: prod's backward switches to another
+            # formula for the *whole* tensor when any element is exactly 0, so one fold's zero changed the
+            # other folds' gradients by rounding, and packed training drifted from sequential (issue 11).
+            # The product rule is also stable where prod's ``result / input`` divides by tiny keys.
+            k_all = k_mod[..., :1, :]
+            for j in range(1, n_mod):
+                k_all = k_all * k_mod[..., j : j + 1, :]
             o_mod = q_mod + k_all + v_mod * k_mod
             o_cls = q_cls + (k_miss * v_miss).sum(dim=-2, keepdim=True)
         else:

@@ -1,0 +1,177 @@
+"""Sweep of the deep models' training defaults (issue 11): lr x weight decay x dropout x epochs.
+
+On the phantom cohort and scikit-learn's breast-cancer table (see :mod:`mmt_tune.data.public`), for a few
+representative configurations, every combination of ``--lr``, ``--weight-decay`` and ``--dropout`` trains
+once for the largest epoch count; the AUC at smaller epoch counts is read off the same run (a run of E
+epochs is exactly the first E epochs of a longer one: batches and noise are drawn epoch by epoch). Each
+cell is the mean validation AUC over the same 5 stratified folds (seed 0) that the in-fold logistic
+regression baseline (``logreg``, defaults) is scored on, printed beside it.
+
+    python benchmarks/sweep_defaults.py [--workers 2] [--out benchmarks/results/sweep_defaults.csv]
+
+Torch runs single-threaded in each worker process (the workers are the parallelism).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+CASES = [
+    ("phantom", "mmt1m", ("DWI",)),
+    ("phantom", "mmt2m", ("T1WI", "DWI")),
+    ("phantom", "mfnvae", ("T1WI", "FLAIR", "DWI")),
+    ("breast", "mmt1m", ("FLAIR",)),
+    ("breast", "mmt2m", ("T1WI", "DWI")),
+    ("breast", "mfnvae", ("FLAIR",)),
+    ("breast", "mfnvae", ("T1WI", "FLAIR", "DWI")),
+]
+
+
+def load(dataset: str) -> pd.DataFrame:
+    if dataset == "breast":
+        from mmt_tune.data.public import breast_cancer_table
+
+        return breast_cancer_table()
+    from mmt_tune.data.table import read_feature_table
+    from mmt_tune.run import phantom_features
+
+    return read_feature_table(phantom_features(progress=False))[0]
+
+
+def run_one(job: dict) -> list[dict]:
+    import torch
+
+    torch.set_num_threads(1)
+    from mmt_tune.metrics import auc
+    from mmt_tune.train import TrainConfig, train_configuration
+
+    table = load(job["dataset"])
+    options = {k: job[k] for k in ("lr", "weight_decay", "dropout") if k in job}
+    options.update(job.get("extra", {}))
+    config = TrainConfig.from_options(job["model"], job["present"], options, epochs=max(job["epochs"]))
+    marks = {e - 1 for e in job["epochs"]}
+    per_epoch = {}
+
+    def on_epoch(epoch, info):
+        if epoch in marks:
+            p = info["val_probabilities"].cpu().numpy()
+            y = info["val_labels"].cpu().numpy()
+            per_epoch[epoch + 1] = float(
+                np.mean([auc(y[i, :n], p[i, :n]) for i, n in enumerate(info["val_counts"])])
+            )
+
+    result = train_configuration(table, config, on_epoch=on_epoch)
+    rows = []
+    for epochs, value in sorted(per_epoch.items()):
+        rows.append(
+            {**{k: v for k, v in job.items() if k not in ("epochs", "extra")}, "epochs": epochs, "auc": value}
+        )
+    if config.early_stopping:  # the run's own result (stopped per fold) is the one that counts
+        rows = [
+            {
+                **{k: v for k, v in job.items() if k not in ("epochs", "extra")},
+                "epochs": "early",
+                "auc": float(result.folds["auc"].mean()),
+            }
+        ]
+    for row in rows:
+        row["present"] = "+".join(job["present"])
+        row["variant"] = job.get("variant", "")
+    return rows
+
+
+def baseline(dataset: str, present) -> float:
+    from mmt_tune.train import TrainConfig, train_configuration
+
+    return float(
+        train_configuration(load(dataset), TrainConfig.from_options("logreg", present, {}))
+        .folds["auc"]
+        .mean()
+    )
+
+
+def jobs(epochs: list[int]) -> list[dict]:
+    grid = list(itertools.product((1e-5, 1e-4, 1e-3), (1e-2, 1e-1), (0.1, 0.3)))
+    out = []
+    for dataset, model, present in CASES:
+        for lr, wd, dropout in grid:
+            out.append(
+                {
+                    "dataset": dataset,
+                    "model": model,
+                    "present": present,
+                    "lr": lr,
+                    "weight_decay": wd,
+                    "dropout": dropout,
+                    "epochs": epochs,
+                }
+            )
+        # Early stopping on held-out training rows (patience 20) at each lr, default decay and dropout.
+        for lr in (1e-4, 1e-3):
+            out.append(
+                {
+                    "dataset": dataset,
+                    "model": model,
+                    "present": present,
+                    "lr": lr,
+                    "weight_decay": 1e-2,
+                    "dropout": 0.1,
+                    "epochs": [max(epochs)],
+                    "extra": {"early_stopping": 20},
+                    "variant": "early_stopping=20",
+                }
+            )
+        if model == "mfnvae":
+            for lr in (1e-4, 1e-3):
+                out.append(
+                    {
+                        "dataset": dataset,
+                        "model": model,
+                        "present": present,
+                        "lr": lr,
+                        "weight_decay": 1e-2,
+                        "dropout": 0.1,
+                        "epochs": epochs,
+                        "extra": {"kl_warmup": 50},
+                        "variant": "kl_warmup=50",
+                    }
+                )
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--epochs", default="25,50,100,200", help="epoch counts read off each run")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "sweep_defaults.csv")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    load("phantom")  # extract once, before the workers start
+    todo = jobs([int(e) for e in args.epochs.split(",")])
+    rows = []
+    with ProcessPoolExecutor(args.workers) as pool:
+        for i, result in enumerate(pool.map(run_one, todo)):
+            rows.extend(result)
+            print(f"{i + 1}/{len(todo)} {result[-1]}", flush=True)
+    frame = pd.DataFrame(rows)
+    reference = {
+        key: baseline(key[0], key[1].split("+"))
+        for key in set(zip(frame["dataset"], frame["present"], strict=True))
+    }
+    frame["logreg_auc"] = [reference[key] for key in zip(frame["dataset"], frame["present"], strict=True)]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(args.out, index=False)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
