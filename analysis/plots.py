@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from analysis.results import MODEL_ORDER, model_label
+from analysis.results import BASELINE_MODELS, MODEL_ORDER, model_label
 from mmt_tune._io import atomic_path
 from mmt_tune.metrics import METRICS
 from mmt_tune.modalities import MODALITIES
@@ -125,7 +125,13 @@ def configuration_bars(result: MetricsResult, path: Path) -> Path:
     )
     width = 0.8 / max(1, len(models))
     positions = np.arange(len(subsets))
-    colors = {"mmt2m": "#C44E52", "mmt1m": "#DD8452", "mfnvae": "#4C72B0"}
+    colors = {
+        "mmt2m": "#C44E52",
+        "mmt1m": "#DD8452",
+        "mfnvae": "#4C72B0",
+        "logreg": "#8C8C8C",
+        "forest": "#55A868",
+    }
     for ax, metric in zip(axes, METRICS, strict=True):
         for i, model in enumerate(models):
             rows = best[best["model"] == model].set_index("present")
@@ -158,6 +164,7 @@ def roc_curves(result: MetricsResult, predictions: pd.DataFrame, path: Path) -> 
     families = [
         ("MMT", best[best["model"].isin(("mmt2m", "mmt1m"))]),
         ("MFN-VAE", best[best["model"] == "mfnvae"]),
+        ("Baselines", best[best["model"].isin(BASELINE_MODELS)]),
     ]
     families = [(name, rows) for name, rows in families if not rows.empty] or [("", best)]
     fig, axes = _grid(len(families), columns=len(families))

@@ -450,6 +450,7 @@ def _fit(
     best_loss = torch.full((k,), float("inf"), device=device)
     best_state = None
     patience_left = np.full(k, config.early_stopping or 0)
+    last_epoch = np.full(k, config.epochs - 1)  # the last epoch each fold trained (early stopping)
     n_rows = torch.tensor(n_train, dtype=torch.float32, device=device)[:, None]
     start_epoch = 0
     if resume is not None:
@@ -465,6 +466,7 @@ def _fit(
         best_loss = resume["best_loss"].to(device)
         best_state = None if resume["best_state"] is None else resume["best_state"].to(device)
         patience_left, running_host = resume["patience_left"], resume["running"]
+        last_epoch = resume.get("last_epoch", last_epoch)
         running = torch.from_numpy(running_host).to(device)
         start_epoch = resume["epoch"] + 1
 
@@ -485,6 +487,7 @@ def _fit(
             "best_state": None if best_state is None else best_state.cpu(),
             "patience_left": patience_left.copy(),
             "running": running_host.copy(),
+            "last_epoch": last_epoch.copy(),
         }
 
     for epoch in range(start_epoch, config.epochs):
@@ -530,6 +533,8 @@ def _fit(
             )
             improved_host = improved.cpu().numpy()  # the one device sync per epoch
             patience_left = np.where(improved_host, config.early_stopping, patience_left - running_host)
+            stopping = running_host & (patience_left <= 0)
+            last_epoch = np.where(stopping, epoch, last_epoch)
             running_host = (patience_left > 0) & running_host
             running = torch.from_numpy(running_host).to(device)
         if on_epoch is not None:
@@ -549,6 +554,9 @@ def _fit(
             torch.softmax(model({m: val_x[m] for m in inputs})["logits"], dim=-1)[..., 1].cpu().numpy()
         )
     history = _history_frame(train_history, val_history, term_names or [], folds, monitor_history)
+    # A fold that stopped early has no epochs after it, packed (where the others go on) or alone.
+    history = history[history["epoch"].to_numpy() <= last_epoch[np.searchsorted(folds, history["fold"])]]
+    history = history.reset_index(drop=True)
     return [probabilities[i, : len(fd.y_val)] for i, fd in enumerate(group)], history
 
 
@@ -636,7 +644,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--features", required=True, type=Path, help="feature table (.parquet)")
-    parser.add_argument("--model", required=True, choices=list(MODELS), help="mmt2m, mmt1m or mfnvae")
+    parser.add_argument(
+        "--model",
+        required=True,
+        choices=list(MODELS),
+        help="mmt2m, mmt1m, mfnvae, or a baseline: logreg, forest",
+    )
     parser.add_argument("--present", required=True, help="present modalities, e.g. T1WI or T1WI+FLAIR")
     parser.add_argument(
         "--config",
@@ -688,9 +701,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    how = (
+        "scikit-learn"
+        if config.baseline
+        else f"x {config.epochs} epochs, {'sequential' if args.sequential else 'packed'}"
+    )
     print(
-        f"{config.model} present={'+'.join(config.present)}: {config.folds} folds x {config.epochs} epochs "
-        f"in {result.seconds:.1f} s ({'sequential' if args.sequential else 'packed'})"
+        f"{config.model} present={'+'.join(config.present)}: {config.folds} folds ({how}) in {result.seconds:.1f} s"
     )
     print(format_folds(result))
     if args.out is not None:

@@ -228,3 +228,66 @@ def test_loss_panels_show_only_the_terms_of_the_trial():
         ("FLAIR reconstruction", "reconstruction_FLAIR"),
         ("total", "total"),
     ]
+
+
+BASELINE_AUC = {
+    ("logreg", "T1WI+FLAIR", "l1"): [0.84, 0.80, 0.84, 0.90, 0.86],
+    ("logreg", "T1WI+FLAIR", "l2"): [0.50, 0.52, 0.54, 0.50, 0.52],
+    ("forest", "T1WI+FLAIR", "f1"): [0.82, 0.80, 0.83, 0.88, 0.84],
+    ("logreg", "DWI", "l3"): [0.70, 0.72, 0.70, 0.71, 0.73],
+}
+
+
+def _with_baselines() -> pd.DataFrame:
+    rows = []
+    for (model, present, trial), aucs in BASELINE_AUC.items():
+        for fold, auc in enumerate(aucs):
+            row = {"study": "s", "model": model, "present": present, "trial_id": trial, "fold": fold}
+            row.update({"config/C": 0.1, "config/seed": 0, "config/folds": 5, "status": "ok"})
+            row.update({m: auc for m in METRICS})
+            rows.append(row)
+    return pd.concat([hand_built_trials(), pd.DataFrame(rows)], ignore_index=True)
+
+
+def test_baselines_are_rows_of_table2_and_each_deep_configuration_meets_its_best_baseline():
+    predictions = pd.DataFrame(
+        {
+            "model": "logreg",
+            "present": "DWI",
+            "trial_id": "l3",
+            "row": range(10),
+            "label": [1, 0, 0, 0, 1, 0, 0, 1, 0, 0],
+        }
+    )
+    result = aggregate(Study("t", _with_baselines(), predictions=predictions), "auc")
+    table = result.table2()
+    assert list(table["Model"]) == [
+        "MMT-2M",
+        "MMT-1M",
+        "MFN-VAE",
+        "MFN-VAE",
+        "Logistic regression",
+        "Logistic regression",
+        "Random forest",
+    ]
+    rows = result.comparisons.set_index(["comparison", "metric"])
+    # The better baseline on T1WI+FLAIR is the logistic regression's best trial l1 (0.848 > forest 0.834).
+    mmt = np.array(FOLD_AUC[("mmt2m", "T1WI+FLAIR", "a1")])
+    logreg = np.array(BASELINE_AUC[("logreg", "T1WI+FLAIR", "l1")])
+    paired = rows.loc[("MMT-2M T1WI+FLAIR − Logistic regression T1WI+FLAIR", "auc")]
+    assert paired["difference"] == pytest.approx(mmt.mean() - logreg.mean())
+    assert paired["p_ttest"] == pytest.approx(stats.ttest_rel(mmt, logreg).pvalue)
+    assert ("MFN-VAE T1WI+FLAIR − Logistic regression T1WI+FLAIR", "auc") in rows.index
+    assert ("MMT-1M DWI − Logistic regression DWI", "auc") in rows.index
+    # Baselines are references, not compared with the full-modality MFN-VAE themselves.
+    assert not any(
+        name.startswith("Logistic") or name.startswith("Random") for name in rows.index.get_level_values(0)
+    )
+    assert result.comparison_table().iloc[0]["Comparison"].endswith("Logistic regression T1WI+FLAIR")
+    # The notes say who loses (MMT-1M DWI 0.640 < 0.712, MFN-VAE T1WI+FLAIR 0.822 < 0.848), and the
+    # majority-class accuracy from the out-of-fold labels (7 of 10 negative).
+    losing = next(note for note in result.notes if note.startswith("does not beat the best baseline"))
+    assert "MMT-1M DWI 0.640 vs Logistic regression 0.712" in losing
+    assert "MFN-VAE T1WI+FLAIR 0.822 vs Logistic regression 0.848" in losing
+    assert "MMT-2M" not in losing
+    assert "majority-class accuracy (always predicting the larger class): 0.700" in result.notes

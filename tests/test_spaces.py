@@ -7,7 +7,8 @@ import pytest
 from mmt_tune.errors import InputError
 from mmt_tune.spaces import SHIPPED_DIR, load_space, shipped_spaces
 
-EXPECTED_CONFIGURATIONS = {"mmt1m": 3, "mmt2m": 3, "mfnvae": 7, "paper": 13, "paper-wide": 13, "demo": 13}
+# The paper's 13 configurations, plus a logistic regression and a random forest on each of the 7 subsets.
+EXPECTED_CONFIGURATIONS = {"mmt1m": 3, "mmt2m": 3, "mfnvae": 7, "paper": 27, "paper-wide": 27, "demo": 27}
 
 
 @pytest.mark.parametrize("name", shipped_spaces())
@@ -44,6 +45,42 @@ def test_parameters_are_expanded_per_configuration_with_the_papers_ranges():
     assert "interaction" in wide.configuration("mmt2m/FLAIR+DWI").parameters
     assert "interaction" not in wide.configuration("mfnvae/DWI").parameters
     assert one.fixed == {"epochs": 200, "batch_size": 32}
+
+
+@pytest.mark.parametrize("name", ["paper", "paper-wide", "demo"])
+def test_every_deep_configuration_has_both_baselines_on_its_modalities_at_the_same_budget(name):
+    space = load_space(name)
+    subsets = {c.present for c in space.configurations if c.model not in ("logreg", "forest")}
+    for baseline in ("logreg", "forest"):
+        assert {c.present for c in space.configurations if c.model == baseline} == subsets
+    logreg = space.configuration("logreg/T1WI+DWI")
+    assert set(logreg.parameters) == {"C", "l1_ratio", "k"}
+    # Same folds as the deep models (demo: 3), none of their training options (epochs, batch size).
+    deep = space.configuration("mmt2m/T1WI+DWI").fixed
+    assert logreg.fixed == {k: v for k, v in deep.items() if k == "folds"}
+    assert logreg.parameters["C"].log
+    forest = space.configuration("forest/DWI")
+    assert set(forest.parameters) == {"max_depth", "min_samples_leaf", "max_features", "k"}
+    # k is scoped to the baselines (models: [...]); the deep models keep the default k.
+    assert "k" not in space.configuration("mmt1m/DWI").parameters
+
+
+def test_a_parameter_scoped_to_models_applies_only_to_them(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text(
+        GOOD.replace(
+            "  - {model: mmt1m, present: [T1WI]}",
+            "  - {model: mmt1m, present: [T1WI]}\n  - {model: logreg, present: [T1WI]}",
+        )
+        + "  k: {distribution: int, low: 4, high: 8, models: [logreg]}\n"
+        + "  C: {distribution: loguniform, low: 0.01, high: 1}\n"
+    )
+    space = load_space(path)
+    assert set(space.configuration("logreg/T1WI").parameters) == {"k", "C"}
+    assert set(space.configuration("mmt1m/T1WI").parameters) == {"lr"}
+    path.write_text(GOOD + "  k: {distribution: int, low: 4, high: 8, models: [svm]}\n")
+    with pytest.raises(InputError, match=r"parameters.k.models: expected a list of models"):
+        load_space(path)
 
 
 def test_translation_to_optuna_and_tune_keeps_bounds_and_scale():
