@@ -156,7 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         print("\nTable 2: best trial per configuration (mean ± std over folds)\n")
-        print(to_markdown(report.metrics.table2(), [line for line in [headline(report.metrics)] if line]))
+        notes = [line for line in [headline(report.metrics)] if line] + report.metrics.notes
+        print(to_markdown(report.metrics.table2(), notes))
         print("Table 3: hyperparameter importance (fANOVA main effects, mean ± std over forest seeds)\n")
         print(to_markdown(report.importance.table3(), report.importance.all_notes()))
         print(f"report with figures: {report.index}")

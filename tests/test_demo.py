@@ -38,11 +38,14 @@ def test_demo_runs_and_reuses_its_outputs(tmp_path, capsys):
     assert (
         "Table 2: best trial per configuration" in second and "Table 3: hyperparameter importance" in second
     )
-    table2 = [line for line in second.splitlines() if line.startswith(("| MMT-2M", "| MMT-1M", "| MFN-VAE"))]
-    assert len(table2) == 2 * 13, "each configuration once in Table 2 and once in Table 3"
+    rows = ("| MMT-2M", "| MMT-1M", "| MFN-VAE", "| Logistic regression", "| Random forest")
+    table2 = [line for line in second.splitlines() if line.startswith(rows)]
+    assert len(table2) == 2 * 27, "each of 13 deep and 14 baseline configurations in Table 2 and Table 3"
+    assert "majority-class accuracy (always predicting the larger class):" in second
+    assert "MMT-2M T1WI+FLAIR − " in (tmp_path / "report" / "comparison.md").read_text()
     trials = pd.read_parquet(tmp_path / "results" / "demo" / "trials.parquet")
     assert (
-        trials.groupby(["model", "present"])["trial_id"].nunique().eq(3).all() and len(trials) == 13 * 3 * 3
+        trials.groupby(["model", "present"])["trial_id"].nunique().eq(3).all() and len(trials) == 27 * 3 * 3
     )
     for name in ("index.html", "table2.tex", "table3.tex", "roc.png", "losses.png", "importance.png"):
         assert (tmp_path / "report" / name).is_file(), name

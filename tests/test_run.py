@@ -236,3 +236,48 @@ def test_trial_progress_bar_counts_ended_trials_and_pickles():
     restored = cloudpickle.loads(cloudpickle.dumps(callback))  # Tune saves its callbacks with the experiment
     assert restored.bar is None
     callback.on_experiment_end(trials)
+
+
+@pytest.mark.slow
+def test_a_study_with_baselines_gives_them_only_their_options_and_compares_against_them(ray_local, tmp_path):
+    """--epochs goes to the deep model only; every baseline trial completes; Table 2 has the baseline rows
+    and each deep configuration is compared with the better baseline on the same modalities."""
+    from analysis.metrics import aggregate
+    from analysis.results import load_study
+    from mmt_tune.data.table import write_feature_table
+    from mmt_tune.run import run_study
+
+    features = tmp_path / "features.parquet"
+    write_feature_table(make_table(60, signal={"DWI": 1.5}), features, {})
+    space = tmp_path / "space.yaml"
+    space.write_text(
+        "name: with-baselines\n"
+        "configurations:\n"
+        "  - {model: mmt1m, present: [DWI]}\n"
+        "  - {model: logreg, present: [DWI]}\n"
+        "  - {model: forest, present: [DWI]}\n"
+        "parameters:\n"
+        "  lr: {distribution: loguniform, low: 1.0e-4, high: 1.0e-2}\n"
+        "  C: {distribution: loguniform, low: 1.0e-2, high: 1.0}\n"
+        "  max_depth: {distribution: int, low: 2, high: 4}\n"
+        "fixed: {batch_size: 16, n_estimators: 20}\n"
+    )
+    result = run_study(
+        space, features, samples=2, epochs=2, folds=2, storage=tmp_path / "results", wandb="off", verbose=0
+    )
+    trials = pd.read_parquet(result.experiment / "trials.parquet")
+    assert set(trials["status"]) == {"ok"} and trials.groupby("model")["trial_id"].nunique().to_dict() == {
+        "mmt1m": 2,
+        "logreg": 2,
+        "forest": 2,
+    }
+    by_model = trials.groupby("model")
+    assert by_model["config/epochs"].apply(lambda v: v.notna().all()).to_dict() == {
+        "forest": False,
+        "logreg": False,
+        "mmt1m": True,
+    }
+    assert trials.loc[trials["model"] == "logreg", "config/C"].between(1e-2, 1.0).all()
+    metrics = aggregate(load_study(result.experiment))
+    assert list(metrics.table2()["Model"]) == ["MMT-1M", "Logistic regression", "Random forest"]
+    assert metrics.comparisons["right"].str.contains("Logistic regression|Random forest").any()
