@@ -32,6 +32,22 @@ CASES = [
 ]
 
 
+COLUMNS = ["dataset", "model", "present", "lr", "weight_decay", "dropout", "epochs", "auc", "variant", "key"]
+
+
+def realign(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows a first version of this script appended in another column order (variant, epochs, auc)."""
+    frame = frame.copy()
+    shifted = frame["epochs"].astype(str).str.contains("=")
+    variant = frame.loc[shifted, "epochs"].copy()
+    frame.loc[shifted, "epochs"] = frame.loc[shifted, "auc"]
+    frame.loc[shifted, "auc"] = frame.loc[shifted, "variant"]
+    frame.loc[shifted, "variant"] = variant
+    frame["auc"] = frame["auc"].astype(float)
+    frame["variant"] = frame["variant"].fillna("").astype(str)
+    return frame
+
+
 def load(dataset: str) -> pd.DataFrame:
     if dataset == "breast":
         from mmt_tune.data.public import breast_cancer_table
@@ -139,12 +155,71 @@ def job_key(job: dict) -> str:
     )
 
 
+def summarize(frame: pd.DataFrame) -> list[str]:
+    """Markdown: per case, AUC by setting (rows) and epochs (columns); then settings ranked by their mean AUC
+    minus the in-fold logistic regression's over all cases."""
+    frame = frame.copy()
+    frame["epochs"] = frame["epochs"].astype(str)
+    frame["setting"] = [
+        f"lr {lr:g}, wd {wd:g}, dropout {d:g}" + (f", {v}" if v else "")
+        for lr, wd, d, v in zip(
+            frame["lr"], frame["weight_decay"], frame["dropout"], frame["variant"], strict=True
+        )
+    ]
+    order = [e for e in ("25", "50", "100", "200", "early") if e in set(frame["epochs"])]
+    lines = []
+    for (dataset, model, present), rows in frame.groupby(["dataset", "model", "present"], sort=False):
+        table = rows.pivot_table(index="setting", columns="epochs", values="auc", sort=False).reindex(
+            columns=order
+        )
+        lines += [
+            f"**{dataset}, {model}, {present}** (in-fold logistic regression: {rows['logreg_auc'].iloc[0]:.3f})",
+            "",
+            "| setting | "
+            + " | ".join(f"{e} epochs" if e != "early" else "early stop" for e in order)
+            + " |",
+            "| --- |" + " ---: |" * len(order),
+        ]
+        for setting, values in table.iterrows():
+            cells = ["" if pd.isna(v) else f"{v:.3f}" for v in values]
+            lines.append(f"| {setting} | " + " | ".join(cells) + " |")
+        lines.append("")
+    frame["gap"] = frame["auc"] - frame["logreg_auc"]
+    cases = frame.groupby(["dataset", "model", "present"]).ngroups
+    ranked = (
+        frame.groupby(["setting", "epochs"])
+        .agg(gap=("gap", "mean"), worst=("gap", "min"), cases=("gap", "size"))
+        .query("cases == @cases")
+        .sort_values("gap", ascending=False)
+        .head(8)
+    )
+    lines += [
+        f"Settings over all {cases} cases, by mean AUC minus the logistic regression's (best first):",
+        "",
+        "| setting | epochs | mean gap | worst gap |",
+        "| --- | --- | ---: | ---: |",
+        *[
+            f"| {setting} | {epochs} | {r.gap:+.3f} | {r.worst:+.3f} |"
+            for (setting, epochs), r in ranked.iterrows()
+        ],
+    ]
+    return lines
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--epochs", default="25,50,100,200", help="epoch counts read off each run")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "sweep_defaults.csv")
+    parser.add_argument("--summarize", action="store_true", help="only print the summary of --out")
     args = parser.parse_args(argv)
+    if args.summarize:
+        print(
+            "\n".join(
+                summarize(realign(pd.read_csv(args.out, dtype={"epochs": str, "variant": str, "auc": str})))
+            )
+        )
+        return 0
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     load("phantom")  # extract once, before the workers start
     todo = jobs([int(e) for e in args.epochs.split(",")])
@@ -155,10 +230,12 @@ def main(argv=None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with ProcessPoolExecutor(args.workers) as pool:
         for i, (job, result) in enumerate(zip(todo, pool.map(run_one, todo), strict=True)):
-            frame = pd.DataFrame(result).assign(key=job_key(job))
+            frame = pd.DataFrame(result).assign(key=job_key(job))[COLUMNS]
             frame.to_csv(partial, mode="a", header=not partial.is_file(), index=False)
             print(f"{i + 1}/{len(todo)} {result[-1]}", flush=True)
-    frame = pd.read_csv(partial)
+    frame = realign(pd.read_csv(partial, dtype=str))
+    for column in ("lr", "weight_decay", "dropout"):
+        frame[column] = frame[column].astype(float)
     reference = {
         key: baseline(key[0], key[1].split("+"))
         for key in set(zip(frame["dataset"], frame["present"], strict=True))
@@ -166,6 +243,7 @@ def main(argv=None) -> int:
     frame["logreg_auc"] = [reference[key] for key in zip(frame["dataset"], frame["present"], strict=True)]
     frame.drop(columns="key").to_csv(args.out, index=False)
     partial.unlink()
+    print("\n".join(summarize(frame)))
     print(f"wrote {args.out}")
     return 0
 

@@ -50,6 +50,10 @@ _MODEL_KEYS = {
     "forest": {"n_estimators", "max_depth", "min_samples_leaf", "max_features"},
 }
 _BASELINE_TRAIN_KEYS = {"folds", "seed", "device"}
+#: Learning rate by model when none is given, chosen by the sweep in benchmarks/RESULTS.md (issue 11): MMT does
+#: best at the paper's 1e-5 over 200 epochs (1e-3 overfits: validation loss rises from epoch 1), MFN-VAE at
+#: 1e-4 (1e-5 is still learning at epoch 200).
+DEFAULT_LR = {"mmt2m": 1e-5, "mmt1m": 1e-5, "mfnvae": 1e-4}
 _LOSS_WEIGHT_KEYS = {"beta", "gamma", "kl_weight"}
 _TRAIN_KEYS = {
     "lr",
@@ -89,9 +93,8 @@ class TrainConfig:
     folds: int = 5
     seed: int = 0
     device: str = "cpu"
-    # The paper searches lr in 1e-6..1e-5; with 200 epochs of ~9 steps that barely moves the weights, so the
-    # single-run default is larger (README "Method notes").
-    lr: float = 1e-3
+    # None: the model's default from the sweep in benchmarks/RESULTS.md (DEFAULT_LR; README "Method notes").
+    lr: float | None = None
     weight_decay: float = 1e-2
     # Patience in epochs; None trains all epochs. Early stopping monitors the classification loss on
     # ``early_stopping_fraction`` of each fold's training rows, held out (stratified, seeded) before any
@@ -102,6 +105,10 @@ class TrainConfig:
     model_options: dict = field(default_factory=dict)  # d_model, expansion, hidden, dropout, interaction, ...
     loss_weights: dict = field(default_factory=dict)  # alpha_<MOD>, beta, gamma, kl_weight (default 1)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+
+    def __post_init__(self) -> None:
+        if self.lr is None:
+            self.lr = DEFAULT_LR.get(self.model, DEFAULT_LR["mmt2m"])
 
     @property
     def missing(self) -> tuple[str, ...]:

@@ -99,7 +99,7 @@ class MMT(nn.Module):
         d_model: int = 64,
         expansion: int = 2,
         hidden: int = 128,
-        dropout: float = 0.1,
+        dropout: float = 0.3,  # the sweep's best (benchmarks/RESULTS.md, issue 11); 0.1 overfits
         interaction: str = "hadamard",
         n_layers: int = 2,
         auxiliary_head: bool | None = None,

@@ -61,7 +61,7 @@ class MFNVAE(nn.Module):
         feature_dims: Mapping[str, int],
         latent: int = 32,
         hidden: int = 128,
-        dropout: float = 0.1,
+        dropout: float = 0.3,  # the sweep's best (benchmarks/RESULTS.md, issue 11); 0.1 overfits
     ):
         super().__init__()
         if not feature_dims:
