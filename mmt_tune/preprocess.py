@@ -101,8 +101,26 @@ class PreprocessConfig:
         return int(self.k[modality]) if isinstance(self.k, dict) else int(self.k)
 
 
-def build_pipeline(modality_columns: dict[str, list[str]], config: PreprocessConfig, random_state: int):
-    """The imbalanced-learn pipeline of one fold: per-modality branches, then Borderline-SMOTE."""
+#: Borderline-SMOTE's neighbours for deciding which minority rows are "in danger" (imbalanced-learn's default).
+DANGER_NEIGHBOURS = 10
+
+
+def smote_neighbours(y_train: np.ndarray, wanted: int) -> int:
+    """The SMOTE neighbours a fold allows: at most its minority-class rows minus one (0: no SMOTE)."""
+    return min(int(wanted), int(np.bincount(np.asarray(y_train, dtype=int), minlength=2).min()) - 1)
+
+
+def build_pipeline(
+    modality_columns: dict[str, list[str]],
+    config: PreprocessConfig,
+    random_state: int,
+    n_rows: int | None = None,
+):
+    """The imbalanced-learn pipeline of one fold: per-modality branches, then Borderline-SMOTE.
+
+    ``n_rows`` (the fold's training rows) bounds the danger-zone neighbours of small folds, which
+    imbalanced-learn would otherwise reject.
+    """
     from imblearn.over_sampling import BorderlineSMOTE
     from imblearn.pipeline import Pipeline
     from sklearn.compose import ColumnTransformer
@@ -129,7 +147,14 @@ def build_pipeline(modality_columns: dict[str, list[str]], config: PreprocessCon
     steps = [("features", features)]
     if config.smote:
         steps.append(
-            ("smote", BorderlineSMOTE(k_neighbors=config.smote_neighbors, random_state=random_state))
+            (
+                "smote",
+                BorderlineSMOTE(
+                    k_neighbors=config.smote_neighbors,
+                    m_neighbors=min(DANGER_NEIGHBOURS, (n_rows or DANGER_NEIGHBOURS + 1) - 1),
+                    random_state=random_state,
+                ),
+            )
         )
     return Pipeline(steps)
 
@@ -172,7 +197,7 @@ def preprocess_fold(
     X_val = table.iloc[val_index][columns]
     y_val = table["label"].to_numpy()[val_index]
 
-    neighbours = min(config.smote_neighbors, int(np.bincount(y_train, minlength=2).min()) - 1)
+    neighbours = smote_neighbours(y_train, config.smote_neighbors)
     effective = PreprocessConfig(
         **{
             **config.__dict__,
@@ -180,7 +205,7 @@ def preprocess_fold(
             "smote_neighbors": max(neighbours, 1),
         }
     )
-    pipeline = build_pipeline(modality_columns, effective, random_state)
+    pipeline = build_pipeline(modality_columns, effective, random_state, n_rows=len(y_train))
     if effective.smote:
         Z_train, y_res = pipeline.fit_resample(X_train, y_train)
     else:

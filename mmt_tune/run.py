@@ -14,7 +14,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -43,6 +43,14 @@ def phantom_features(patients: int | None = None, progress: bool = True) -> Path
 class StudyResult:
     experiment: Path
     trials: pd.DataFrame
+    errors: dict[str, str] = field(default_factory=dict)  # configuration -> first error of its failed trials
+
+    def failed_configurations(self) -> list[str]:
+        """Configurations of which no trial completed."""
+        ok = self.trials[self.trials["status"] == "ok"]
+        done = set(ok["model"] + "/" + ok["present"])
+        every = set(self.trials["model"] + "/" + self.trials["present"])
+        return sorted(every - done)
 
     def best(self, metric: str = "auc") -> pd.DataFrame:
         """Best trial of each configuration by mean ``metric`` over folds, with mean and std of every metric."""
@@ -160,6 +168,7 @@ def run_study(
             for c in study.configurations
         ),
     )
+    check_inputs(study, table, str(features))
     searcher = PerConfigurationSearch(study, samples, metric="auc", mode="max", seed=seed)
     from mmt_tune.tracking import MODES, Tracking
 
@@ -220,7 +229,40 @@ def run_study(
     trials = trials_table(records, study.name)
     write_tables({TRIALS_TABLE: trials}, experiment, csv=True)
     write_tables(trial_tables(records, study.name), experiment)
-    return StudyResult(experiment, trials)
+    errors = {}
+    for result in grid:
+        if result.error is not None and result.config:
+            errors.setdefault(result.config.get("configuration", "?"), _first_line(result.error))
+    return StudyResult(experiment, trials, errors)
+
+
+def _first_line(error: BaseException) -> str:
+    """The root cause of a trial's error in one line (Tune wraps it in its own exception types)."""
+    cause = error
+    while getattr(cause, "cause", None) is not None or cause.__cause__ is not None:
+        cause = getattr(cause, "cause", None) or cause.__cause__
+    text = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {text[-1] if text else ''}"
+
+
+def check_inputs(study, table: pd.DataFrame, source: str) -> None:
+    """Validate every configuration against the table before Ray starts: one line naming the configuration."""
+    from mmt_tune.search import TRIAL_KEYS
+    from mmt_tune.train import TrainConfig, check_table
+
+    for configuration in study.configurations:
+        options = {k: v for k, v in configuration.fixed.items() if k not in TRIAL_KEYS}
+        options.update({name: d.example() for name, d in configuration.parameters.items()})
+        try:
+            check_table(table, TrainConfig.from_options(configuration.model, configuration.present, options))
+        except InputError as exc:
+            raise InputError(f"{source}: configuration {configuration.key}: {exc}") from None
+    if table["patient_id"].duplicated().any():
+        print(
+            f"note: {table['patient_id'].duplicated().sum()} rows repeat a patient_id: folds are grouped by "
+            "patient (stratified group k-fold), so no patient is in two folds",
+            file=sys.stderr,
+        )
 
 
 @dataclass
@@ -506,9 +548,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"\nbest trial per configuration (mean ± std over folds), study {space.name}:")
-    print(format_best(result))
+    failed = result.failed_configurations()
+    if not result.trials.empty and (result.trials["status"] == "ok").any():
+        print(f"\nbest trial per configuration (mean ± std over folds), study {space.name}:")
+        print(format_best(result))
     print(f"\ntrials table: {result.experiment / (TRIALS_TABLE + '.parquet')} (+ .csv)")
+    if failed:
+        first = next((result.errors[c] for c in failed if c in result.errors), "see the trials' error files")
+        print(
+            f"error: no trial of {len(failed)} configuration(s) completed ({', '.join(failed)}); "
+            f"first error: {first}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

@@ -241,13 +241,8 @@ def train_configuration(
     """
     if resume is not None and not packed:
         raise ValueError("resume= continues packed training only")
-    config.validate()
     start = time.perf_counter()
-    columns = modality_columns_of(table, config.modalities_used)
-    for modality in config.present:
-        if table[columns[modality]].isna().all(axis=1).all():
-            raise InputError(f"feature table: modality {modality} is NaN in every row")
-    splits = make_folds(table, config.folds, config.seed)
+    columns, splits = check_table(table, config)
     fold_data = []
     for f, (train, val) in enumerate(splits):
         monitor = None
@@ -307,6 +302,17 @@ def train_configuration(
         selected={fd.fold: fd.selected for fd in fold_data},
         seconds=time.perf_counter() - start,
     )
+
+
+def check_table(table: pd.DataFrame, config: TrainConfig) -> tuple[dict[str, list[str]], list]:
+    """Everything about ``table`` that would make ``config`` fail, as one :class:`InputError`; returns the
+    modality columns and the folds. A study calls it for every configuration before Ray starts."""
+    config.validate()
+    columns = modality_columns_of(table, config.modalities_used)
+    for modality in config.present:
+        if table[columns[modality]].isna().all(axis=1).all():
+            raise InputError(f"feature table: modality {modality} is NaN in every row")
+    return columns, make_folds(table, config.folds, config.seed)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -704,6 +710,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise InputError(f"{args.config}: {exc}" if args.config else str(exc)) from None
         resolve_device(config.device)
         table, _ = read_feature_table(args.features)
+        if table["patient_id"].duplicated().any():
+            print(
+                "note: some rows repeat a patient_id: folds are grouped by patient (stratified group k-fold)",
+                file=sys.stderr,
+            )
         result = train_configuration(table, config, packed=not args.sequential)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -75,7 +75,48 @@ def read_feature_table(path: str | Path) -> tuple[pd.DataFrame, dict[str, str]]:
         raise InputError(
             f"{path}: no feature columns named <MODALITY>{COLUMN_SEPARATOR}<feature> for {', '.join(MODALITIES)}"
         )
-    return table, metadata
+    return validate_table(table, str(path)), metadata
+
+
+def validate_table(table: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Check rows, labels and feature values; return the table with ``label`` as int 1/0.
+
+    Labels are accepted as the manifest accepts them (SCLC/NSCLC, 1/0) and as floats 1.0/0.0; anything else,
+    a missing label or an infinite feature value is an :class:`InputError` naming the row and patient.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from mmt_tune.data.manifest import parse_label
+
+    if table.empty:
+        raise InputError(f"{source}: the feature table has no rows")
+
+    def where(i: int) -> str:
+        return f"{source}: row {i + 1} (patient {table['patient_id'].iloc[i]})"
+
+    labels = []
+    for i, value in enumerate(table["label"]):
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            raise InputError(f"{where(i)}: label is missing")
+        if isinstance(value, (int, np.integer, float, np.floating)) and not isinstance(value, bool):
+            if float(value) not in (0.0, 1.0):
+                raise InputError(f"{where(i)}: label {value!r} is not binary (expected SCLC/NSCLC or 1/0)")
+            labels.append(int(value))
+        else:
+            labels.append(parse_label(str(value), where(i)))
+    table = table.copy()
+    table["label"] = np.asarray(labels, dtype=int)
+    features = [c for columns in modality_columns(table).values() for c in columns]
+    for column in features:
+        if not pd.api.types.is_numeric_dtype(table[column]):
+            raise InputError(f"{source}: column {column} is not numeric ({table[column].dtype})")
+    values = table[features].to_numpy(dtype=float)
+    infinite = np.argwhere(np.isinf(values))
+    if len(infinite):
+        i, j = infinite[0]
+        raise InputError(f"{where(int(i))}: {features[j]} is infinite ({values[i, j]})")
+    return table
 
 
 def read_run_key(path: str | Path) -> str | None:
