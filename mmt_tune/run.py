@@ -114,6 +114,8 @@ def run_study(
     name = name or study.name
     storage = Path(storage).expanduser().resolve() if "://" not in str(storage) else storage
 
+    check_inputs(study, table, str(features), {"seed": seed, "epochs": epochs, "folds": folds})
+
     # Tune saves the experiment state (finished trials, searcher) only every ~10 s by default; a study killed
     # in between would re-run trials that had finished. Save at most every 2 s instead (cheap at our scale).
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
@@ -168,7 +170,6 @@ def run_study(
             for c in study.configurations
         ),
     )
-    check_inputs(study, table, str(features))
     searcher = PerConfigurationSearch(study, samples, metric="auc", mode="max", seed=seed)
     from mmt_tune.tracking import MODES, Tracking
 
@@ -245,14 +246,16 @@ def _first_line(error: BaseException) -> str:
     return f"{type(cause).__name__}: {text[-1] if text else ''}"
 
 
-def check_inputs(study, table: pd.DataFrame, source: str) -> None:
+def check_inputs(study, table: pd.DataFrame, source: str, overrides: dict) -> None:
     """Validate every configuration against the table before Ray starts: one line naming the configuration."""
     from mmt_tune.search import TRIAL_KEYS
-    from mmt_tune.train import TrainConfig, check_table
+    from mmt_tune.train import TrainConfig, accepted_options, check_table
 
     for configuration in study.configurations:
         options = {k: v for k, v in configuration.fixed.items() if k not in TRIAL_KEYS}
         options.update({name: d.example() for name, d in configuration.parameters.items()})
+        accepted = accepted_options(configuration.model)
+        options.update({k: v for k, v in overrides.items() if v is not None and k in accepted})
         try:
             check_table(table, TrainConfig.from_options(configuration.model, configuration.present, options))
         except InputError as exc:

@@ -117,3 +117,12 @@ def test_on_real_data_the_baselines_separate_breast_cancer():
     for model in ("logreg", "forest"):
         result = train_configuration(table, TrainConfig.from_options(model, ("DWI",), {}, folds=3))
         assert result.folds["auc"].mean() > 0.97, model
+
+
+@pytest.mark.parametrize("model", ["logreg", "mmt1m"])
+def test_a_twelve_patient_cohort_trains_with_fewer_smote_neighbours(model):
+    """Borderline-SMOTE's danger-zone neighbours (10) exceed a small fold's rows; they shrink to fit."""
+    table = make_table(12, signal={"DWI": 1.0}, positive_fraction=0.4)
+    options = {"k": 4, **({"epochs": 2} if model == "mmt1m" else {})}
+    result = train_configuration(table, TrainConfig.from_options(model, ("DWI",), options, folds=3))
+    assert len(result.predictions) == 12 and (result.folds["n_synthetic"] > 0).all()

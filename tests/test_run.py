@@ -281,3 +281,47 @@ def test_a_study_with_baselines_gives_them_only_their_options_and_compares_again
     metrics = aggregate(load_study(result.experiment))
     assert list(metrics.table2()["Model"]) == ["MMT-1M", "Logistic regression", "Random forest"]
     assert metrics.comparisons["right"].str.contains("Logistic regression|Random forest").any()
+
+
+def test_inputs_every_trial_would_fail_on_are_refused_before_ray_starts(tmp_path, capsys):
+    import ray
+
+    from mmt_tune import run
+    from mmt_tune.data.table import write_feature_table
+
+    table = make_table(40)
+    table = table[[c for c in table.columns if not c.startswith("FLAIR__")]]  # MMT reconstructs FLAIR
+    features = tmp_path / "features.parquet"
+    write_feature_table(table, features, {})
+    argv = ["--space", "mmt1m", "--features", str(features), "--storage", str(tmp_path / "results")]
+    assert run.main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{features}: configuration mmt1m/T1WI: feature table has no columns for modality FLAIR" in err
+    assert not ray.is_initialized() and not (tmp_path / "results").exists()
+    write_feature_table(make_table(40), features, {})
+    assert run.main([*argv, "--folds", "30"]) == 2  # 40 rows cannot make 30 stratified folds
+    assert "cannot make 30 stratified folds" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_configuration_whose_every_trial_fails_makes_the_run_fail(ray_local, tmp_path, capsys):
+    """Constant T1WI features leave the logistic regression nothing to fit (its trials raise inside Ray): the
+    run still finishes the other configuration, prints the first error once, and exits 1."""
+    from mmt_tune import run
+    from mmt_tune.data.table import write_feature_table
+
+    table = make_table(40, signal={"DWI": 1.0})
+    for column in [c for c in table.columns if c.startswith("T1WI__")]:
+        table[column] = 1.0
+    features = tmp_path / "features.parquet"
+    write_feature_table(table, features, {})
+    space = tmp_path / "space.yaml"
+    space.write_text(
+        "configurations:\n  - {model: logreg, present: [T1WI]}\n  - {model: logreg, present: [DWI]}\n"
+        "parameters:\n  C: {distribution: loguniform, low: 0.01, high: 1}\n"
+    )
+    argv = ["--space", str(space), "--features", str(features), "--storage", str(tmp_path), "--wandb", "off"]
+    assert run.main([*argv, "--num-samples", "2", "--folds", "2"]) == 1
+    err = capsys.readouterr().err
+    assert "error: no trial of 1 configuration(s) completed (logreg/T1WI); first error: ValueError" in err
+    assert err.count("first error") == 1
