@@ -6,7 +6,8 @@ of the paper's Table 2 and both baselines (logistic regression, random forest) o
 the same trial budget per configuration and the same folds (study seed). Then, per deep configuration, the
 best trial's mean validation AUC is set beside the better baseline's on the same present modalities.
 
-    python benchmarks/acceptance.py [--space paper-wide] [--samples 8] [--datasets phantom,breast] [--record]
+    python benchmarks/acceptance.py [--space paper-wide] [--samples 8] [--epochs E] [--datasets phantom,breast]
+        [--record]
 
 Target (issue 11): the best deep model of each configuration within 0.02 AUC of the tuned baseline. Both are
 best-of-N on the folds they are reported on, so both are optimistic by about the same selection effect.
@@ -84,6 +85,7 @@ def main(argv=None) -> int:
     parser.add_argument("--space", default="paper-wide")
     parser.add_argument("--samples", type=int, default=8, help="trials per configuration (deep and baseline)")
     parser.add_argument("--datasets", default="phantom,breast")
+    parser.add_argument("--epochs", type=int, default=None, help="override the space's epochs (deep models)")
     parser.add_argument("--storage", type=Path, default=Path(tempfile.gettempdir()) / "mmt-acceptance")
     parser.add_argument("--record", action="store_true")
     args = parser.parse_args(argv)
@@ -105,6 +107,7 @@ def main(argv=None) -> int:
             args.space,
             features,
             samples=args.samples,
+            epochs=args.epochs,
             storage=args.storage,
             name=name,
             resume=experiment.is_dir() and tune.Tuner.can_restore(str(experiment)),
@@ -115,10 +118,12 @@ def main(argv=None) -> int:
         metrics = aggregate(load_study(result.experiment))
         rows = compare(metrics)
         majority = next((n for n in metrics.notes if n.startswith("majority")), "")
+        epochs = args.epochs or "the space's"
         met = sum(r["verdict"] != "LOSES" for r in rows)
         lines += [
             f"**{dataset}** ({args.space}, {args.samples} trials per configuration, deep and baseline alike; "
-            f"5 folds, seed 0; {minutes:.0f} min; {majority}): {met} of {len(rows)} deep configurations "
+            f"{epochs} epochs, 5 folds, seed 0; {minutes:.0f} min; {majority}): "
+            f"{met} of {len(rows)} deep configurations "
             f"within {TARGET} AUC of the better tuned baseline or above it.",
             "",
             "| configuration | deep, best trial AUC | better baseline, best trial AUC | difference | verdict |",

@@ -137,6 +137,55 @@ def _geometry_mismatch(image, mask) -> str | None:
     return None
 
 
+def truncated(path: str | Path) -> str | None:
+    """Why a NIfTI file (``.nii``, ``.nii.gz``) holds fewer bytes than its header promises, else None.
+
+    SimpleITK reads a cut-off file without complaint and fills the missing voxels with zeros, which gives
+    wrong features with no error. Other formats are left to the reader.
+    """
+    import gzip
+    import struct
+
+    path = Path(path)
+    name = path.name.lower()
+    if not (name.endswith(".nii") or name.endswith(".nii.gz")):
+        return None
+    try:
+        opener = gzip.open if name.endswith(".gz") else open
+        with opener(path, "rb") as handle:
+            header = handle.read(540)
+            size = len(header)
+            while chunk := handle.read(1 << 20):
+                size += len(chunk)
+    except EOFError as exc:
+        return f"compressed stream ends early: {_first_line(exc)}"
+    except OSError:  # not gzip at all, unreadable, ...: the reader reports it as unreadable
+        return None
+    for order in "<>":
+        if len(header) >= 348 and struct.unpack(f"{order}i", header[:4])[0] == 348:  # NIfTI-1
+            dims = struct.unpack(f"{order}8h", header[40:56])
+            bitpix = struct.unpack(f"{order}h", header[72:74])[0]
+            offset = int(struct.unpack(f"{order}f", header[108:112])[0])
+            break
+        if len(header) >= 540 and struct.unpack(f"{order}i", header[:4])[0] == 540:  # NIfTI-2
+            dims = struct.unpack(f"{order}8q", header[16:80])
+            bitpix = struct.unpack(f"{order}h", header[14:16])[0]
+            offset = struct.unpack(f"{order}q", header[168:176])[0]
+            break
+    else:
+        return None  # not a header we know: let SimpleITK decide
+    n_dims = int(dims[0])
+    if not 1 <= n_dims <= 7:
+        return None
+    voxels = 1
+    for extent in dims[1 : n_dims + 1]:
+        voxels *= max(int(extent), 1)
+    expected = max(offset, 348) + voxels * bitpix // 8
+    if size < expected:
+        return f"{size} bytes of data where the header's {'x'.join(str(int(d)) for d in dims[1 : n_dims + 1])} x {bitpix // 8} bytes need {expected}"
+    return None
+
+
 def extract_one(image_path: str, mask_path: str, settings: dict, settings_hash: str, label: int) -> dict:
     """Validate one image/mask pair and extract its features.
 
@@ -146,6 +195,10 @@ def extract_one(image_path: str, mask_path: str, settings: dict, settings_hash: 
     import numpy as np
     import SimpleITK as sitk
 
+    for path, kind in ((image_path, "image"), (mask_path, "mask")):
+        short = truncated(path)
+        if short:
+            return {"file": path, "error": f"truncated {kind} ({short})"}
     try:
         try:
             image = sitk.ReadImage(image_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
 import signal
@@ -165,6 +166,10 @@ def _bad_cohort(small_cohort, tmp_path):
     # row 6: T1WI mask with a different size (cropped)
     write(mask0[:, :-4, :], root / "masks" / "small.nii.gz")
     rows.loc[6, "T1WI_mask"] = "masks/small.nii.gz"
+    # row 7: FLAIR image cut to half its voxel bytes and re-compressed (a valid gzip stream): SimpleITK would
+    # read it with the missing voxels as zeros
+    data = gzip.decompress(image(7, "FLAIR").read_bytes())
+    image(7, "FLAIR").write_bytes(gzip.compress(data[: len(data) // 2]))
     rows.to_csv(root / "manifest.csv", index=False)
     expected = {
         (rows.loc[0, "patient_id"], "T1WI"): "file not found",
@@ -173,6 +178,7 @@ def _bad_cohort(small_cohort, tmp_path):
         (rows.loc[4, "patient_id"], "FLAIR"): "empty mask",
         (rows.loc[5, "patient_id"], "DWI"): "label value 1 absent in mask (values present: 2)",
         (rows.loc[6, "patient_id"], "T1WI"): "mask size",
+        (rows.loc[7, "patient_id"], "FLAIR"): "truncated image (",
     }
     return root / "manifest.csv", expected
 
@@ -192,10 +198,10 @@ def test_per_case_failures_are_listed_and_do_not_stop_the_others(small_cohort, r
         assert fragment in error, (key, error)
         assert file.endswith((".nii.gz", ".nii")), file
     table = pd.read_parquet(out)
-    assert len(table) == 2, "the two untouched patients are still extracted"
+    assert len(table) == 1, "the untouched patient is still extracted"
     assert not {k[0] for k in expected} & set(table["patient_id"])
     err = capsys.readouterr().err
-    assert "6 scan(s) failed" in err
+    assert "7 scan(s) failed" in err
     # --allow-failures: same output, exit 0
     assert (
         extract_cli.main(
@@ -328,3 +334,24 @@ def test_settings_with_empty_sections_and_custom_label(tmp_path):
         load_settings(path)
     path.write_text("setting:\n  label: 2\n")
     assert load_settings(path).label == 2
+
+
+def test_truncated_nifti_files_are_detected(small_cohort, tmp_path):
+    """Plain and gzipped NIfTI cut short, and a gzip stream cut mid-way; the intact file passes."""
+    import gzip
+
+    from mmt_tune.data.extract import truncated
+
+    rows = pd.read_csv(small_cohort, dtype=str, keep_default_na=False)
+    original = small_cohort.parent / rows.loc[0, "T1WI_image"]
+    assert truncated(original) is None
+    data = gzip.decompress(original.read_bytes())
+    plain = tmp_path / "plain.nii"
+    plain.write_bytes(data)
+    assert truncated(plain) is None
+    plain.write_bytes(data[:-10])
+    assert "bytes of data where the header" in truncated(plain)
+    cut = tmp_path / "cut.nii.gz"
+    cut.write_bytes(original.read_bytes()[:200])
+    assert "compressed stream ends early" in truncated(cut)
+    assert truncated(tmp_path / "image.nrrd") is None  # other formats are left to SimpleITK
