@@ -7,7 +7,9 @@ only when asked; ``off`` disables tracking.
 Privacy: a run receives the trial's hyperparameters, per-epoch fold-mean losses and validation AUC, and the
 final cross-validated and per-fold metrics, nothing else. W&B's system metadata (program path, command
 line, working directory, host, git state, pip freeze), system statistics, code saving and console capture
-are switched off, because they can carry file paths and other identifying context. Ray's
+are switched off, and the host and user names W&B writes into each run record anyway are replaced, because
+they can carry file paths and other identifying context. No W&B Table or other artifact is logged: an artifact
+records its local staging path, which lies under the user's home. Ray's
 ``WandbLoggerCallback`` is not used: its logging actor writes the trial's local path into every run's config.
 """
 
@@ -45,7 +47,14 @@ def privacy_settings():
         save_code=False,
         console="off",
         silent=True,
+        # Written into every run record (the .wandb file `wandb sync` uploads) even with the metadata off.
+        host=MASKED,
+        username=MASKED,
     )
+
+
+#: What W&B records instead of this machine's host and user name.
+MASKED = "masked"
 
 
 def start_trial_run(tracking: Tracking, hyperparameters: dict, configuration: str, model: str):

@@ -90,10 +90,11 @@ def run_trial(config: dict, table: pd.DataFrame, tracking=None) -> None:
         final[metric] = mean
         final[f"{metric}_std"] = std
     if run is not None:
-        import wandb
-
         run.summary.update({f"cv/{k}": v for k, v in final.items() if isinstance(v, float)})
-        run.log({"folds": wandb.Table(dataframe=result.folds[["fold", *METRICS]])})
+        # Per-fold metrics as plain summary values: a wandb.Table is an artifact, whose record carries its
+        # local staging path (under the user's home).
+        for fold in result.folds[["fold", *METRICS]].to_dict("records"):
+            run.summary.update({f"fold{int(fold['fold'])}/{m}": float(fold[m]) for m in METRICS})
         run.finish()
     # The loss curves and out-of-fold predictions travel as the trial's final checkpoint: Tune persists
     # checkpoints to the experiment's storage (local or cloud), whereas files left in the trial's working

@@ -63,6 +63,7 @@ def test_smoke_study_on_local_ray_writes_the_trials_table_and_phi_free_wandb_run
 ):
     import json
     import re
+    import socket
     import subprocess
     import sys
     from pathlib import Path
@@ -152,6 +153,9 @@ def test_smoke_study_on_local_ray_writes_the_trials_table_and_phi_free_wandb_run
             [wandb_cli, "leet", "inspect", "--json", str(run)], capture_output=True, text=True, check=True
         ).stdout
         assert re.search(r'"run_group":"mmt1m/mmt1m/(T1WI|DWI)"', records) and '"job_type":"mmt1m"' in records
+        # The run record names no machine: the host field is masked (it held the host name).
+        assert '"host":"masked"' in records and f'"host":"{socket.gethostname()}"' not in records
+        assert set(summary["summary"]) >= {"fold0/auc", "fold1/specificity"}
 
     # Privacy: no patient ID, data path, cohort folder or cohort date in any file W&B wrote, and no local
     # path at all in what `wandb sync` would upload (the .wandb log and files/).
@@ -166,6 +170,8 @@ def test_smoke_study_on_local_ray_writes_the_trials_table_and_phi_free_wandb_run
             uploaded = path.suffix == ".wandb" or "files" in path.relative_to(result.experiment).parts
             if uploaded:
                 assert str(tmp_path).encode() not in content, f"a local path in {path}"
+                # ...nor the home folder (a logged W&B Table once recorded its staging path there)
+                assert str(Path.home()).encode() not in content, f"the home path in {path}"
     assert scanned >= 4 * 3
 
     # The analysis reads the results folder as the launcher wrote it (bounds from space.json), and the report
