@@ -89,13 +89,9 @@ def run_study(
     configuration's Optuna study continues from its saved state. ``verbose`` is Tune's (0 silent, 1 status
     tables); ``progress`` shows one progress bar of finished trials instead.
     """
-    import ray
-    from ray import tune
 
     from mmt_tune.data.table import read_feature_table
-    from mmt_tune.search import PerConfigurationSearch
     from mmt_tune.spaces import SearchSpace, load_space
-    from mmt_tune.trainable import run_trial
 
     study = load_space(space)
     if configurations:
@@ -115,6 +111,73 @@ def run_study(
     storage = Path(storage).expanduser().resolve() if "://" not in str(storage) else storage
 
     check_inputs(study, table, str(features), {"seed": seed, "epochs": epochs, "folds": folds})
+    experiment_path = f"{storage}/{name}"
+    remote = "://" in str(storage)
+    # Our tables are written with local file I/O: beside the experiment, or under ./results/<name> when Tune
+    # stores the experiment in the cloud.
+    tables_dir = Path("results", name).resolve() if remote else Path(experiment_path)
+    check_writable(tables_dir, "--storage" if not remote else "results folder")
+    identity = study_identity(study, features, samples, seed, epochs, folds)
+    with StudyLock(tables_dir):
+        check_identity(tables_dir, identity, resume)
+        return _run_locked(
+            study,
+            table,
+            name,
+            storage,
+            experiment_path,
+            remote,
+            tables_dir,
+            identity,
+            samples=samples,
+            epochs=epochs,
+            folds=folds,
+            seed=seed,
+            address=address,
+            cpus_per_trial=cpus_per_trial,
+            gpus_per_trial=gpus_per_trial,
+            checkpoint_every=checkpoint_every,
+            resume=resume,
+            wandb=wandb,
+            wandb_project=wandb_project,
+            asha=asha,
+            verbose=verbose,
+            progress=progress,
+        )
+
+
+def _run_locked(
+    study,
+    table,
+    name,
+    storage,
+    experiment_path,
+    remote,
+    tables_dir,
+    identity,
+    *,
+    samples,
+    epochs,
+    folds,
+    seed,
+    address,
+    cpus_per_trial,
+    gpus_per_trial,
+    checkpoint_every,
+    resume,
+    wandb,
+    wandb_project,
+    asha,
+    verbose,
+    progress,
+) -> StudyResult:
+    """The study itself, while this process holds the study's lock and its inputs are checked."""
+    import ray
+    from ray import tune
+
+    from mmt_tune.search import PerConfigurationSearch
+    from mmt_tune.spaces import SearchSpace
+    from mmt_tune.trainable import run_trial
 
     # Tune saves the experiment state (finished trials, searcher) only every ~10 s by default; a study killed
     # in between would re-run trials that had finished. Save at most every 2 s instead (cheap at our scale).
@@ -175,11 +238,6 @@ def run_study(
 
     if wandb not in MODES:
         raise InputError(f"--wandb must be one of {', '.join(MODES)} (got {wandb!r})")
-    experiment_path = f"{storage}/{name}"
-    remote = "://" in str(storage)
-    # Our tables are written with local file I/O: beside the experiment, or under ./results/<name> when Tune
-    # stores the experiment in the cloud.
-    tables_dir = Path("results", name).resolve() if remote else Path(experiment_path)
     if remote:
         print(
             f"note: trials/losses/predictions tables go to {tables_dir} (Tune's files go to {experiment_path})"
@@ -224,6 +282,10 @@ def run_study(
             ),
         )
     write_space(study, tables_dir)
+    if not resume:
+        from mmt_tune._io import write_text_atomic
+
+        write_text_atomic(tables_dir / IDENTITY_FILE, json.dumps(identity, indent=2) + "\n")
     grid = tuner.fit()
     experiment = tables_dir
     records = records_from_grid(grid)
@@ -235,6 +297,103 @@ def run_study(
         if result.error is not None and result.config:
             errors.setdefault(result.config.get("configuration", "?"), _first_line(result.error))
     return StudyResult(experiment, trials, errors)
+
+
+IDENTITY_FILE = "study.json"
+#: What a resumed study must share with the run that started it (--num-samples is checked separately).
+IDENTITY_KEYS = ("space", "space_sha256", "features_sha256", "configurations", "seed", "epochs", "folds")
+
+
+def study_identity(study, features, samples: int, seed: int, epochs, folds) -> dict:
+    """The study's identity: search space (name and content), feature table (content hash), budget, seeds."""
+    import hashlib
+
+    from mmt_tune.data.extract import file_sha256
+
+    return {
+        "space": study.name,
+        "space_sha256": hashlib.sha256(Path(study.source).read_bytes()).hexdigest(),
+        "features_sha256": file_sha256(Path(features)),
+        "configurations": [c.key for c in study.configurations],
+        "seed": seed,
+        "epochs": epochs,
+        "folds": folds,
+        "samples": samples,
+    }
+
+
+def check_identity(folder: Path, identity: dict, resume: bool) -> None:
+    """On --resume, refuse arguments that differ from the ones the study was started with (study.json)."""
+    path = folder / IDENTITY_FILE
+    if not resume or not path.is_file():
+        return
+    recorded = json.loads(path.read_text())
+    names = {
+        "space": "--space",
+        "space_sha256": "the search-space file's content",
+        "features_sha256": "--features (the table's content)",
+        "configurations": "the configurations",
+        "seed": "--seed",
+        "epochs": "--epochs",
+        "folds": "--folds",
+    }
+    for key in IDENTITY_KEYS:
+        if recorded.get(key) != identity.get(key):
+            raise InputError(
+                f"{folder}: --resume with different {names[key]} than the study was started with "
+                f"({recorded.get(key)!r} != {identity.get(key)!r}); use the same arguments, or a new --name"
+            )
+    if recorded.get("samples") != identity["samples"]:
+        raise InputError(
+            f"{folder}: --resume cannot change --num-samples (started with {recorded.get('samples')}, "
+            f"given {identity['samples']}): Tune keeps a study's trial budget; start a new --name for more trials"
+        )
+
+
+def check_writable(folder: Path, what: str) -> None:
+    """Fail before any work when ``folder`` cannot be created or written."""
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise InputError(f"{folder}: cannot write the study here ({what}): {exc.strerror or exc}") from None
+
+
+class StudyLock:
+    """An exclusive lock on a study's folder for the life of one run (``.lock``, flock; freed if it dies)."""
+
+    def __init__(self, folder: Path):
+        self.path = Path(folder) / ".lock"
+        self.handle = None
+
+    def __enter__(self) -> StudyLock:
+        import fcntl
+
+        self.handle = open(self.path, "a+")  # noqa: SIM115 - held open for the run's lifetime
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.handle.seek(0)
+            holder = self.handle.read().strip() or "another process"
+            self.handle.close()
+            raise InputError(
+                f"{self.path.parent}: another run is using this study ({holder}); wait for it to finish, "
+                "or choose another --name or --storage"
+            ) from None
+        self.handle.seek(0)
+        self.handle.truncate()
+        self.handle.write(f"pid {os.getpid()}")
+        self.handle.flush()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import fcntl
+
+        fcntl.flock(self.handle, fcntl.LOCK_UN)
+        self.handle.close()
 
 
 def _first_line(error: BaseException) -> str:

@@ -251,6 +251,7 @@ def test_a_study_with_baselines_gives_them_only_their_options_and_compares_again
     from analysis.metrics import aggregate
     from analysis.results import load_study
     from mmt_tune.data.table import write_feature_table
+    from mmt_tune.errors import InputError
     from mmt_tune.run import run_study
 
     features = tmp_path / "features.parquet"
@@ -287,6 +288,16 @@ def test_a_study_with_baselines_gives_them_only_their_options_and_compares_again
     metrics = aggregate(load_study(result.experiment))
     assert list(metrics.table2()["Model"]) == ["MMT-1M", "Logistic regression", "Random forest"]
     assert metrics.comparisons["right"].str.contains("Logistic regression|Random forest").any()
+
+    # The study recorded its identity: resuming it with another table is refused before anything changes.
+    other = tmp_path / "other.parquet"
+    write_feature_table(make_table(60, signal={"DWI": 1.5}, seed=3), other, {})
+    before = (result.experiment / "trials.parquet").read_bytes()
+    with pytest.raises(InputError, match="--resume with different --features"):
+        run_study(
+            space, other, samples=2, epochs=2, folds=2, storage=tmp_path / "results", wandb="off", resume=True
+        )
+    assert (result.experiment / "trials.parquet").read_bytes() == before
 
 
 def test_inputs_every_trial_would_fail_on_are_refused_before_ray_starts(tmp_path, capsys):
@@ -331,3 +342,64 @@ def test_a_configuration_whose_every_trial_fails_makes_the_run_fail(ray_local, t
     err = capsys.readouterr().err
     assert "error: no trial of 1 configuration(s) completed (logreg/T1WI); first error: ValueError" in err
     assert err.count("first error") == 1
+
+
+def test_an_unwritable_storage_fails_before_any_work(tmp_path, capsys):
+    import ray
+
+    from mmt_tune import run
+    from mmt_tune.data.table import write_feature_table
+
+    features = tmp_path / "features.parquet"
+    write_feature_table(make_table(40), features, {})
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    argv = ["--space", "mmt1m", "--features", str(features), "--storage", str(blocker / "results")]
+    assert run.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot write the study here (--storage)" in err[0]
+    assert not ray.is_initialized()
+
+
+def test_a_second_run_on_the_same_study_fails_at_once(tmp_path, capsys):
+    from mmt_tune import run
+    from mmt_tune.data.table import write_feature_table
+
+    features = tmp_path / "features.parquet"
+    write_feature_table(make_table(40), features, {})
+    folder = tmp_path / "results" / "mmt1m"
+    folder.mkdir(parents=True)
+    with run.StudyLock(folder):  # as a first run holds it
+        argv = ["--space", "mmt1m", "--features", str(features), "--storage", str(tmp_path / "results")]
+        assert run.main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{folder}: another run is using this study (pid " in err
+    with run.StudyLock(folder):  # released: a later run may take it
+        pass
+
+
+def test_resume_refuses_arguments_that_change_the_study(tmp_path):
+    from mmt_tune.errors import InputError
+    from mmt_tune.run import IDENTITY_FILE, check_identity
+
+    started = {
+        "space": "mmt1m",
+        "space_sha256": "a",
+        "features_sha256": "b",
+        "configurations": ["mmt1m/DWI"],
+        "seed": 0,
+        "epochs": None,
+        "folds": None,
+        "samples": 4,
+    }
+    (tmp_path / IDENTITY_FILE).write_text(__import__("json").dumps(started))
+    check_identity(tmp_path, started, resume=True)  # the same arguments continue
+    check_identity(tmp_path, {**started, "features_sha256": "c"}, resume=False)  # a new study: not checked
+    for change, message in [
+        ({"features_sha256": "c"}, "--resume with different --features (the table's content)"),
+        ({"space": "paper"}, "--resume with different --space"),
+        ({"seed": 1}, "--resume with different --seed"),
+        ({"samples": 8}, "--resume cannot change --num-samples (started with 4, given 8)"),
+    ]:
+        with pytest.raises(InputError, match=__import__("re").escape(message)):
+            check_identity(tmp_path, {**started, **change}, resume=True)
