@@ -478,6 +478,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         "--objective", default="auc", choices=METRICS, help="metric whose fold mean is analysed"
     )
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: <results>/analysis)")
+    parser.add_argument("--study", default=None, help="the study to analyse, when the table holds several")
     parser.add_argument("--no-plots", action="store_true", help="tables only")
 
 
@@ -531,7 +532,7 @@ def options_from(args: argparse.Namespace) -> ImportanceOptions:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        study = load_study(args.results, args.space)
+        study = load_study(args.results, args.space, args.study)
         result = importance(study, options_from(args))
         out = args.out or default_out(args.results)
         write_importance(result, out, plots=not args.no_plots)

@@ -354,7 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        study = load_study(args.results, args.space)
+        study = load_study(args.results, args.space, args.study)
         result = aggregate(study, args.objective)
         out = args.out or default_out(args.results)
         write_metrics(result, study, out, plots=not args.no_plots)

@@ -58,18 +58,37 @@ def write_report(
     options: ImportanceOptions | None = None,
     progress: bool = True,
 ) -> Report:
-    """Tables 2 and 3, the comparisons, every figure, and ``index.md`` / ``index.html`` in ``out``."""
-    out = Path(out)
-    options = options or ImportanceOptions(objective=objective)
-    metrics = aggregate(study, objective)
-    write_metrics(metrics, study, out)
-    result = importance(study, options, progress=progress)
-    write_importance(result, out)
-    report = Report(out, metrics, result)
-    sections, figures = _sections(report, study), _figures(out)
-    write_text_atomic(out / "index.md", _markdown(sections, figures, study))
-    write_text_atomic(out / "index.html", _html(sections, figures, study))
-    return report
+    """Tables 2 and 3, the comparisons, every figure, and ``index.md`` / ``index.html`` in ``out``.
+
+    Everything is written to a temporary folder beside ``out`` that replaces ``out`` only when complete, so a
+    failure leaves the previous report (or nothing), never half a report.
+    """
+    import shutil
+
+    final = Path(out)
+    out = final.parent / f".{final.name}.partial"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    try:
+        options = options or ImportanceOptions(objective=objective)
+        metrics = aggregate(study, objective)
+        write_metrics(metrics, study, out)
+        result = importance(study, options, progress=progress)
+        write_importance(result, out)
+        sections, figures = _sections(Report(out, metrics, result), study), _figures(out)
+        write_text_atomic(out / "index.md", _markdown(sections, figures, study))
+        write_text_atomic(out / "index.html", _html(sections, figures, study))
+        if final.exists():
+            old = final.parent / f".{final.name}.old"
+            shutil.rmtree(old, ignore_errors=True)
+            final.rename(old)
+            out.rename(final)
+            shutil.rmtree(old)
+        else:
+            out.rename(final)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    return Report(final, metrics, result)
 
 
 def _sections(report: Report, study: Study) -> list[tuple[str, pd.DataFrame | None, list[str], list[str]]]:
@@ -174,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.no_plots:
         print("note: --no-plots is ignored by the report (its index shows the figures)", file=sys.stderr)
     try:
-        study = load_study(args.results, args.space)
+        study = load_study(args.results, args.space, args.study)
         out = args.out or default_out(args.results)
         report = write_report(study, out, args.objective, options_from(args))
     except InputError as exc:

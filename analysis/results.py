@@ -27,6 +27,8 @@ from mmt_tune.modalities import MODALITIES
 
 REQUIRED = ("model", "present", "trial_id", "fold")
 CONFIG_PREFIX = "config/"
+#: Trial statuses of the contract: finished, failed, stopped early by the scheduler.
+STATUSES = ("ok", "error", "stopped")
 #: Model names in table order, and how the tables name them.
 MODEL_ORDER = ("mmt2m", "mmt1m", "mfnvae", "logreg", "forest")
 MODEL_LABELS = {
@@ -69,9 +71,10 @@ def configuration_key(model: str, present: str) -> str:
     return f"{model}/{present}"
 
 
-def load_study(path: str | Path, space: str | Path | None = None) -> Study:
+def load_study(path: str | Path, space: str | Path | None = None, study: str | None = None) -> Study:
     """Read a results folder or a trials table (Parquet/CSV); ``space`` overrides the folder's ``space.json``
-    (a ``space.json`` written by a study, or a search-space YAML)."""
+    (a ``space.json`` written by a study, or a search-space YAML). A table holding several studies needs
+    ``study`` to choose one."""
     path = Path(path)
     if path.is_dir():
         table = next(
@@ -87,7 +90,10 @@ def load_study(path: str | Path, space: str | Path | None = None) -> Study:
         table, folder = path, None
     else:
         raise InputError(f"{path}: no such file or folder")
-    trials = read_trials(table)
+    trials = select_study(read_trials(table), table, study)
+    if not ((trials["status"] == "ok") & trials[list(METRICS)].notna().any(axis=1)).any():
+        counts = ", ".join(f"{n} {s}" for s, n in trials.groupby("status")["trial_id"].nunique().items())
+        raise InputError(f"{table}: no trial completed ({counts or 'no trials'}): nothing to analyse")
     study = Study(source=path, trials=trials)
     if folder is not None:
         study.losses = _read_optional(folder / "losses.parquet")
@@ -138,12 +144,50 @@ def read_trials(path: str | Path) -> pd.DataFrame:
     for metric in METRICS:
         if metric not in frame.columns:
             frame[metric] = np.nan
+    for metric in metrics:
+        outside = (frame[metric] < 0) | (frame[metric] > 1)
+        if outside.any():
+            row = int(np.flatnonzero(outside.to_numpy())[0])
+            raise InputError(
+                f"{path}: row {_row(path, row)}: {metric} {frame[metric].iloc[row]} is outside [0, 1]"
+            )
     if "status" not in frame.columns:
         frame["status"] = "ok"
     frame["status"] = frame["status"].fillna("ok").astype(str)
+    unknown = ~frame["status"].isin(STATUSES)
+    if unknown.any():
+        row = int(np.flatnonzero(unknown.to_numpy())[0])
+        raise InputError(
+            f"{path}: row {_row(path, row)}: status {frame['status'].iloc[row]!r} is not one of "
+            f"{', '.join(STATUSES)}"
+        )
     if "study" not in frame.columns:
         frame["study"] = path.stem
+    frame["study"] = frame["study"].astype(str)
+    keys = ["study", "model", "present", "trial_id", "fold"]
+    repeated = frame.duplicated(keys)
+    if repeated.any():
+        row = int(np.flatnonzero(repeated.to_numpy())[0])
+        raise InputError(
+            f"{path}: row {_row(path, row)}: a second row for study {frame['study'].iloc[row]}, "
+            f"{frame['model'].iloc[row]}/{frame['present'].iloc[row]}, trial {frame['trial_id'].iloc[row]}, "
+            f"fold {frame['fold'].iloc[row]}"
+        )
     return frame
+
+
+def select_study(trials: pd.DataFrame, path: Path, study: str | None) -> pd.DataFrame:
+    """The rows of one study: the only one in the table, or the one ``study`` names."""
+    studies = sorted(trials["study"].unique())
+    if study is not None:
+        if study not in studies:
+            raise InputError(f"{path}: no study {study!r} in this table (it has: {', '.join(studies)})")
+        return trials[trials["study"] == study].reset_index(drop=True)
+    if len(studies) > 1:
+        raise InputError(
+            f"{path}: the table holds {len(studies)} studies ({', '.join(studies)}); choose one with --study"
+        )
+    return trials
 
 
 def _row(path: Path, index: int) -> str:

@@ -291,3 +291,64 @@ def test_baselines_are_rows_of_table2_and_each_deep_configuration_meets_its_best
     assert "MFN-VAE T1WI+FLAIR 0.822 vs Logistic regression 0.848" in losing
     assert "MMT-2M" not in losing
     assert "majority-class accuracy (always predicting the larger class): 0.700" in result.notes
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda t: t.assign(auc=[1.7, *t["auc"][1:]]), "row 2: auc 1.7 is outside [0, 1]"),
+        (lambda t: t.assign(specificity=[-0.2, *t["specificity"][1:]]), "row 2: specificity -0.2 is outside"),
+        (
+            lambda t: t.assign(status=["COMPLETE", *t["status"][1:]]),
+            "row 2: status 'COMPLETE' is not one of ok",
+        ),
+        (
+            lambda t: pd.concat([t, t.iloc[:1]]),
+            "a second row for study s, mmt2m/T1WI+FLAIR, trial a1, fold 0",
+        ),
+        (
+            lambda t: pd.concat([t, t.assign(study="other")]),
+            "the table holds 2 studies (other, s); choose one",
+        ),
+        (lambda t: t.assign(status="error"), "no trial completed (7 error): nothing to analyse"),
+    ],
+)
+def test_trials_tables_that_break_the_contract_are_one_line_and_no_report(tmp_path, capsys, edit, message):
+    from analysis import report
+
+    path = tmp_path / "trials.csv"
+    edit(hand_built_trials(shuffle=False)).to_csv(path, index=False)
+    out = tmp_path / "report"
+    assert report.main([str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {path}: ") and message in err[0]
+    assert not out.exists() and not list(tmp_path.glob(".report*")), "nothing written"
+
+
+def test_two_studies_in_one_table_can_be_told_apart(tmp_path):
+    from analysis.results import load_study
+
+    path = tmp_path / "trials.csv"
+    trials = hand_built_trials(shuffle=False)
+    pd.concat([trials, trials.assign(study="other", auc=0.5)]).to_csv(path, index=False)
+    assert set(load_study(path, study="other").trials["study"]) == {"other"}
+    assert load_study(path, study="s").trials["auc"].max() > 0.5
+
+
+def test_a_failed_report_leaves_the_previous_one(tmp_path, monkeypatch):
+    from analysis import report
+
+    trials = tmp_path / "trials.csv"
+    hand_built_trials().to_csv(trials, index=False)
+    out = tmp_path / "report"
+    assert report.main([str(trials), "--out", str(out), "--min-trials", "2"]) == 0
+    before = sorted(p.name for p in out.iterdir())
+    assert "index.html" in before
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(report, "write_importance", broken)
+    with pytest.raises(RuntimeError):
+        report.write_report(load_study(trials), out, options=ImportanceOptions(min_trials=2), progress=False)
+    assert sorted(p.name for p in out.iterdir()) == before and not list(tmp_path.glob(".report*"))
