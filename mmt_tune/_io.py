@@ -40,6 +40,19 @@ def current_umask() -> int:
     return mask
 
 
+def check_writable(folder: str | os.PathLike, what: str) -> None:
+    """Create ``folder`` and write a file in it, or raise :class:`InputError` naming it (before any work)."""
+    from mmt_tune.errors import InputError
+
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise InputError(f"{folder}: cannot write here ({what}): {exc.strerror or exc}") from None
+
+
 def write_text_atomic(target: str | os.PathLike, text: str) -> None:
     with atomic_path(target) as tmp:
         tmp.write_text(text)

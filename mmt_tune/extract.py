@@ -88,6 +88,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             + (f" on {len(result.nodes)} nodes" if len(result.nodes) > 1 else "")
             + f", {result.n_cached} from cache)"
         )
+    for warning in result.warnings:
+        print(
+            f"warning: patient {warning['patient_id']}, {warning['modality']}: {warning['warning']}",
+            file=sys.stderr,
+        )
     if result.failures:
         where = result.output.parent / "failures.csv"
         print(f"{len(result.failures)} scan(s) failed; see {where}:", file=sys.stderr)

@@ -116,6 +116,8 @@ def run_study(
     # Our tables are written with local file I/O: beside the experiment, or under ./results/<name> when Tune
     # stores the experiment in the cloud.
     tables_dir = Path("results", name).resolve() if remote else Path(experiment_path)
+    from mmt_tune._io import check_writable
+
     check_writable(tables_dir, "--storage" if not remote else "results folder")
     identity = study_identity(study, features, samples, seed, epochs, folds)
     with StudyLock(tables_dir):
@@ -348,18 +350,6 @@ def check_identity(folder: Path, identity: dict, resume: bool) -> None:
             f"{folder}: --resume cannot change --num-samples (started with {recorded.get('samples')}, "
             f"given {identity['samples']}): Tune keeps a study's trial budget; start a new --name for more trials"
         )
-
-
-def check_writable(folder: Path, what: str) -> None:
-    """Fail before any work when ``folder`` cannot be created or written."""
-    import tempfile
-
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
-            pass
-    except OSError as exc:
-        raise InputError(f"{folder}: cannot write the study here ({what}): {exc.strerror or exc}") from None
 
 
 class StudyLock:

@@ -357,7 +357,7 @@ def test_an_unwritable_storage_fails_before_any_work(tmp_path, capsys):
     argv = ["--space", "mmt1m", "--features", str(features), "--storage", str(blocker / "results")]
     assert run.main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "cannot write the study here (--storage)" in err[0]
+    assert len(err) == 1 and "cannot write here (--storage)" in err[0]
     assert not ray.is_initialized()
 
 

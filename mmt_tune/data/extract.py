@@ -23,7 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mmt_tune._io import atomic_path, parse_yaml, write_text_atomic
+from mmt_tune._io import atomic_path, check_writable, parse_yaml, write_text_atomic
 from mmt_tune.data.manifest import Case, read_manifest
 from mmt_tune.data.table import read_feature_table, read_run_key, write_feature_table
 from mmt_tune.errors import InputError
@@ -220,6 +220,7 @@ def extract_one(image_path: str, mask_path: str, settings: dict, settings_hash: 
                 "file": mask_path,
                 "error": f"label value {label} absent in mask (values present: {present})",
             }
+        warnings = _oddities(image, mask, values, label)
         result = _extractor(settings, settings_hash).execute(image, mask, label=label)
     except Exception as exc:  # PyRadiomics raises ValueError for ROIs it rejects (too small, 1-D, ...)
         return {"file": mask_path, "error": f"PyRadiomics failed: {_first_line(exc)}"}
@@ -232,7 +233,27 @@ def extract_one(image_path: str, mask_path: str, settings: dict, settings_hash: 
             "error": f"PyRadiomics produced no features for image type(s) {', '.join(dropped)} "
             "(missing optional dependency, e.g. trimesh or scipy for LBP3D?)",
         }
-    return {"features": features}
+    return {"features": features, "warnings": warnings}
+
+
+def _oddities(image, mask, mask_values, label: int) -> list[str]:
+    """Accepted but probably unintended: a 2-D image, a mask with several labels, a mask equal to its image."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    found = []
+    if image.GetDimension() < 3 or 1 in image.GetSize():
+        found.append(
+            f"2-D image ({'x'.join(map(str, image.GetSize()))}): 3-D shape features are NaN or meaningless"
+        )
+    labels = [v for v in mask_values if v != 0]
+    if len(labels) > 1:
+        found.append(
+            f"mask has {len(labels)} labels ({', '.join(f'{v:g}' for v in labels[:5])}); only {label} is used"
+        )
+    if np.array_equal(sitk.GetArrayViewFromImage(image), sitk.GetArrayViewFromImage(mask)):
+        found.append("mask is identical to its image (the image given as its own mask?)")
+    return found
 
 
 # Feature-name prefix (the part before the first "_") of each PyRadiomics image type.
@@ -312,6 +333,7 @@ class ExtractionResult:
     metadata: dict = field(default_factory=dict)
     _table: pd.DataFrame | None = None
     nodes: dict[str, int] = field(default_factory=dict)  # Ray node id -> scans extracted there (this run)
+    warnings: list[dict] = field(default_factory=list)  # odd but accepted scans found by this run
 
     @property
     def table(self) -> pd.DataFrame:
@@ -366,6 +388,7 @@ def extract_features(
         raise InputError(f"--workers must be >= 1 (got {workers})")
     cases = read_manifest(manifest, modalities)
     settings = load_settings(params, validate=False)
+    check_writable(out.parent, "--out")
     version = pyradiomics_version()
     cache = FeatureCache(Path(cache_dir) if cache_dir else default_cache_dir(out))
     items, failures = _plan(cases, modalities, settings, version, cache)
@@ -385,6 +408,7 @@ def extract_features(
             pending.append(item)
     n_cached = len(results)
     nodes: dict[str, int] = {}
+    warnings: list[dict] = []
     if pending:
         computed = _run_tasks(
             pending, settings, address, workers, cache, progress, n_cached, len(items), on_result
@@ -393,6 +417,10 @@ def extract_features(
             nodes[outcome["node"]] = nodes.get(outcome["node"], 0) + 1
             if "features" in outcome:
                 results[(item.index, item.modality)] = outcome["features"]
+                warnings += [
+                    {"patient_id": item.case.patient_id, "modality": item.modality, "warning": text}
+                    for text in outcome.get("warnings", [])
+                ]
             else:
                 failures.append(_failure(item.case, item.modality, Path(outcome["file"]), outcome["error"]))
 
@@ -416,6 +444,7 @@ def extract_features(
         metadata=metadata,
         _table=table,
         nodes=nodes,
+        warnings=warnings,
     )
     if failures:
         with atomic_path(out.parent / "failures.csv") as tmp:

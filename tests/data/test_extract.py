@@ -39,6 +39,7 @@ def test_end_to_end_table_follows_the_contract(extracted, small_cohort):
     assert metadata["settings_sha256"] == load_settings("fast").sha256
     assert extracted.n_computed == 8 * 3 - 1 and extracted.n_cached == 0
     assert not (extracted.output.parent / "failures.csv").exists()
+    assert extracted.warnings == [], "ordinary 3-D scans with binary masks raise no warning"
 
 
 def test_missing_modality_gives_nan_columns_not_an_error(extracted):
@@ -355,3 +356,38 @@ def test_truncated_nifti_files_are_detected(small_cohort, tmp_path):
     cut.write_bytes(original.read_bytes()[:200])
     assert "compressed stream ends early" in truncated(cut)
     assert truncated(tmp_path / "image.nrrd") is None  # other formats are left to SimpleITK
+
+
+def test_an_unwritable_out_fails_before_any_work(small_cohort, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    out = blocker / "features.parquet"
+    assert extract_cli.main(["--manifest", str(small_cohort), "--params", "fast", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{blocker}: cannot write here (--out)" in err[0]
+
+
+def test_odd_but_accepted_scans_are_extracted_with_a_warning(tmp_path):
+    from mmt_tune.data.extract import extract_one, load_settings
+
+    settings = load_settings("fast")
+    rng = np.random.default_rng(0)
+    # An integer image used as its own mask: several labels, and identical to the image.
+    volume = rng.integers(0, 4, size=(8, 24, 24)).astype(np.int16)
+    volume[2:6, 8:16, 8:16] = 1
+    path = tmp_path / "image.nii.gz"
+    sitk.WriteImage(sitk.GetImageFromArray(volume), str(path))
+    outcome = extract_one(str(path), str(path), settings.params, settings.sha256, 1)
+    assert "features" in outcome
+    assert any("identical to its image" in w for w in outcome["warnings"])
+    assert any("mask has 3 labels (1, 2, 3); only 1 is used" in w for w in outcome["warnings"])
+    # A 2-D image and mask.
+    image = sitk.GetImageFromArray(rng.normal(100, 10, size=(32, 32)).astype(np.float32))
+    mask = np.zeros((32, 32), dtype=np.uint8)
+    mask[10:20, 10:20] = 1
+    sitk.WriteImage(image, str(tmp_path / "flat.nii.gz"))
+    sitk.WriteImage(sitk.GetImageFromArray(mask), str(tmp_path / "flat_mask.nii.gz"))
+    flat = extract_one(
+        str(tmp_path / "flat.nii.gz"), str(tmp_path / "flat_mask.nii.gz"), settings.params, settings.sha256, 1
+    )
+    assert any(w.startswith("2-D image (32x32)") for w in flat.get("warnings", [])), flat
