@@ -403,3 +403,51 @@ def test_resume_refuses_arguments_that_change_the_study(tmp_path):
     ]:
         with pytest.raises(InputError, match=__import__("re").escape(message)):
             check_identity(tmp_path, {**started, **change}, resume=True)
+
+
+PRIVACY_STUDY = """
+import sys
+sys.path.insert(0, {tests!r})
+from conftest import make_table
+from mmt_tune.data.table import write_feature_table
+from mmt_tune.run import run_study
+write_feature_table(make_table(40, signal={{"DWI": 1.5}}), {features!r}, {{}})
+run_study("mmt1m", {features!r}, samples=1, epochs=2, folds=2, storage={storage!r}, name="private",
+          configurations=["mmt1m/DWI"], wandb="offline", verbose=0)
+"""
+
+
+@pytest.mark.slow
+def test_wandb_files_hold_neither_a_distinctive_host_name_nor_the_home_folder(tmp_path):
+    """The study runs in its own UTS namespace under a made-up host name and home folder; no file W&B writes
+    (uploaded or not) contains either."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    host, home = "mmt-privacy-host-7731", tmp_path / "home-of-dr-jane-doe"
+    home.mkdir()
+    probe = subprocess.run(["unshare", "--uts", "true"], capture_output=True)
+    if shutil.which("unshare") is None or probe.returncode != 0:
+        pytest.skip("needs `unshare --uts` (util-linux, and the right to make a UTS namespace)")
+    script = PRIVACY_STUDY.format(
+        tests=str(Path(__file__).parent), features=str(tmp_path / "f.parquet"), storage=str(tmp_path / "r")
+    )
+    env = {**os.environ, "HOME": str(home), "RAY_USAGE_STATS_ENABLED": "0", "WANDB_SILENT": "true"}
+    done = subprocess.run(
+        ["unshare", "--uts", "sh", "-c", f'hostname {host} && exec "$0" -c "$1"', sys.executable, script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=Path(__file__).parents[1],
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    files = [p for p in (tmp_path / "r" / "private" / "wandb").rglob("*") if p.is_file()]
+    assert any(p.suffix == ".wandb" for p in files)
+    for path in files:
+        content = path.read_bytes()
+        assert host.encode() not in content, f"host name in {path}"
+        assert str(home).encode() not in content, f"home folder in {path}"
