@@ -409,12 +409,35 @@ def check_inputs(study, table: pd.DataFrame, source: str, overrides: dict) -> No
             check_table(table, TrainConfig.from_options(configuration.model, configuration.present, options))
         except InputError as exc:
             raise InputError(f"{source}: configuration {configuration.key}: {exc}") from None
+    for note in table_notes(table, study.configurations[0], overrides):
+        print(f"note: {note}", file=sys.stderr)
+
+
+def table_notes(table: pd.DataFrame, configuration, overrides: dict) -> list[str]:
+    """What the study will do differently because of the table: grouped folds, fewer SMOTE neighbours."""
+    import numpy as np
+
+    from mmt_tune.preprocess import make_folds, smote_neighbours
+
+    notes = []
     if table["patient_id"].duplicated().any():
-        print(
-            f"note: {table['patient_id'].duplicated().sum()} rows repeat a patient_id: folds are grouped by "
-            "patient (stratified group k-fold), so no patient is in two folds",
-            file=sys.stderr,
+        notes.append(
+            f"{table['patient_id'].duplicated().sum()} rows repeat a patient_id: folds are grouped by patient "
+            "(stratified group k-fold), so no patient is in two folds"
         )
+    folds = overrides.get("folds") or configuration.fixed.get("folds") or 5
+    seed = overrides.get("seed") or 0
+    wanted = int(configuration.fixed.get("smote_neighbors", 5))
+    labels = table["label"].to_numpy()
+    smallest = min(smote_neighbours(labels[train], wanted) for train, _ in make_folds(table, folds, seed))
+    if smallest < wanted:
+        minority = int(np.bincount(labels, minlength=2).min())
+        notes.append(
+            f"Borderline-SMOTE uses {max(smallest, 0)} neighbours instead of {wanted} in the smallest training "
+            f"fold (the minority class has {minority} rows in the table)"
+            + ("; no oversampling there" if smallest < 1 else "")
+        )
+    return notes
 
 
 @dataclass

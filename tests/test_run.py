@@ -451,3 +451,17 @@ def test_wandb_files_hold_neither_a_distinctive_host_name_nor_the_home_folder(tm
         content = path.read_bytes()
         assert host.encode() not in content, f"host name in {path}"
         assert str(home).encode() not in content, f"home folder in {path}"
+
+
+def test_a_small_or_lesion_level_table_is_said_to_change_the_folds_and_smote():
+    from mmt_tune.run import table_notes
+    from mmt_tune.spaces import load_space
+
+    configuration = load_space("mmt1m").configuration("mmt1m/DWI")
+    assert table_notes(make_table(120), configuration, {}) == []
+    small = make_table(20, positive_fraction=0.3)
+    notes = table_notes(small, configuration, {"folds": 3})
+    assert len(notes) == 1 and "Borderline-SMOTE uses" in notes[0] and "instead of 5" in notes[0]
+    lesions = make_table(120)
+    lesions.loc[1, "patient_id"] = lesions.loc[0, "patient_id"]
+    assert "folds are grouped by patient" in table_notes(lesions, configuration, {})[0]
