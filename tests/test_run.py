@@ -300,8 +300,18 @@ def test_a_study_with_baselines_gives_them_only_their_options_and_compares_again
     assert (result.experiment / "trials.parquet").read_bytes() == before
 
 
-def test_inputs_every_trial_would_fail_on_are_refused_before_ray_starts(tmp_path, capsys):
+def _forbid_ray_start(monkeypatch):
     import ray
+
+    def started(*args, **kwargs):
+        raise AssertionError("Ray was started")
+
+    monkeypatch.setattr(ray, "init", started)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+
+
+def test_inputs_every_trial_would_fail_on_are_refused_before_ray_starts(tmp_path, capsys, monkeypatch):
+    _forbid_ray_start(monkeypatch)
 
     from mmt_tune import run
     from mmt_tune.data.table import write_feature_table
@@ -314,7 +324,7 @@ def test_inputs_every_trial_would_fail_on_are_refused_before_ray_starts(tmp_path
     assert run.main(argv) == 2
     err = capsys.readouterr().err
     assert f"{features}: configuration mmt1m/T1WI: feature table has no columns for modality FLAIR" in err
-    assert not ray.is_initialized() and not (tmp_path / "results").exists()
+    assert not (tmp_path / "results").exists()
     write_feature_table(make_table(40), features, {})
     assert run.main([*argv, "--folds", "30"]) == 2  # 40 rows cannot make 30 stratified folds
     assert "cannot make 30 stratified folds" in capsys.readouterr().err
@@ -344,8 +354,8 @@ def test_a_configuration_whose_every_trial_fails_makes_the_run_fail(ray_local, t
     assert err.count("first error") == 1
 
 
-def test_an_unwritable_storage_fails_before_any_work(tmp_path, capsys):
-    import ray
+def test_an_unwritable_storage_fails_before_any_work(tmp_path, capsys, monkeypatch):
+    _forbid_ray_start(monkeypatch)
 
     from mmt_tune import run
     from mmt_tune.data.table import write_feature_table
@@ -358,7 +368,6 @@ def test_an_unwritable_storage_fails_before_any_work(tmp_path, capsys):
     assert run.main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot write here (--storage)" in err[0]
-    assert not ray.is_initialized()
 
 
 def test_a_second_run_on_the_same_study_fails_at_once(tmp_path, capsys):
