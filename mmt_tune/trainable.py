@@ -23,8 +23,33 @@ def train_options(config: dict) -> dict:
     return {key: value for key, value in config.items() if key not in TRIAL_KEYS}
 
 
-def run_trial(config: dict, table: pd.DataFrame, tracking=None) -> None:
+def epoch_auc(info: dict) -> float:
+    """Mean over folds of the validation AUC of one epoch, on each fold's real rows (packed folds are padded
+    to the longest; padded rows are not patients)."""
+    probabilities = info["val_probabilities"].cpu().numpy()
+    labels = info["val_labels"].cpu().numpy()
+    aucs = [auc(labels[i, :n], probabilities[i, :n]) for i, n in enumerate(info["val_counts"])]
+    return float(np.nanmean(aucs))
+
+
+def final_report(result) -> dict:
+    """The trial's last report: every metric's mean and std over folds (the mean AUC is Tune's objective),
+    and the per-fold metrics."""
     import json
+
+    final = {
+        "epoch": int(result.losses["epoch"].max()) if len(result.losses) else 0,  # baselines: no epochs
+        "done": True,
+        # A JSON string: Tune's TensorBoard logger only takes numbers and skips strings quietly.
+        "fold_metrics": json.dumps(result.folds[["fold", *METRICS]].to_dict("records")),
+    }
+    for metric, (mean, std) in result.summary().items():
+        final[metric] = mean
+        final[f"{metric}_std"] = std
+    return final
+
+
+def run_trial(config: dict, table: pd.DataFrame, tracking=None) -> None:
     import tempfile
     from pathlib import Path
 
@@ -62,10 +87,7 @@ def run_trial(config: dict, table: pd.DataFrame, tracking=None) -> None:
     def on_epoch(epoch: int, info: dict) -> None:
         train = info["train"].mean(0).cpu().numpy()
         val = info["val"].mean(0).cpu().numpy()
-        probabilities = info["val_probabilities"].cpu().numpy()
-        labels = info["val_labels"].cpu().numpy()
-        aucs = [auc(labels[i, :n], probabilities[i, :n]) for i, n in enumerate(info["val_counts"])]
-        metrics = {"epoch": epoch, "auc": float(np.nanmean(aucs))}
+        metrics = {"epoch": epoch, "auc": epoch_auc(info)}
         metrics.update({f"train/{t}": float(v) for t, v in zip(info["terms"], train, strict=True)})
         metrics.update({f"val/{t}": float(v) for t, v in zip(info["terms"], val, strict=True)})
         if run is not None:
@@ -78,17 +100,7 @@ def run_trial(config: dict, table: pd.DataFrame, tracking=None) -> None:
             tune.report(metrics)
 
     result = train_configuration(table, train_config, on_epoch=on_epoch, resume=resume)
-    summary = result.summary()
-    final = {
-        "epoch": int(result.losses["epoch"].max()) if len(result.losses) else 0,  # baselines: no epochs
-        "done": True,
-        # A JSON string: Tune's TensorBoard logger only takes numbers and skips strings quietly.
-        "fold_metrics": json.dumps(result.folds[["fold", *METRICS]].to_dict("records")),
-        "node_id": ray.get_runtime_context().get_node_id(),
-    }
-    for metric, (mean, std) in summary.items():
-        final[metric] = mean
-        final[f"{metric}_std"] = std
+    final = {**final_report(result), "node_id": ray.get_runtime_context().get_node_id()}
     if run is not None:
         run.summary.update({f"cv/{k}": v for k, v in final.items() if isinstance(v, float)})
         # Per-fold metrics as plain summary values: a wandb.Table is an artifact, whose record carries its

@@ -391,3 +391,44 @@ def test_odd_but_accepted_scans_are_extracted_with_a_warning(tmp_path):
         str(tmp_path / "flat.nii.gz"), str(tmp_path / "flat_mask.nii.gz"), settings.params, settings.sha256, 1
     )
     assert any(w.startswith("2-D image (32x32)") for w in flat.get("warnings", [])), flat
+
+
+def test_the_extractor_keys_its_cache_by_every_setting(small_cohort, ray_local, tmp_path, extracted):
+    """The key the extractor builds (not only FeatureCache.key): the same cache folder never serves features
+    computed with other settings, and a changed setting is recomputed."""
+    cache = tmp_path / "cache"
+    first = extract_features(
+        small_cohort, "fast", tmp_path / "a" / "f.parquet", cache_dir=cache, progress=False
+    )
+    assert first.n_computed == 23
+    settings = load_settings("fast").text.replace("binWidth: 5", "binWidth: 7")
+    assert "binWidth: 7" in settings
+    (tmp_path / "wider-bins.yaml").write_text(settings)
+    second = extract_features(
+        small_cohort,
+        tmp_path / "wider-bins.yaml",
+        tmp_path / "b" / "f.parquet",
+        cache_dir=cache,
+        progress=False,
+    )
+    assert second.n_cached == 0 and second.n_computed == 23
+    texture = [c for c in second.table.columns if "glcm" in c][:5]
+    assert not np.allclose(second.table[texture], first.table[texture])
+
+
+def test_the_settings_label_value_selects_the_lesion(small_cohort, ray_local, tmp_path):
+    """Masks whose lesion is labelled 2: extracted with `label: 2`, a failure with the default label 1."""
+    root = tmp_path / "cohort"
+    shutil.copytree(small_cohort.parent, root)
+    rows = pd.read_csv(root / "manifest.csv", dtype=str, keep_default_na=False).iloc[:3]
+    for mask in {m for column in ("T1WI_mask", "FLAIR_mask", "DWI_mask") for m in rows[column] if m}:
+        image = sitk.ReadImage(str(root / mask))
+        sitk.WriteImage(sitk.Cast(image, sitk.sitkUInt8) * 2, str(root / mask))
+    rows.to_csv(root / "manifest.csv", index=False)
+    settings = tmp_path / "label2.yaml"
+    settings.write_text(load_settings("fast").text.replace("  label: 1\n", "  label: 2\n"))
+    assert load_settings(settings).label == 2
+    good = extract_features(root / "manifest.csv", settings, tmp_path / "a" / "f.parquet", progress=False)
+    assert not good.failures and len(good.table) == 3
+    bad = extract_features(root / "manifest.csv", "fast", tmp_path / "b" / "f.parquet", progress=False)
+    assert bad.failures and all("label value 1 absent" in f["error"] for f in bad.failures)

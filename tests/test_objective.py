@@ -1,0 +1,113 @@
+"""What decides results: the objective Tune maximises, the folds every trial shares, the best trial, the
+threshold. Each test fails on a plausible one-line bug (issue 20's mutation check)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import make_table
+
+from mmt_tune.metrics import METRICS, all_metrics
+from mmt_tune.train import TrainConfig, train_configuration
+
+SMALL = {"d_model": 16, "hidden": 32, "k": 6}
+
+
+def test_each_epoch_auc_ignores_the_padded_rows_of_shorter_folds():
+    """91 rows in 3 folds: validation lengths 31/30/30, so two folds are padded inside the pack. The
+    per-epoch AUC (ASHA's signal) must equal the AUC of the real out-of-fold predictions."""
+    from mmt_tune.trainable import epoch_auc
+
+    table = make_table(91, signal={"DWI": 1.0})
+    last = {}
+    config = TrainConfig.from_options("mmt1m", ("DWI",), SMALL, epochs=3, folds=3)
+
+    def keep(epoch, info):
+        last.update(info)
+
+    result = train_configuration(table, config, on_epoch=keep)
+    assert sorted(last["val_counts"]) == [30, 30, 31]
+    assert epoch_auc(last) == pytest.approx(result.folds["auc"].mean(), abs=1e-12)
+
+
+def test_the_objective_is_the_mean_over_folds():
+    from mmt_tune.trainable import final_report
+
+    table = make_table(90, signal={"DWI": 1.0})
+    result = train_configuration(table, TrainConfig.from_options("logreg", ("DWI",), {}, folds=3))
+    report = final_report(result)
+    assert report["auc"] == pytest.approx(result.folds["auc"].mean())
+    assert report["auc"] != result.folds["auc"].iloc[0], "fold 0 alone differs (the test can fail)"
+    assert report["auc_std"] == pytest.approx(result.folds["auc"].std(ddof=0))
+    assert report["epoch"] == 0 and report["done"]
+
+
+def test_every_trial_of_a_study_sees_the_same_stratified_folds():
+    """Folds depend on the study seed only, never on a trial's hyperparameters, and keep the class ratio."""
+    table = make_table(100, signal={"DWI": 1.0}, positive_fraction=0.3)
+    assignments = []
+    for model, options in (("logreg", {"C": 0.01}), ("logreg", {"C": 5.0}), ("mmt1m", {**SMALL, "lr": 0.01})):
+        extra = {"epochs": 1} if model == "mmt1m" else {}
+        result = train_configuration(
+            table, TrainConfig.from_options(model, ("DWI",), {**options, **extra}, seed=3)
+        )
+        assignments.append(result.predictions.set_index("row")["fold"])
+    assert assignments[0].equals(assignments[1]) and assignments[0].equals(assignments[2])
+    positive = table["label"].mean()
+    for _, rows in assignments[0].groupby(assignments[0]):
+        share = table["label"].to_numpy()[rows.index].mean()
+        assert abs(share - positive) <= 1 / len(rows) + 1e-9, "each fold keeps the class ratio (stratified)"
+    other = train_configuration(table, TrainConfig.from_options("logreg", ("DWI",), {}, seed=4))
+    assert not other.predictions.set_index("row")["fold"].equals(assignments[0])
+
+
+def test_best_returns_the_highest_mean_over_folds():
+    from mmt_tune.run import StudyResult
+
+    rows = []
+    for trial, aucs in {"low": [0.6, 0.62], "high": [0.8, 0.7], "middle": [0.7, 0.72]}.items():
+        for fold, value in enumerate(aucs):
+            rows.append(
+                {
+                    "model": "logreg",
+                    "present": "DWI",
+                    "trial_id": trial,
+                    "fold": fold,
+                    "status": "ok",
+                    **{m: value for m in METRICS},
+                }
+            )
+    rows.append(
+        {
+            "model": "logreg",
+            "present": "DWI",
+            "trial_id": "failed",
+            "fold": None,
+            "status": "error",
+            **{m: np.nan for m in METRICS},
+        }
+    )
+    best = StudyResult(None, pd.DataFrame(rows)).best()
+    assert best.index.get_level_values("trial_id").tolist() == ["high"]
+    assert best[("auc", "mean")].item() == pytest.approx(0.75)
+
+
+def test_a_probability_of_exactly_one_half_is_a_positive_prediction():
+    metrics = all_metrics(np.array([1, 0, 1, 0]), np.array([0.5, 0.49, 0.9, 0.1]))
+    assert metrics["sensitivity"] == 1.0 and metrics["specificity"] == 1.0 and metrics["accuracy"] == 1.0
+
+
+def test_the_study_maximises_its_objective():
+    """Every configuration's Optuna study maximises the mean AUC, and so does the launcher's Tune config."""
+    import inspect
+
+    from mmt_tune import run
+    from mmt_tune.search import PerConfigurationSearch
+    from mmt_tune.spaces import load_space
+
+    searcher = PerConfigurationSearch(load_space("mmt1m"), 2, seed=0)
+    assert all(s._ot_study.direction.name == "MAXIMIZE" for s in searcher.studies.values())
+    assert (searcher.metric, searcher.mode) == ("auc", "max")
+    source = inspect.getsource(run._run_locked)
+    assert 'metric="auc",\n                mode="max",' in source and 'mode="min"' not in source
