@@ -5,7 +5,8 @@
 3. Prints a signal check: the cross-validated AUC of a plain logistic regression per modality subset (a
    baseline, not the paper's model: it shows what signal the features carry before any study).
 4. Runs a small study of every model and modality configuration (the ``demo`` search space: all 13 rows of
-   the paper's Table 2, 30 epochs, 3 folds) with Ray Tune + Optuna, W&B offline, and writes the report:
+   the paper's Table 2 and the two baselines on each modality subset, 30 epochs, 3 folds) with Ray Tune +
+   Optuna, W&B offline, and writes the report:
    Table 2, Table 3, the comparisons and the figures, with an ``index.html``. An interrupted demo resumes.
 """
 
