@@ -17,6 +17,10 @@ def ray_local():
     """A real local Ray instance (2 CPUs) shared by the tests of a session; extraction reuses it."""
     import ray
 
+    # A test that ran a study or the demo before this fixture was first used may have left its own instance
+    # (run_study starts one when none is running): replace it, so the order of tests does not matter.
+    if ray.is_initialized():
+        ray.shutdown()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
