@@ -111,3 +111,68 @@ def test_the_study_maximises_its_objective():
     assert (searcher.metric, searcher.mode) == ("auc", "max")
     source = inspect.getsource(run._run_locked)
     assert 'metric="auc",\n                mode="max",' in source and 'mode="min"' not in source
+
+
+def test_the_trials_table_has_one_row_per_fold_with_the_trial_s_own_metrics(tmp_path):
+    """Fast (no Ray): what the launcher writes for finished, failed and early-stopped trials."""
+    from mmt_tune.run import TrialRecord, trials_table
+    from mmt_tune.trainable import final_report
+
+    table = make_table(90, signal={"DWI": 1.0})
+    result = train_configuration(table, TrainConfig.from_options("logreg", ("DWI",), {"C": 0.3}, folds=3))
+    config = {
+        "configuration": "logreg/DWI",
+        "model": "logreg",
+        "present": ["DWI"],
+        "checkpoint_every": 10,
+        "C": 0.3,
+        "seed": 0,
+    }
+    records = [
+        TrialRecord(config, {**final_report(result), "trial_id": "t1"}, False, tmp_path / "t1"),
+        TrialRecord(config, {"trial_id": "t2"}, True, tmp_path / "t2"),
+        TrialRecord(config, {"trial_id": "t3", "auc": 0.6}, False, tmp_path / "t3"),
+    ]
+    trials = trials_table(records, "study")
+    assert trials["status"].tolist() == ["ok", "ok", "ok", "error", "stopped"]
+    done = trials[trials["trial_id"] == "t1"].reset_index(drop=True)
+    for metric in METRICS:
+        np.testing.assert_allclose(done[metric], result.folds[metric])
+    assert done["fold"].tolist() == [0, 1, 2] and (done["present"] == "DWI").all()
+    assert (done["config/C"] == 0.3).all() and "config/checkpoint_every" not in trials.columns
+    assert trials.loc[trials["status"] != "ok", list(METRICS)].isna().all().all()
+
+
+def test_what_a_trial_sends_to_wandb_names_no_patient_path_or_machine(tmp_path):
+    """Fast: a W&B offline run opened with the trial's privacy settings, logging what a trial logs."""
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import wandb
+
+    from mmt_tune.tracking import privacy_settings
+
+    run = wandb.init(
+        project="p",
+        dir=str(tmp_path),
+        mode="offline",
+        settings=privacy_settings(),
+        config={"lr": 1e-5, "configuration": "mmt1m/DWI", "model": "mmt1m", "present": "DWI"},
+    )
+    run.log({"epoch": 0, "auc": 0.7, "train/total": 1.0})
+    run.summary.update({"cv/auc": 0.7, "fold0/auc": 0.71})
+    run.finish()
+    record_file = next(tmp_path.rglob("*.wandb"))
+    record = record_file.read_bytes()
+    inspected = subprocess.run(
+        [str(Path(sys.executable).with_name("wandb")), "leet", "inspect", "--json", str(record_file.parent)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert '"host":"masked"' in inspected and f'"host":"{socket.gethostname()}"' not in inspected
+    for needle in (socket.gethostname(), str(tmp_path), str(Path.home())):
+        if len(needle) >= 4:  # a very short host name could appear in the binary record by chance
+            assert needle.encode() not in record, needle

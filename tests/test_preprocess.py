@@ -62,9 +62,12 @@ def test_selection_keeps_k_per_modality_and_prefers_the_signal():
 
 
 @pytest.mark.parametrize("score", ["anova", "mutual_info", "forest"])
-def test_every_selection_score_runs(score):
-    fold, _, _ = _fold(make_table(120, signal={"T1WI": 2.0}), PreprocessConfig(k=4, score=score))
+def test_every_selection_score_finds_the_planted_features(score):
+    """Each score keeps the three features that carry the class signal among its top four."""
+    fold, _, _ = _fold(make_table(200, signal={"T1WI": 2.0}), PreprocessConfig(k=4, score=score))
     assert len(fold.selected["T1WI"]) == 4
+    planted = {f"T1WI__original_firstorder_F{j}" for j in range(3)}
+    assert planted <= set(fold.selected["T1WI"]), fold.selected["T1WI"]
 
 
 def test_correlation_filter_drops_a_duplicated_feature():

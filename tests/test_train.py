@@ -190,12 +190,14 @@ def test_early_stopping_cannot_see_a_missing_modality_of_the_validation_rows(mod
     assert not np.allclose(val["total"].to_numpy()[:n], before["total"].to_numpy()[:n])
 
 
-def test_each_loss_weight_moves_its_term_in_training():
-    """A larger weight on a term makes training reduce that term further."""
+@pytest.mark.parametrize("seed", [0, 2])
+def test_each_loss_weight_moves_its_term_in_training(seed):
+    """A larger weight on a term makes training reduce that term further (for several study seeds: with one
+    seed the check once held by luck and failed for seed 2 on a 2-fold split)."""
     table = make_table(80, signal={"DWI": 1.0})
     final = {}
     for weight in ("alpha_FLAIR", "beta", "gamma"):
-        for value in (0.1, 1.0):
+        for value in (0.05, 1.0):
             options = {
                 **SMALL,
                 "alpha_FLAIR": 0.5,
@@ -207,7 +209,7 @@ def test_each_loss_weight_moves_its_term_in_training():
                 "lr": 3e-3,
             }
             result = train_configuration(
-                table, TrainConfig.from_options("mmt1m", ("T1WI",), options, epochs=15, folds=2)
+                table, TrainConfig.from_options("mmt1m", ("T1WI",), options, epochs=15, folds=3, seed=seed)
             )
             last = result.losses[(result.losses["split"] == "train") & (result.losses["epoch"] == 14)]
             final[weight, value] = last[
@@ -216,7 +218,7 @@ def test_each_loss_weight_moves_its_term_in_training():
                 ]
             ].mean()
     for weight in ("alpha_FLAIR", "beta", "gamma"):
-        assert final[weight, 1.0] < final[weight, 0.1], weight
+        assert final[weight, 1.0] < final[weight, 0.05], weight
 
 
 def test_cli_writes_fold_metrics_losses_and_predictions(tmp_path, capsys):
