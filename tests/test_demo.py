@@ -25,7 +25,9 @@ def test_demo_runs_and_reuses_its_outputs(tmp_path, capsys):
         "T1WI+FLAIR+DWI",
     ]
     aucs = {parts[0]: float(parts[1]) for parts in lines}
-    assert all(0.0 <= auc <= 1.0 for auc in aucs.values())
+    # The phantom's signal (seed 0, deterministic): DWI and T1WI carry it, FLAIR's is mostly outside the mask.
+    with_dwi = [auc for subset, auc in aucs.items() if "DWI" in subset]
+    assert min(with_dwi) > 0.6 and sum(with_dwi) / len(with_dwi) > aucs["FLAIR"] + 0.05, aucs
     assert not (tmp_path / "results").exists(), "--skip-study stops after the signal check"
     manifest_mtime = (tmp_path / "phantom" / "manifest.csv").stat().st_mtime_ns
 

@@ -54,10 +54,11 @@ def test_every_trial_of_a_study_sees_the_same_stratified_folds():
         )
         assignments.append(result.predictions.set_index("row")["fold"])
     assert assignments[0].equals(assignments[1]) and assignments[0].equals(assignments[2])
-    positive = table["label"].mean()
-    for _, rows in assignments[0].groupby(assignments[0]):
-        share = table["label"].to_numpy()[rows.index].mean()
-        assert abs(share - positive) <= 1 / len(rows) + 1e-9, "each fold keeps the class ratio (stratified)"
+    # Stratified: the folds' counts of positive rows differ by at most one (shuffled plain k-fold would
+    # scatter them binomially).
+    labels = table["label"].to_numpy()
+    positives = [int(labels[rows.index].sum()) for _, rows in assignments[0].groupby(assignments[0])]
+    assert max(positives) - min(positives) <= 1, positives
     other = train_configuration(table, TrainConfig.from_options("logreg", ("DWI",), {}, seed=4))
     assert not other.predictions.set_index("row")["fold"].equals(assignments[0])
 

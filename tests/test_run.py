@@ -15,6 +15,17 @@ def _complete(searcher, trial_id, value):
     searcher.on_trial_complete(trial_id, {"auc": value})
 
 
+def _assert_best_is_the_highest_mean(result) -> None:
+    """best() holds, per configuration, the trial with the highest mean AUC over folds among finished ones."""
+    ok = result.trials[result.trials["status"] == "ok"]
+    means = ok.groupby(["model", "present", "trial_id"])["auc"].mean()
+    best = result.best()
+    assert len(best) == means.groupby(level=["model", "present"]).ngroups
+    for (model, present, trial_id), row in best.iterrows():
+        assert row[("auc", "mean")] == pytest.approx(means.loc[(model, present)].max())
+        assert means.loc[(model, present, trial_id)] == means.loc[(model, present)].max()
+
+
 def test_round_robin_gives_equal_budgets_then_finishes():
     searcher = PerConfigurationSearch(load_space("mmt2m"), samples_per_configuration=3, seed=1)
     configs = [searcher.suggest(f"t{i}") for i in range(9)]
@@ -110,6 +121,7 @@ def test_smoke_study_on_local_ray_writes_the_trials_table_and_phi_free_wandb_run
     ]:
         assert column in trials.columns, column
     assert trials["config/epochs"].eq(2).all() and trials["config/device"].eq("cpu").all()
+    _assert_best_is_the_highest_mean(result)
     assert len(result.best()) == 2
     for trial_dir in result.experiment.glob("run_trial_*"):  # the final checkpoint holds the trial's tables
         assert len(list(trial_dir.glob("checkpoint_*/predictions.csv"))) == 1, trial_dir
@@ -224,6 +236,7 @@ def test_asha_stops_trials_early_within_each_configuration(ray_local, tmp_path):
     assert (per_trial["status"] == "ok").groupby(per_trial["present"]).sum().min() >= 1, (
         "each keeps a finisher"
     )
+    _assert_best_is_the_highest_mean(result)
     assert len(result.best()) == 2
 
 

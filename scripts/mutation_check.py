@@ -1,0 +1,206 @@
+"""Plant known bugs one at a time and check that the test suite catches each (issue 20).
+
+Each mutant replaces one snippet in one module (the snippet must occur exactly once, so a refactoring that
+moves it makes the script fail loudly instead of testing nothing), runs the tests named for it, and restores
+the file, whatever happens. A mutant is *caught* when those tests fail, *survived* when they pass.
+
+    .venv/bin/python scripts/mutation_check.py            # the curated list, targeted tests (a few minutes)
+    .venv/bin/python scripts/mutation_check.py --full     # each mutant against the whole fast suite (slow)
+    .venv/bin/python scripts/mutation_check.py --only 3,7
+
+Exit code 1 when any mutant survives. Not run in CI (it edits the working tree while it runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Mutant:
+    what: str
+    path: str
+    original: str
+    mutated: str
+    tests: tuple[str, ...]
+
+
+MUTANTS = [
+    Mutant(
+        "Tune minimises the objective (mode='min')",
+        "mmt_tune/run.py",
+        'metric="auc",\n                mode="max",',
+        'metric="auc",\n                mode="min",',
+        ("tests/test_objective.py",),
+    ),
+    Mutant(
+        "the trial's objective is fold 0's AUC, not the fold mean",
+        "mmt_tune/trainable.py",
+        "        final[metric] = mean\n",
+        "        final[metric] = float(result.folds[metric].iloc[0])\n",
+        ("tests/test_objective.py",),
+    ),
+    Mutant(
+        "the per-epoch AUC (ASHA's signal) counts padded rows",
+        "mmt_tune/trainable.py",
+        'auc(labels[i, :n], probabilities[i, :n]) for i, n in enumerate(info["val_counts"])',
+        'auc(labels[i], probabilities[i]) for i, n in enumerate(info["val_counts"])',
+        ("tests/test_objective.py",),
+    ),
+    Mutant(
+        "PyRadiomics settings left out of the cache key the extractor builds",
+        "mmt_tune/data/extract.py",
+        "key = cache.key(digest(image), digest(mask), settings.sha256, settings.label, version)",
+        'key = cache.key(digest(image), digest(mask), "settings", settings.label, version)',
+        ("tests/data/test_extract.py", "-k", "every_setting"),
+    ),
+    Mutant(
+        "extraction ignores the settings' label value",
+        "mmt_tune/data/extract.py",
+        "                    settings.sha256,\n                    settings.label,\n",
+        "                    settings.sha256,\n                    1,\n",
+        ("tests/data/test_extract.py", "-k", "label_value"),
+    ),
+    Mutant(
+        "folds seeded per trial (from its lr) instead of per study",
+        "mmt_tune/train.py",
+        "    return columns, make_folds(table, config.folds, config.seed)",
+        "    return columns, make_folds(table, config.folds, config.seed + int(config.lr * 1e7) % 97)",
+        ("tests/test_objective.py",),
+    ),
+    Mutant(
+        "plain KFold instead of stratified folds",
+        "mmt_tune/preprocess.py",
+        "splits = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)",
+        "splits = __import__('sklearn.model_selection').model_selection.KFold(n_splits=n_folds, shuffle=True, "
+        "random_state=seed).split(np.zeros(len(y)), y)",
+        ("tests/test_objective.py",),
+    ),
+    Mutant(
+        "StudyResult.best() picks the worst trial",
+        "mmt_tune/run.py",
+        '.groupby(level=["model", "present"]).idxmax()',
+        '.groupby(level=["model", "present"]).idxmin()',
+        ("tests/test_objective.py",),
+    ),
+    Mutant(
+        "a probability of exactly 0.5 predicts the negative class",
+        "mmt_tune/metrics.py",
+        "predicted = (np.asarray(y_score) >= threshold).astype(int)",
+        "predicted = (np.asarray(y_score) > threshold).astype(int)",
+        ("tests/test_objective.py", "tests/test_metrics.py"),
+    ),
+    Mutant(
+        "MMT's Hadamard product through Tensor.prod (couples packed folds)",
+        "mmt_tune/models/mmt.py",
+        "            k_all = k_mod[..., :1, :]\n            for j in range(1, n_mod):\n"
+        "                k_all = k_all * k_mod[..., j : j + 1, :]\n",
+        "            k_all = k_mod.prod(dim=-2, keepdim=True)\n",
+        ("tests/test_models.py", "-k", "zeros"),
+    ),
+    Mutant(
+        "MFN-VAE's KL summed over latent dimensions (posterior collapse)",
+        "mmt_tune/models/losses.py",
+        'out["logvar"].exp()).mean(-1)',
+        'out["logvar"].exp()).sum(-1)',
+        ("tests/test_train.py", "-k", "collapse"),
+    ),
+    Mutant(
+        "early stopping watches the validation loss (reconstructing missing modalities)",
+        "mmt_tune/train.py",
+        '                monitored = terms["classification"]\n',
+        "                monitored = val_total\n",
+        ("tests/test_train.py", "-k", "early_stopping"),
+    ),
+    Mutant(
+        "truncated NIfTI files are not checked",
+        "mmt_tune/data/extract.py",
+        "        short = truncated(path)\n",
+        "        short = None\n",
+        ("tests/data/test_extract.py", "-k", "per_case"),
+    ),
+    Mutant(
+        "W&B records the host name",
+        "mmt_tune/tracking.py",
+        "        host=MASKED,\n",
+        "",
+        ("tests/test_objective.py", "-k", "wandb"),
+    ),
+    Mutant(
+        "files keep mkstemp's 0600",
+        "mmt_tune/_io.py",
+        "        os.chmod(tmp_path, 0o666 & ~current_umask())\n",
+        "",
+        ("tests/data/test_table.py", "-k", "umask"),
+    ),
+    Mutant(
+        "each deep configuration is compared with the worse baseline",
+        "analysis/metrics.py",
+        'ascending=[False, True], kind="stable"',
+        'ascending=[True, True], kind="stable"',
+        ("tests/test_analysis_metrics.py", "-k", "baselines"),
+    ),
+]
+
+
+def run(mutant: Mutant, full: bool, timeout: int) -> tuple[str, float]:
+    path = REPO / mutant.path
+    original = path.read_text()
+    if original.count(mutant.original) != 1:
+        raise SystemExit(
+            f"error: {mutant.path}: the snippet of {mutant.what!r} occurs "
+            f"{original.count(mutant.original)} times (expected once); update this script"
+        )
+    tests = ["-m", "not slow"] if full else list(mutant.tests)
+    start = time.perf_counter()
+    try:
+        path.write_text(original.replace(mutant.original, mutant.mutated))
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={
+                **os.environ,
+                "RAY_USAGE_STATS_ENABLED": "0",
+                "WANDB_MODE": "offline",
+                "WANDB_SILENT": "true",
+            },
+        )
+        verdict = "caught" if done.returncode != 0 else "SURVIVED"
+    except subprocess.TimeoutExpired:
+        verdict = "caught (timeout)"
+    finally:
+        path.write_text(original)
+    return verdict, time.perf_counter() - start
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--full", action="store_true", help="the whole fast suite for each mutant")
+    parser.add_argument("--only", default=None, help="comma-separated mutant numbers (1-based)")
+    parser.add_argument("--timeout", type=int, default=1200)
+    args = parser.parse_args(argv)
+    chosen = [int(i) for i in args.only.split(",")] if args.only else range(1, len(MUTANTS) + 1)
+    survived = 0
+    print("| # | planted bug | where | result | seconds |\n| ---: | --- | --- | --- | ---: |")
+    for number in chosen:
+        mutant = MUTANTS[number - 1]
+        verdict, seconds = run(mutant, args.full, args.timeout)
+        survived += verdict == "SURVIVED"
+        print(f"| {number} | {mutant.what} | `{mutant.path}` | {verdict} | {seconds:.0f} |", flush=True)
+    print(f"\n{len(chosen)} planted, {len(chosen) - survived} caught, {survived} survived")
+    return 1 if survived else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
