@@ -39,5 +39,7 @@ def test_without_api_key_it_writes_the_spec_instead_of_saving(tmp_path, monkeypa
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.chdir(tmp_path)
     assert dashboard.main(["--entity", "lab", "--project", "p"]) == 0
-    assert (tmp_path / "p-workspace.json").is_file()
     assert "no WANDB_API_KEY" in capsys.readouterr().out
+    spec = json.loads((tmp_path / "p-workspace.json").read_text())
+    assert (spec["entity"], spec["project"]) == ("lab", "p")
+    assert [p["viewType"] for p in _panels(spec)].count("Parallel Coordinates Plot") == 1
