@@ -184,7 +184,7 @@ def _run_locked(
     # Tune saves the experiment state (finished trials, searcher) only every ~10 s by default; a study killed
     # in between would re-run trials that had finished. Save at most every 2 s instead (cheap at our scale).
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
-    # Frequent snapshots are intended (above, and forced by num_to_keep=1 checkpoints): no warning each time.
+    # Frequent snapshots are intended (above): no warning each time.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     # A local instance never gains a GPU; a cluster reached by address (--address, or RAY_ADDRESS as set by
     # `ray job submit`) may, through its autoscaler.
@@ -275,7 +275,10 @@ def _run_locked(
             run_config=tune.RunConfig(
                 name=name,
                 storage_path=str(storage),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                # Three, not one: Tune's saved experiment state (every 2 s) may still name the previous
+                # checkpoint when a study is killed; with one kept, that checkpoint was often deleted already
+                # and the resumed trial failed ("does not exist on storage anymore", 1 run in 6 here).
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=3),
                 callbacks=[
                     refresh_callback(study.name, lambda: tables_dir),
                     *([progress_callback(searcher.total_trials)] if progress else []),
