@@ -10,6 +10,8 @@ the experiment's storage, never sent to W&B: predictions carry patient identifie
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 
@@ -21,6 +23,11 @@ from mmt_tune.train import TrainConfig, train_configuration
 def train_options(config: dict) -> dict:
     """The trainer options of a trial config (everything but the configuration's identity)."""
     return {key: value for key, value in config.items() if key not in TRIAL_KEYS}
+
+
+#: In a trial's final checkpoint (beside losses.csv and predictions.csv): its final report, so a resumed study
+#: that restores an already finished trial reports it again instead of training it anew.
+FINAL_FILE = "final.json"
 
 
 def epoch_auc(info: dict) -> float:
@@ -35,8 +42,6 @@ def epoch_auc(info: dict) -> float:
 def final_report(result) -> dict:
     """The trial's last report: every metric's mean and std over folds (the mean AUC is Tune's objective),
     and the per-fold metrics."""
-    import json
-
     final = {
         "epoch": int(result.losses["epoch"].max()) if len(result.losses) else 0,  # baselines: no epochs
         "done": True,
@@ -63,6 +68,20 @@ def run_trial(config: dict, table: pd.DataFrame, tracking=None) -> None:
     train_config = TrainConfig.from_options(config["model"], config["present"], options)
     every = int(config.get("checkpoint_every", 10))
     # Hyperparameters and the configuration's identity only: nothing about the data or this machine.
+    resume = None
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            if (Path(folder) / FINAL_FILE).is_file():
+                # The trial had finished, but the study was killed before Tune's saved state said so: report
+                # the same final result again instead of failing on a checkpoint without training state.
+                final = json.loads((Path(folder) / FINAL_FILE).read_text())
+                with tempfile.TemporaryDirectory() as again:
+                    for item in Path(folder).iterdir():
+                        (Path(again) / item.name).write_bytes(item.read_bytes())
+                    tune.report(final, checkpoint=tune.Checkpoint.from_directory(again))
+                return
+            resume = torch.load(Path(folder) / "state.pt", map_location="cpu", weights_only=False)
     run = (
         start_trial_run(
             tracking,
@@ -78,11 +97,6 @@ def run_trial(config: dict, table: pd.DataFrame, tracking=None) -> None:
         if tracking is not None
         else None
     )
-    resume = None
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            resume = torch.load(Path(folder) / "state.pt", map_location="cpu", weights_only=False)
 
     def on_epoch(epoch: int, info: dict) -> None:
         train = info["train"].mean(0).cpu().numpy()
@@ -114,4 +128,5 @@ def run_trial(config: dict, table: pd.DataFrame, tracking=None) -> None:
     with tempfile.TemporaryDirectory() as folder:
         for name, frame in (("losses", result.losses), ("predictions", result.predictions)):
             frame.to_csv(Path(folder) / f"{name}.csv", index=False)
+        (Path(folder) / FINAL_FILE).write_text(json.dumps(final))
         tune.report(final, checkpoint=tune.Checkpoint.from_directory(folder))
