@@ -146,6 +146,7 @@ def test_the_trials_table_has_one_row_per_fold_with_the_trial_s_own_metrics(tmp_
 
 def test_what_a_trial_sends_to_wandb_names_no_patient_path_or_machine(tmp_path):
     """Fast: a W&B offline run opened with the trial's privacy settings, logging what a trial logs."""
+    import os
     import socket
     import subprocess
     import sys
@@ -165,6 +166,10 @@ def test_what_a_trial_sends_to_wandb_names_no_patient_path_or_machine(tmp_path):
     run.log({"epoch": 0, "auc": 0.7, "train/total": 1.0})
     run.summary.update({"cv/auc": 0.7, "fold0/auc": 0.71})
     run.finish()
+    # Stop this process's W&B service: left running, it is inherited (WANDB_SERVICE) by the studies later
+    # tests start in subprocesses, and a killed study's run then stays "in use" there on resume.
+    wandb.teardown()
+    assert "WANDB_SERVICE" not in os.environ
     record_file = next(tmp_path.rglob("*.wandb"))
     record = record_file.read_bytes()
     inspected = subprocess.run(

@@ -60,7 +60,9 @@ def test_sigkill_then_resume_completes_the_study_without_rerunning_or_losing_tri
         "--name",
         name,
     ]
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    # The study's own W&B service, never one this test process may have started (its runs would outlive the
+    # kill and their IDs stay "in use" when the study resumes).
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"} | {"RAY_USAGE_STATS_ENABLED": "0"}
     proc = subprocess.Popen(
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env
     )
