@@ -34,7 +34,7 @@ def test_packed_and_sequential_training_give_identical_results(model, present, o
     Single-threaded, as Ray runs a one-CPU trial: with several intra-op threads a reduction may be split
     differently for 1 and k folds (README: rounding-level differences).
     """
-    torch = pytest.importorskip("torch")
+    import torch  # a hard dependency of the trainer
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
