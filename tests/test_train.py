@@ -35,6 +35,7 @@ def test_packed_and_sequential_training_give_identical_results(model, present, o
     differently for 1 and k folds (README: rounding-level differences).
     """
     import torch  # a hard dependency of the trainer
+
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
