@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.results import (
-    BASELINE_MODELS,
+    baseline_models,
     CONFIG_PREFIX,
     Study,
     complete_trials,
@@ -37,13 +37,14 @@ from analysis.results import (
     table_order,
 )
 from analysis.tables import DASH, TICK, mean_std, write_csv, write_table
+from mmt_tune import models
 from mmt_tune.errors import InputError
 from mmt_tune.metrics import METRICS
 from mmt_tune.modalities import MODALITIES
 
 FULL = "+".join(MODALITIES)
-MMT_MODELS = ("mmt2m", "mmt1m")
-REFERENCE = "mfnvae"
+#: The paper's headline pair: its one-missing proposed model and the reference it is compared with.
+HEADLINE_MODEL, REFERENCE = models.HEADLINE
 LABELS = {
     "accuracy": "Accuracy",
     "auc": "AUC",
@@ -146,7 +147,7 @@ def aggregate(study: Study, objective: str = "auc") -> MetricsResult:
 
 def best_baselines(best: pd.DataFrame, objective: str) -> dict[str, tuple[str, str]]:
     """Present modalities -> the (model, present) of the baseline with the highest mean ``objective``."""
-    rows = best[best["model"].isin(BASELINE_MODELS)].dropna(subset=["trial_id", f"{objective}_mean"])
+    rows = best[best["model"].isin(baseline_models())].dropna(subset=["trial_id", f"{objective}_mean"])
     chosen = {}
     for present, group in rows.groupby("present", sort=False):
         top = group.sort_values([f"{objective}_mean", "model"], ascending=[False, True], kind="stable").iloc[
@@ -163,7 +164,7 @@ def _baseline_notes(best: pd.DataFrame, objective: str) -> list[str]:
     by_key = {(m, p): v for m, p, v in zip(best["model"], best["present"], best[column], strict=True)}
     losing, beating = [], 0
     for model, present, value in zip(best["model"], best["present"], best[column], strict=True):
-        if model in BASELINE_MODELS or pd.isna(value) or present not in baselines:
+        if model in baseline_models() or pd.isna(value) or present not in baselines:
             continue
         reference = baselines[present]
         if value > by_key[reference]:
@@ -200,13 +201,13 @@ def _comparisons(
     }
     pairs = []
     ordered = sorted(available, key=table_order)
-    deep = [(m, p) for m, p in ordered if m not in BASELINE_MODELS]
+    deep = [(m, p) for m, p in ordered if m not in baseline_models()]
     baselines = best_baselines(best, objective)
     for model, present in deep:
         if present in baselines:
             pairs.append(((model, present), baselines[present]))
     for model, present in deep:
-        if model in MMT_MODELS and (REFERENCE, present) in available:
+        if model in models.with_role("proposed") and (REFERENCE, present) in available:
             pairs.append(((model, present), (REFERENCE, present)))
     if (REFERENCE, FULL) in available:
         for model, present in deep:
@@ -275,15 +276,16 @@ def _name(configuration: tuple[str, str]) -> str:
 
 
 def headline(result: MetricsResult, metric: str = "accuracy") -> str | None:
-    """The paper's headline comparison: best one-missing MMT (MMT-2M) vs the full-modality MFN-VAE."""
+    """The paper's headline comparison (:data:`mmt_tune.models.HEADLINE`): the best configuration of its
+    one-missing proposed model (MMT-2M) vs the full-modality reference (MFN-VAE)."""
     best = result.best.dropna(subset=["trial_id"])
-    mmt = best[best["model"] == "mmt2m"]
+    mmt = best[best["model"] == HEADLINE_MODEL]
     full = best[(best["model"] == REFERENCE) & (best["present"] == FULL)]
     if mmt.empty or full.empty:
         return None
     top = mmt.sort_values(f"{result.objective}_mean", ascending=False).iloc[0]
     row = result.comparisons[
-        (result.comparisons["left"] == _name(("mmt2m", top["present"])))
+        (result.comparisons["left"] == _name((HEADLINE_MODEL, top["present"])))
         & (result.comparisons["right"] == _name((REFERENCE, FULL)))
         & (result.comparisons["metric"] == metric)
     ].iloc[0]
@@ -293,7 +295,7 @@ def headline(result: MetricsResult, metric: str = "accuracy") -> str | None:
         else ""
     )
     return (
-        f"best one-missing MMT ({_name(('mmt2m', top['present']))}) vs full-modality MFN-VAE: {metric} "
+        f"best one-missing {models.ROLE_TITLES['proposed']} ({_name((HEADLINE_MODEL, top['present']))}) vs full-modality {models.label(REFERENCE)}: {metric} "
         f"{row['left_mean']:.3f} vs {row['right_mean']:.3f} ({row['difference']:+.3f}{p})"
     )
 

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from analysis.results import BASELINE_MODELS, MODEL_ORDER, model_label
+from analysis.results import model_label
+from mmt_tune import models
 from mmt_tune._io import atomic_path
 from mmt_tune.metrics import METRICS
 from mmt_tune.modalities import MODALITIES
@@ -117,39 +118,32 @@ def configuration_bars(result: MetricsResult, path: Path) -> Path:
     subsets = sorted(
         set(best["present"]), key=lambda p: (len(p.split("+")), [MODALITIES.index(m) for m in p.split("+")])
     )
-    models = [m for m in MODEL_ORDER if m in set(best["model"])] + sorted(
-        set(best["model"]) - set(MODEL_ORDER)
+    shown = [m for m in models.names() if m in set(best["model"])] + sorted(
+        set(best["model"]) - set(models.names())
     )
     fig, axes = plt.subplots(
         len(METRICS), 1, figsize=(max(6, 1.3 * len(subsets)), 2.2 * len(METRICS)), sharex=True
     )
-    width = 0.8 / max(1, len(models))
+    width = 0.8 / max(1, len(shown))
     positions = np.arange(len(subsets))
-    colors = {
-        "mmt2m": "#C44E52",
-        "mmt1m": "#DD8452",
-        "mfnvae": "#4C72B0",
-        "logreg": "#8C8C8C",
-        "forest": "#55A868",
-    }
     for ax, metric in zip(axes, METRICS, strict=True):
-        for i, model in enumerate(models):
+        for i, model in enumerate(shown):
             rows = best[best["model"] == model].set_index("present")
             means = [rows[f"{metric}_mean"].get(s, np.nan) for s in subsets]
             stds = [rows[f"{metric}_std"].get(s, np.nan) for s in subsets]
             ax.bar(
-                positions + (i - (len(models) - 1) / 2) * width,
+                positions + (i - (len(shown) - 1) / 2) * width,
                 means,
                 width,
                 yerr=stds,
                 capsize=2,
                 label=model_label(model),
-                color=colors.get(model),
+                color=models.get(model).colour if model in models.names() else None,
             )
         ax.set_ylabel(metric, fontsize=8)
         ax.set_ylim(0, 1.05)
         ax.tick_params(labelsize=8)
-    axes[0].legend(fontsize=8, ncol=len(models), loc="lower left", bbox_to_anchor=(0, 1.0), frameon=False)
+    axes[0].legend(fontsize=8, ncol=len(shown), loc="lower left", bbox_to_anchor=(0, 1.0), frameon=False)
     axes[-1].set_xticks(positions, subsets, rotation=20, fontsize=8)
     fig.suptitle(f"Best trial per configuration (by {result.objective}): mean ± std over folds")
     fig.tight_layout()
@@ -162,9 +156,7 @@ def roc_curves(result: MetricsResult, predictions: pd.DataFrame, path: Path) -> 
 
     best = result.best.dropna(subset=["trial_id"])
     families = [
-        ("MMT", best[best["model"].isin(("mmt2m", "mmt1m"))]),
-        ("MFN-VAE", best[best["model"] == "mfnvae"]),
-        ("Baselines", best[best["model"].isin(BASELINE_MODELS)]),
+        (models.ROLE_TITLES[role], best[best["model"].isin(models.with_role(role))]) for role in models.ROLES
     ]
     families = [(name, rows) for name, rows in families if not rows.empty] or [("", best)]
     fig, axes = _grid(len(families), columns=len(families))
@@ -207,7 +199,7 @@ def loss_curves(result: MetricsResult, losses: pd.DataFrame, path: Path) -> Path
     best = result.best.dropna(subset=["trial_id"])
     if best.empty:
         return None
-    mmt = best[best["model"].isin(("mmt2m", "mmt1m"))]
+    mmt = best[best["model"].isin(models.with_role("proposed"))]
     top = (mmt if not mmt.empty else best).sort_values(f"{result.objective}_mean", ascending=False).iloc[0]
     curves = losses[
         (losses["model"] == top["model"])

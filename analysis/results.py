@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mmt_tune import models
 from mmt_tune.errors import InputError
 from mmt_tune.metrics import METRICS
 from mmt_tune.modalities import MODALITIES
@@ -29,17 +30,6 @@ REQUIRED = ("model", "present", "trial_id", "fold")
 CONFIG_PREFIX = "config/"
 #: Trial statuses of the contract: finished, failed, stopped early by the scheduler.
 STATUSES = ("ok", "error", "stopped")
-#: Model names in table order, and how the tables name them.
-MODEL_ORDER = ("mmt2m", "mmt1m", "mfnvae", "logreg", "forest")
-MODEL_LABELS = {
-    "mmt2m": "MMT-2M",
-    "mmt1m": "MMT-1M",
-    "mfnvae": "MFN-VAE",
-    "logreg": "Logistic regression",
-    "forest": "Random forest",
-}
-#: The classical baselines every deep configuration is compared with (on the same present modalities).
-BASELINE_MODELS = ("logreg", "forest")
 
 
 @dataclass(frozen=True)
@@ -292,9 +282,15 @@ def configurations_in(trials: pd.DataFrame, space: dict | None = None) -> list[t
 def table_order(item: tuple[str, str]) -> tuple:
     model, present = item
     parts = present.split("+")
-    rank = MODEL_ORDER.index(model) if model in MODEL_ORDER else len(MODEL_ORDER)
+    order = models.names()  # registration order; models this process does not know come last
+    rank = order.index(model) if model in order else len(order)
     return (rank, model, len(parts), [MODALITIES.index(p) for p in parts if p in MODALITIES])
 
 
 def model_label(model: str) -> str:
-    return MODEL_LABELS.get(model, model)
+    return models.label(model)
+
+
+def baseline_models() -> tuple[str, ...]:
+    """The classical baselines every deep configuration is compared with (on the same present modalities)."""
+    return models.with_role("baseline")

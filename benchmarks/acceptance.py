@@ -47,7 +47,7 @@ def features_for(dataset: str, storage: Path) -> Path:
 def compare(metrics) -> list[dict]:
     """Per deep configuration: its best trial vs the better baseline on the same present modalities."""
     from analysis.metrics import best_baselines
-    from analysis.results import BASELINE_MODELS, model_label
+    from analysis.results import baseline_models, model_label
 
     best = metrics.best.dropna(subset=["trial_id"])
     baselines = best_baselines(best, "auc")
@@ -59,7 +59,7 @@ def compare(metrics) -> list[dict]:
     }
     rows = []
     for model, present in zip(best["model"], best["present"], strict=True):
-        if model in BASELINE_MODELS:
+        if model in baseline_models():
             continue
         reference = baselines.get(present)
         deep_mean, deep_std = auc[(model, present)]

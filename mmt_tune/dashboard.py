@@ -17,11 +17,19 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from mmt_tune import models
 from mmt_tune.errors import InputError
 from mmt_tune.metrics import METRICS
 from mmt_tune.modalities import MODALITIES
 
-HYPERPARAMETERS = ["lr", *(f"alpha_{m}" for m in MODALITIES), "beta", "gamma", "kl_weight"]
+def hyperparameters() -> list[str]:
+    """The searched values a panel plots: lr and every registered model's loss weights, per modality."""
+    names = ["lr"]
+    for weight in models.TERM_WEIGHTS.values():
+        for name in [weight.replace("<MOD>", m) for m in MODALITIES] if "<MOD>" in weight else [weight]:
+            if name not in names and any(weight in models.get(m).weights for m in models.names()):
+                names.append(name)
+    return names
 
 
 def build_workspace(entity: str, project: str, name: str = "mmt-tune study"):
@@ -29,7 +37,7 @@ def build_workspace(entity: str, project: str, name: str = "mmt-tune study"):
     import wandb_workspaces.workspaces as ws
 
     columns = [
-        wr.ParallelCoordinatesPlotColumn(metric=wr.Config(p), log=(p == "lr")) for p in HYPERPARAMETERS
+        wr.ParallelCoordinatesPlotColumn(metric=wr.Config(p), log=(p == "lr")) for p in hyperparameters()
     ]
     # The last column colours the lines.
     columns.append(wr.ParallelCoordinatesPlotColumn(metric=wr.SummaryMetric("cv/auc"), display_name="CV AUC"))

@@ -20,6 +20,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.feature_selection import SelectorMixin
 
+from mmt_tune.config import PreprocessConfig
 from mmt_tune.errors import InputError
 from mmt_tune.modalities import COLUMN_SEPARATOR
 
@@ -85,20 +86,6 @@ class TopK(SelectorMixin, BaseEstimator):
 
     def _get_support_mask(self):
         return self.support_
-
-
-@dataclass(frozen=True)
-class PreprocessConfig:
-    """Per-fold preprocessing options (names as in search spaces and config files)."""
-
-    k: int | dict[str, int] = 32  # features kept per modality (one number, or per modality)
-    score: str = "anova"  # anova | mutual_info | forest
-    correlation_threshold: float = 0.9
-    smote: bool = True
-    smote_neighbors: int = 5
-
-    def k_for(self, modality: str) -> int:
-        return int(self.k[modality]) if isinstance(self.k, dict) else int(self.k)
 
 
 #: Borderline-SMOTE's neighbours for deciding which minority rows are "in danger" (imbalanced-learn's default).

@@ -220,7 +220,7 @@ def _run_locked(
     }
     overrides.update({k: v for k, v in (("epochs", epochs), ("folds", folds)) if v is not None})
     from mmt_tune.search import TRIAL_KEYS
-    from mmt_tune.train import accepted_options
+    from mmt_tune.config import accepted_options
 
     def applicable(model: str) -> dict:
         """The overrides a model takes (a baseline has no epochs; run settings go to every trial)."""
@@ -401,7 +401,8 @@ def _first_line(error: BaseException) -> str:
 def check_inputs(study, table: pd.DataFrame, source: str, overrides: dict) -> None:
     """Validate every configuration against the table before Ray starts: one line naming the configuration."""
     from mmt_tune.search import TRIAL_KEYS
-    from mmt_tune.train import TrainConfig, accepted_options, check_table
+    from mmt_tune.config import TrainConfig, accepted_options
+    from mmt_tune.train import check_table
 
     for configuration in study.configurations:
         options = {k: v for k, v in configuration.fixed.items() if k not in TRIAL_KEYS}

@@ -9,7 +9,7 @@ the parameters that apply to it:
   (``alpha_FLAIR``, ``alpha_DWI`` for MMT-1M on T1WI; the present modalities for MFN-VAE);
 - every other parameter or fixed option applies where the trainer accepts it (``gamma`` only for MMT-1M,
   ``kl_weight`` only for MFN-VAE, ``interaction`` only for MMT, ...), as decided by
-  :meth:`mmt_tune.train.TrainConfig.from_options`, so there is a single source of truth.
+  :meth:`mmt_tune.config.TrainConfig.from_options`, so there is a single source of truth.
 
 Everything is checked before Ray sees it; an error names the file and the key.
 """
@@ -24,7 +24,8 @@ from pathlib import Path
 from mmt_tune._io import parse_yaml
 from mmt_tune.errors import InputError
 from mmt_tune.modalities import MODALITIES
-from mmt_tune.train import TrainConfig
+from mmt_tune import models as _models
+from mmt_tune.config import TrainConfig
 
 TOP_KEYS = {"name", "description", "configurations", "parameters", "fixed"}
 CONFIGURATION_KEYS = {"model", "present"}
@@ -238,13 +239,12 @@ def _parameters(raw, source: str) -> dict[str, Distribution]:
         _unknown(spec, DISTRIBUTION_KEYS, source, f"parameters.{name}.")
         models = spec.get("models")
         if models is not None:
-            from mmt_tune.train import MODELS
-
             if isinstance(models, str):
                 models = [models]
-            if not isinstance(models, list) or not models or any(m not in MODELS for m in models):
+            known = _models.names()
+            if not isinstance(models, list) or not models or any(m not in known for m in models):
                 raise InputError(
-                    f"{where}.models: expected a list of models from {', '.join(MODELS)}, got {models!r}"
+                    f"{where}.models: expected a list of models from {', '.join(known)}, got {models!r}"
                 )
             models = tuple(models)
         kind = spec.get("distribution")

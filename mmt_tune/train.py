@@ -19,197 +19,24 @@ import math
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
+from mmt_tune import models
+from mmt_tune.config import TrainConfig
 from mmt_tune.errors import InputError
 from mmt_tune.metrics import METRICS, all_metrics
-from mmt_tune.modalities import MODALITIES
 from mmt_tune.preprocess import (
     FoldData,
-    PreprocessConfig,
     inner_split,
     make_folds,
     modality_columns_of,
     preprocess_fold,
 )
-
-#: Model name -> number of present modalities it requires (None: any non-empty subset).
-MODELS: dict[str, int | None] = {"mmt2m": 2, "mmt1m": 1, "mfnvae": None, "logreg": None, "forest": None}
-#: The classical baselines (scikit-learn, :mod:`mmt_tune.models.baselines`): no epochs, losses or weights.
-BASELINE_MODELS = ("logreg", "forest")
-
-_MODEL_KEYS = {
-    "mmt": {"d_model", "expansion", "hidden", "dropout", "interaction", "n_layers"},
-    "mfnvae": {"latent", "hidden", "dropout"},
-    "logreg": {"C", "l1_ratio"},
-    "forest": {"n_estimators", "max_depth", "min_samples_leaf", "max_features"},
-}
-_BASELINE_TRAIN_KEYS = {"folds", "seed", "device"}
-#: Learning rate by model when none is given, chosen by the sweep in benchmarks/RESULTS.md (issue 11): MMT does
-#: best at the paper's 1e-5 over 200 epochs (1e-3 overfits: validation loss rises from epoch 1), MFN-VAE at
-#: 1e-4 (1e-5 is still learning at epoch 200).
-DEFAULT_LR = {"mmt2m": 1e-5, "mmt1m": 1e-5, "mfnvae": 1e-4}
-_LOSS_WEIGHT_KEYS = {"beta", "gamma", "kl_weight"}
-_TRAIN_KEYS = {
-    "lr",
-    "weight_decay",
-    "epochs",
-    "batch_size",
-    "early_stopping",
-    "early_stopping_fraction",
-    "kl_warmup",
-    "folds",
-    "seed",
-    "device",
-}
-_PREPROCESS_KEYS = {f.name for f in fields(PreprocessConfig)}
-
-
-def _family(model: str) -> str:
-    return model if model in ("mfnvae", *BASELINE_MODELS) else "mmt"
-
-
-def accepted_options(model: str) -> set[str]:
-    """Option names ``model`` accepts (``alpha_<MOD>`` stands for every reconstruction weight)."""
-    family = _family(model)
-    if family in BASELINE_MODELS:
-        return _BASELINE_TRAIN_KEYS | _MODEL_KEYS[family] | _PREPROCESS_KEYS
-    return _TRAIN_KEYS | _MODEL_KEYS[family] | _PREPROCESS_KEYS | _LOSS_WEIGHT_KEYS | {"alpha_<MOD>"}
-
-
-@dataclass
-class TrainConfig:
-    """One configuration. Defaults follow the paper where it gives them (AdamW, batch 32, 200 epochs)."""
-
-    model: str
-    present: tuple[str, ...]
-    epochs: int = 200
-    batch_size: int = 32
-    folds: int = 5
-    seed: int = 0
-    device: str = "cpu"
-    # None: the model's default from the sweep in benchmarks/RESULTS.md (DEFAULT_LR; README "Method notes").
-    lr: float | None = None
-    weight_decay: float = 1e-2
-    # Patience in epochs; None trains all epochs. Early stopping monitors the classification loss on
-    # ``early_stopping_fraction`` of each fold's training rows, held out (stratified, seeded) before any
-    # fitting, never on the fold's validation rows.
-    early_stopping: int | None = None
-    early_stopping_fraction: float = 0.2
-    kl_warmup: int = 0  # MFN-VAE: epochs over which the KL weight ramps linearly from 0 to kl_weight
-    model_options: dict = field(default_factory=dict)  # d_model, expansion, hidden, dropout, interaction, ...
-    loss_weights: dict = field(default_factory=dict)  # alpha_<MOD>, beta, gamma, kl_weight (default 1)
-    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
-
-    def __post_init__(self) -> None:
-        if self.lr is None:
-            self.lr = DEFAULT_LR.get(self.model, DEFAULT_LR["mmt2m"])
-
-    @property
-    def missing(self) -> tuple[str, ...]:
-        return tuple(m for m in MODALITIES if m not in self.present)
-
-    @property
-    def reconstructed(self) -> tuple[str, ...]:
-        """Modalities whose features the model reconstructs: missing ones (MMT), present ones (MFN-VAE),
-        none (baselines)."""
-        if self.baseline:
-            return ()
-        return self.present if self.model == "mfnvae" else self.missing
-
-    @property
-    def modalities_used(self) -> tuple[str, ...]:
-        """Modalities whose features the fold pipeline must prepare (inputs and reconstruction targets)."""
-        return MODALITIES if self.model in ("mmt2m", "mmt1m") else self.present
-
-    @property
-    def baseline(self) -> bool:
-        return self.model in BASELINE_MODELS
-
-    def validate(self) -> None:
-        if self.model not in MODELS:
-            raise InputError(f"unknown model {self.model!r} (known: {', '.join(MODELS)})")
-        unknown = [m for m in self.present if m not in MODALITIES]
-        if unknown:
-            raise InputError(f"unknown modality {unknown[0]!r} (known: {', '.join(MODALITIES)})")
-        if len(set(self.present)) != len(self.present) or not self.present:
-            raise InputError(f"present modalities must be distinct and non-empty, got {list(self.present)}")
-        need = MODELS[self.model]
-        if need is not None and len(self.present) != need:
-            raise InputError(
-                f"{self.model} needs exactly {need} present modalit{'y' if need == 1 else 'ies'} "
-                f"({3 - need} missing), got present={'+'.join(self.present)}"
-            )
-        for key in self.loss_weights:
-            if self.baseline:
-                raise InputError(f"{key}: {self.model} is a classical baseline without loss weights")
-            if key.startswith("alpha_") and key.removeprefix("alpha_") not in self.reconstructed:
-                raise InputError(
-                    f"{key}: {self.model} with present={'+'.join(self.present)} reconstructs only "
-                    f"{', '.join(self.reconstructed)}"
-                )
-            if key == "gamma" and not (self.model == "mmt1m"):
-                raise InputError("gamma: only MMT-1M has the auxiliary classifier it weights")
-            if key == "kl_weight" and self.model != "mfnvae":
-                raise InputError("kl_weight: only MFN-VAE has a KL term")
-        if self.kl_warmup and self.model != "mfnvae":
-            raise InputError("kl_warmup: only MFN-VAE has a KL term")
-        if not 0.0 < float(self.early_stopping_fraction) < 0.5:
-            raise InputError(
-                f"early_stopping_fraction must be in (0, 0.5), got {self.early_stopping_fraction}"
-            )
-        if not float(self.lr) > 0:
-            raise InputError(f"lr must be positive, got {self.lr}")
-        if self.baseline:
-            from mmt_tune.models.baselines import check_options
-
-            try:
-                check_options(self.model, self.model_options)
-            except ValueError as exc:
-                raise InputError(f"{self.model}: {exc}") from None
-        for name, value in (("epochs", self.epochs), ("batch_size", self.batch_size), ("folds", self.folds)):
-            if int(value) < (2 if name == "folds" else 1):
-                raise InputError(f"{name} must be >= {2 if name == 'folds' else 1}, got {value}")
-
-    @classmethod
-    def from_options(
-        cls, model: str, present: Sequence[str], options: Mapping | None = None, **overrides
-    ) -> TrainConfig:
-        """Build from a flat mapping (a config file or a Tune config); unknown keys are errors naming the key."""
-        options = dict(options or {})
-        # Explicit overrides (command-line options) win over the same key in ``options``.
-        options.update({key: value for key, value in overrides.items() if value is not None})
-        family = _family(model)
-        accepted = accepted_options(model)
-        train, model_options, weights, preprocess = {}, {}, {}, {}
-        for key, value in options.items():
-            is_weight = key.startswith("alpha_") or key in _LOSS_WEIGHT_KEYS
-            if key not in accepted and not (is_weight and "alpha_<MOD>" in accepted):
-                raise InputError(f"unknown option {key!r} for {model} (known: {', '.join(sorted(accepted))})")
-            if key in _TRAIN_KEYS:
-                train[key] = value
-            elif key in _MODEL_KEYS[family]:
-                model_options[key] = value
-            elif is_weight:
-                weights[key] = float(value)
-            else:
-                preprocess[key] = value
-        config = cls(
-            model=model,
-            present=tuple(present),
-            model_options=model_options,
-            loss_weights=weights,
-            preprocess=PreprocessConfig(**preprocess),
-            **train,
-        )
-        config.validate()
-        return config
-
 
 @dataclass
 class TrainResult:
@@ -265,7 +92,7 @@ def train_configuration(
 
         groups = [fold_data]
         probabilities = fit_predict(
-            config.model, config.model_options, fold_data, config.present, config.seed
+            config.spec.estimator, config.model_options, fold_data, config.present, config.seed
         )
         outcomes = [(probabilities, pd.DataFrame(columns=["epoch", "fold", "split"]))]
     else:
@@ -397,11 +224,9 @@ def _schedule(
 
 
 def _build_model(config: TrainConfig, n_models: int, feature_dims: dict[str, int]):
-    from mmt_tune.models import MFNVAE, MMT
-
-    if config.model == "mfnvae":
-        return MFNVAE(n_models, feature_dims, **config.model_options)
-    return MMT(n_models, feature_dims, config.present, **config.model_options)
+    """The registered model's packed module, with its default options under the configured ones."""
+    spec = config.spec
+    return spec.build(n_models, feature_dims, config.present, {**spec.options, **config.model_options})
 
 
 def _fit(
@@ -660,8 +485,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--model",
         required=True,
-        choices=list(MODELS),
-        help="mmt2m, mmt1m, mfnvae, or a baseline: logreg, forest",
+        choices=list(models.names()),
+        help="a registered model (deep or a classical baseline)",
     )
     parser.add_argument("--present", required=True, help="present modalities, e.g. T1WI or T1WI+FLAIR")
     parser.add_argument(

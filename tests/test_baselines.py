@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make_table
+from helpers import make_table
 
 from mmt_tune import train as train_cli
 from mmt_tune.errors import InputError

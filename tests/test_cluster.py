@@ -7,7 +7,7 @@ import re
 
 import pytest
 import yaml
-from conftest import REPO
+from helpers import REPO
 
 CONFIGS = ["cluster.yaml", "cluster-onprem.yaml"]
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from mmt_tune.modalities import MODALITIES
-from mmt_tune.models import MFNVAE, MMT
+from mmt_tune.models.mmt import MMT
+from mmt_tune.models.vae import MFNVAE
 from mmt_tune.models.blocks import Dropout, NoiseSource, initialize
 from mmt_tune.models.losses import loss_terms, loss_weight, weighted_total
 

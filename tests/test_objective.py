@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_table
+from helpers import make_table
 
 from mmt_tune.metrics import METRICS, all_metrics
 from mmt_tune.train import TrainConfig, train_configuration

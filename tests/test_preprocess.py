@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_table
+from helpers import make_table
 
 from mmt_tune.errors import InputError
 from mmt_tune.preprocess import PreprocessConfig, make_folds, modality_columns_of, preprocess_fold

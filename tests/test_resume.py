@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import make_table
+from helpers import make_table
 
 
 def _reports(trial_dir: Path) -> list[dict]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from conftest import make_table
+from helpers import make_table
 
 from mmt_tune.metrics import METRICS
 from mmt_tune.search import PerConfigurationSearch
@@ -430,7 +430,7 @@ def test_resume_refuses_arguments_that_change_the_study(tmp_path):
 PRIVACY_STUDY = """
 import sys
 sys.path.insert(0, {tests!r})
-from conftest import make_table
+from helpers import make_table
 from mmt_tune.data.table import write_feature_table
 from mmt_tune.run import run_study
 write_feature_table(make_table(40, signal={{"DWI": 1.5}}), {features!r}, {{}})

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 import torch
 import torch.nn.functional as F
 
+from mmt_tune.models import TERM_WEIGHTS
+
 
 def _masked_mean(values: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     """Mean over rows (dim 1) of ``values [n, batch]`` where ``rows`` is 1; 0 for a slice with no rows."""
@@ -77,6 +79,8 @@ def weighted_total(terms: Mapping[str, torch.Tensor], weights: Mapping[str, floa
 
 
 def loss_weight(term: str, weights: Mapping[str, float]) -> float:
+    """The weight of ``term`` (named as in :data:`mmt_tune.models.TERM_WEIGHTS`), 1 when none is given."""
     if term.startswith("reconstruction_"):
-        return float(weights.get(f"alpha_{term.removeprefix('reconstruction_')}", 1.0))
-    return float(weights.get({"classification": "beta", "auxiliary": "gamma", "kl": "kl_weight"}[term], 1.0))
+        modality = term.removeprefix("reconstruction_")
+        return float(weights.get(TERM_WEIGHTS["reconstruction_<MOD>"].replace("<MOD>", modality), 1.0))
+    return float(weights.get(TERM_WEIGHTS[term], 1.0))

@@ -17,7 +17,7 @@ import csv
 
 import pytest
 import yaml
-from conftest import SHARED
+from helpers import SHARED
 
 from mmt_tune.data.extract import extract_features
 
