@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 
 from analysis.results import (
-    baseline_models,
     CONFIG_PREFIX,
     Study,
+    baseline_models,
     complete_trials,
     configurations_in,
     load_study,
@@ -41,6 +41,7 @@ from mmt_tune import models
 from mmt_tune.errors import InputError
 from mmt_tune.metrics import METRICS
 from mmt_tune.modalities import MODALITIES
+from mmt_tune.study.records import rank_trials
 
 FULL = "+".join(MODALITIES)
 #: The paper's headline pair: its one-missing proposed model and the reference it is compared with.
@@ -111,13 +112,7 @@ def aggregate(study: Study, objective: str = "auc") -> MetricsResult:
             notes.append(f"{model}/{present}: no complete trials")
             rows.append({"model": model, "present": present, "trial_id": None, "n_trials": 0})
             continue
-        # Highest mean objective; ties go to the trial with the smaller spread over folds, then the id.
-        ranked = candidates.sort_values(
-            [f"{objective}_mean", f"{objective}_std", "trial_id"],
-            ascending=[False, True, True],
-            kind="stable",
-        )
-        best = ranked.iloc[0].to_dict()
+        best = rank_trials(candidates, objective).iloc[0].to_dict()
         best["n_trials"] = len(candidates)
         rows.append(best)
         fold_frames.append(
@@ -338,7 +333,7 @@ def write_metrics(result: MetricsResult, study: Study, out: Path, plots: bool = 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from analysis.importance import HelpFormatter, add_common_arguments
+    from analysis.cli import HelpFormatter, add_common_arguments
 
     parser = argparse.ArgumentParser(
         prog="python -m analysis.metrics",
@@ -351,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from analysis.importance import default_out
+    from analysis.cli import default_out
     from analysis.tables import to_markdown
 
     args = build_parser().parse_args(argv)

@@ -17,7 +17,7 @@ from mmt_tune.metrics import METRICS
 from mmt_tune.modalities import MODALITIES
 
 if TYPE_CHECKING:
-    from analysis.importance import ImportanceResult
+    from analysis.importance.study import ImportanceResult
     from analysis.metrics import MetricsResult
 
 DPI = 120
@@ -87,19 +87,19 @@ def marginals(result: ImportanceResult, path: Path) -> Path:
     fig, axes = plt.subplots(
         len(analysed), columns, figsize=(3.2 * columns, 2.4 * len(analysed)), squeeze=False
     )
-    specs = {(c.key, s.name): s for c in analysed for s in c.specs}
+    params = {(c.key, name): d for c in analysed for name, d in c.params.items()}
     for row, c in zip(axes, analysed, strict=True):
         names = [n for n in c.main if n in c.marginals]
         names.sort(key=lambda n: -c.main[n][0])
         for ax, name in zip(row, names, strict=False):
             x, mean, std = c.marginals[name]
-            spec = specs[(c.key, name)]
-            if spec.categorical:
-                ax.errorbar([str(v) for v in spec.choices], mean, yerr=std, fmt="o", capsize=3)
+            distribution = params[(c.key, name)]
+            if distribution.categorical:
+                ax.errorbar([str(v) for v in distribution.values], mean, yerr=std, fmt="o", capsize=3)
             else:
                 ax.plot(x, mean, color="#C44E52")
                 ax.fill_between(x, mean - std, mean + std, color="#C44E52", alpha=0.2)
-                if spec.log:
+                if distribution.log:
                     ax.set_xscale("log")
             ax.set_xlabel(name, fontsize=8)
             ax.set_title(f"{_title(c.model, c.present)}: {c.main[name][0]:.2f}", fontsize=8)

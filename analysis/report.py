@@ -17,14 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.importance import (
-    ImportanceOptions,
-    ImportanceResult,
-    default_out,
-    importance,
-    options_from,
-    write_importance,
-)
+from analysis.cli import default_out
+from analysis.importance import ImportanceOptions, ImportanceResult, importance, write_importance
+from analysis.importance.cli import options_from
 from analysis.metrics import MetricsResult, aggregate, headline, write_metrics
 from analysis.results import Study, load_study
 from analysis.tables import to_markdown
@@ -177,7 +172,7 @@ def _summary(study: Study) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from analysis.importance import build_parser as importance_parser
+    from analysis.importance.cli import build_parser as importance_parser
 
     parser = importance_parser()
     parser.prog = "python -m analysis.report"

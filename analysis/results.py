@@ -25,25 +25,15 @@ from mmt_tune import models
 from mmt_tune.errors import InputError
 from mmt_tune.metrics import METRICS
 from mmt_tune.modalities import MODALITIES
+from mmt_tune.spaces import Distribution, load_space
+from mmt_tune.study.records import (  # noqa: F401 - the contract, re-exported for the analysis
+    CONFIG_PREFIX,
+    STATUSES,
+    complete_trials,
+    per_trial,
+)
 
 REQUIRED = ("model", "present", "trial_id", "fold")
-CONFIG_PREFIX = "config/"
-#: Trial statuses of the contract: finished, failed, stopped early by the scheduler.
-STATUSES = ("ok", "error", "stopped")
-
-
-@dataclass(frozen=True)
-class ParameterBounds:
-    """A searched parameter's distribution as the sampler saw it (from ``space.json`` or a search space)."""
-
-    distribution: str  # loguniform, uniform, int, choice
-    low: float | None = None
-    high: float | None = None
-    values: tuple | None = None
-
-    @property
-    def log(self) -> bool:
-        return self.distribution == "loguniform"
 
 
 @dataclass
@@ -54,7 +44,7 @@ class Study:
     trials: pd.DataFrame
     losses: pd.DataFrame | None = None
     predictions: pd.DataFrame | None = None
-    space: dict[str, dict[str, ParameterBounds]] = field(default_factory=dict)
+    space: dict[str, dict[str, Distribution]] = field(default_factory=dict)
 
 
 def configuration_key(model: str, present: str) -> str:
@@ -209,7 +199,7 @@ def _read_optional(path: Path) -> pd.DataFrame | None:
         ) from None
 
 
-def read_space(path: str | Path) -> dict[str, dict[str, ParameterBounds]]:
+def read_space(path: str | Path) -> dict[str, dict[str, Distribution]]:
     """Parameter bounds per configuration from a study's ``space.json`` or a search-space YAML."""
     path = Path(path)
     if path.suffix == ".json":
@@ -217,57 +207,15 @@ def read_space(path: str | Path) -> dict[str, dict[str, ParameterBounds]]:
             raw = json.loads(path.read_text())
             configurations = raw["configurations"]
             return {
-                key: {name: _bounds(spec) for name, spec in parameters.items()}
+                key: {name: Distribution.from_json(spec) for name, spec in parameters.items()}
                 for key, parameters in configurations.items()
             }
         except FileNotFoundError:
             raise InputError(f"{path}: no such file") from None
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise InputError(f"{path}: not a study's space.json ({type(exc).__name__}: {exc})") from None
-    # A search-space YAML (or shipped name): validated by mmt_tune.spaces, which needs the trainer (torch).
-    from mmt_tune.spaces import load_space
-
-    return {
-        c.key: {name: ParameterBounds(d.kind, d.low, d.high, d.values) for name, d in c.parameters.items()}
-        for c in load_space(path).configurations
-    }
-
-
-def _bounds(spec: dict) -> ParameterBounds:
-    values = spec.get("values")
-    return ParameterBounds(
-        str(spec["distribution"]),
-        None if spec.get("low") is None else float(spec["low"]),
-        None if spec.get("high") is None else float(spec["high"]),
-        tuple(values) if values is not None else None,
-    )
-
-
-def complete_trials(trials: pd.DataFrame, objective: str) -> pd.DataFrame:
-    """Rows of trials that finished (status ok) with the objective defined on every fold."""
-    ok = trials[trials["status"] == "ok"]
-    keys = ["model", "present", "trial_id"]
-    incomplete = ok[objective].isna().groupby([ok[k] for k in keys]).transform("any")
-    return ok[~incomplete.to_numpy(dtype=bool)]
-
-
-def per_trial(trials: pd.DataFrame, objective: str = "auc") -> pd.DataFrame:
-    """One row per complete trial: model, present, trial_id, its hyperparameters, and mean/std of each metric
-    over folds (``<metric>_mean``, ``<metric>_std``; population std, ddof=0, as the trainer reports it)."""
-    complete = complete_trials(trials, objective)
-    keys = ["model", "present", "trial_id"]
-    configs = [c for c in trials.columns if c.startswith(CONFIG_PREFIX)]
-    grouped = complete.groupby(keys, sort=False)
-    metrics = grouped[list(METRICS)]
-    means, stds = metrics.mean(), metrics.std(ddof=0)
-    stats = pd.concat(
-        [means.add_suffix("_mean"), stds.add_suffix("_std"), grouped[objective].count().rename("n_folds")],
-        axis=1,
-    )
-    stats = stats[[c for m in METRICS for c in (f"{m}_mean", f"{m}_std")] + ["n_folds"]]
-    if configs:
-        stats = stats.join(grouped[configs].first())
-    return stats.reset_index()
+    # A search-space YAML (or a shipped name), validated by mmt_tune.spaces.
+    return {c.key: dict(c.parameters) for c in load_space(path).configurations}
 
 
 def configurations_in(trials: pd.DataFrame, space: dict | None = None) -> list[tuple[str, str]]:

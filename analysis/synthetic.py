@@ -20,8 +20,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from analysis.results import ParameterBounds
 from mmt_tune.metrics import METRICS
+from mmt_tune.spaces import Distribution
 
 #: Coefficients by parameter name (``alpha_*`` for every reconstruction weight): the classification weight
 #: matters most, as in the paper's Table 3.
@@ -46,7 +46,7 @@ def analytic_importance(
     return {p: v / total for p, v in variances.items()}, pure / total
 
 
-def _unit_to_value(u: np.ndarray, bounds: ParameterBounds) -> np.ndarray:
+def _unit_to_value(u: np.ndarray, bounds: Distribution) -> np.ndarray:
     if bounds.log:
         low, high = math.log10(bounds.low), math.log10(bounds.high)
         return 10 ** (low + u * (high - low))
@@ -54,7 +54,7 @@ def _unit_to_value(u: np.ndarray, bounds: ParameterBounds) -> np.ndarray:
 
 
 def synthetic_trials(
-    space: Mapping[str, Mapping[str, ParameterBounds]],
+    space: Mapping[str, Mapping[str, Distribution]],
     n_trials: int,
     *,
     folds: int = 5,
@@ -102,7 +102,7 @@ def synthetic_trials(
     return pd.concat(frames, ignore_index=True)
 
 
-def paper_space() -> dict[str, dict[str, ParameterBounds]]:
+def paper_space() -> dict[str, dict[str, Distribution]]:
     """The bounds of the shipped ``paper`` search space (all 13 configurations of Table 2)."""
     from analysis.results import read_space
     from mmt_tune.spaces import resolve_space

@@ -32,7 +32,7 @@ TARGET = 0.02
 
 def features_for(dataset: str, storage: Path) -> Path:
     if dataset == "phantom":
-        from mmt_tune.run import phantom_features
+        from mmt_tune.data.phantom import phantom_features
 
         return phantom_features(progress=False)
     from mmt_tune.data.public import breast_cancer_table
@@ -94,7 +94,7 @@ def main(argv=None) -> int:
 
     from analysis.metrics import aggregate
     from analysis.results import load_study
-    from mmt_tune.run import run_study
+    from mmt_tune.study import run_study
 
     args.storage.mkdir(parents=True, exist_ok=True)
     lines = []

@@ -29,23 +29,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import report  # noqa: E402
 
 
-def baseline_fanova(X, y, specs, pair_params) -> tuple[float, dict[str, float]]:
+def baseline_fanova(X, y, params, pair_params) -> tuple[float, dict[str, float]]:
     """fanova as documented, defaults untouched: main effects of every parameter, then the same pairs."""
     import pandas as pd
 
-    from analysis._compat import import_fanova
+    from analysis.importance.fanova import import_fanova
 
     fANOVA, ConfigSpace = import_fanova()
     space = ConfigSpace.ConfigurationSpace()
-    for spec in specs:
-        space.add(ConfigSpace.UniformFloatHyperparameter(spec.name, *spec.encoded_bounds))
+    for name, distribution in params.items():
+        space.add(ConfigSpace.UniformFloatHyperparameter(name, *distribution.encoded_bounds))
     start = time.perf_counter()
-    model = fANOVA(pd.DataFrame(X, columns=[s.name for s in specs]), y, config_space=space, seed=0)
+    model = fANOVA(pd.DataFrame(X, columns=list(params)), y, config_space=space, seed=0)
     order = list(space.keys())
     main = {}
-    for spec in specs:
-        dim = order.index(spec.name)
-        main[spec.name] = model.quantify_importance((dim,))[(dim,)]["individual importance"]
+    for name in params:
+        dim = order.index(name)
+        main[name] = model.quantify_importance((dim,))[(dim,)]["individual importance"]
     model.get_most_important_pairwise_marginals(params=pair_params)
     return time.perf_counter() - start, main
 
@@ -58,8 +58,10 @@ def main() -> int:
     parser.add_argument("--record", action="store_true", help="write the figures into benchmarks/RESULTS.md")
     args = parser.parse_args()
 
-    from analysis._engines import ForestSettings, fanova_importance, optuna_importance
-    from analysis.importance import ImportanceOptions, _prepare, importance, write_importance
+    from analysis.importance import ForestSettings, ImportanceOptions, importance, write_importance
+    from analysis.importance.fanova import FanovaImportanceEvaluator
+    from analysis.importance.optuna_fanova import OptunaImportanceEvaluator
+    from analysis.importance.study import _prepare
     from analysis.metrics import aggregate, write_metrics
     from analysis.results import load_study
     from analysis.synthetic import analytic_importance, paper_space, synthetic_trials
@@ -70,15 +72,7 @@ def main() -> int:
     trials.to_parquet(work / "trials.parquet")
     (work / "space.json").write_text(
         json.dumps(
-            {
-                "configurations": {
-                    key: {
-                        n: {"distribution": b.distribution, "low": b.low, "high": b.high}
-                        for n, b in p.items()
-                    }
-                    for key, p in space.items()
-                }
-            }
+            {"configurations": {key: {n: b.to_json() for n, b in p.items()} for key, p in space.items()}}
         )
     )
 
@@ -106,22 +100,23 @@ def main() -> int:
         model, _, present = key.partition("/")
         _, job = _prepare(study, model, present, options)
         start = time.perf_counter()
-        ours = fanova_importance(job.X, job.y, job.specs, 0, job.forest, grid_points=options.grid_points)
+        engine = FanovaImportanceEvaluator(job.forest, grid_points=options.grid_points)
+        ours = engine.evaluate(job.X, job.y, job.params, 0)
         ours_seconds = time.perf_counter() - start
         pairs = sorted({p for pair in ours.pairs for p in pair})
-        base_seconds, base_main = baseline_fanova(job.X, job.y, job.specs, pairs)
+        base_seconds, base_main = baseline_fanova(job.X, job.y, job.params, pairs)
         expected, _ = analytic_importance(list(space[key]))
         base_error = max(abs(base_main[n] - v) for n, v in expected.items())
         ours_error = max(abs(ours.main[n] - v) for n, v in expected.items())
         lines.append(
-            f"| {key} | {len(job.specs)} | {base_seconds:.2f} s | {ours_seconds:.2f} s | "
+            f"| {key} | {len(job.params)} | {base_seconds:.2f} s | {ours_seconds:.2f} s | "
             f"{base_seconds / ours_seconds:.1f}x | {base_error:.3f} | {ours_error:.3f} |"
         )
 
     # 3. Optuna's evaluator, one configuration, one seed
     _, job = _prepare(study, "mmt2m", "T1WI+FLAIR", options)
     start = time.perf_counter()
-    optuna_importance(job.X, job.y, job.specs, 0, ForestSettings(n_trees=16))
+    OptunaImportanceEvaluator(ForestSettings(n_trees=16)).evaluate(job.X, job.y, job.params, 0)
     optuna_seconds = time.perf_counter() - start
 
     n_rows = len(trials)

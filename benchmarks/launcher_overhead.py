@@ -32,9 +32,10 @@ def main() -> int:
     import ray
     from ray import tune
 
-    from mmt_tune.run import phantom_features, run_study
-    from mmt_tune.search import PerConfigurationSearch
+    from mmt_tune.data.phantom import phantom_features
     from mmt_tune.spaces import load_space
+    from mmt_tune.study import run_study
+    from mmt_tune.study.search import PerConfigurationSearch
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

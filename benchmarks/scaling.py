@@ -31,7 +31,7 @@ def one_size(workers: int, manifest: Path, features: Path, args, work: Path) -> 
     from ray.cluster_utils import Cluster
 
     from mmt_tune.data.extract import extract_features
-    from mmt_tune.run import run_study
+    from mmt_tune.study import run_study
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
     try:
@@ -81,8 +81,8 @@ def main() -> int:
     parser.add_argument("--record", action="store_true", help="write the figures into benchmarks/RESULTS.md")
     args = parser.parse_args()
 
+    from mmt_tune.data.phantom import phantom_features
     from mmt_tune.data.synth import PhantomConfig, generate_cohort
-    from mmt_tune.run import phantom_features
 
     work = Path(tempfile.mkdtemp(prefix="mmt-bench-scaling-"))
     n_sclc = round(args.patients * 100 / 279)

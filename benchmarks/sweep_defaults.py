@@ -53,8 +53,8 @@ def load(dataset: str) -> pd.DataFrame:
         from mmt_tune.data.public import breast_cancer_table
 
         return breast_cancer_table()
+    from mmt_tune.data.phantom import phantom_features
     from mmt_tune.data.table import read_feature_table
-    from mmt_tune.run import phantom_features
 
     return read_feature_table(phantom_features(progress=False))[0]
 

@@ -32,8 +32,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import report  # noqa: E402
 
+from mmt_tune.data.phantom import prepare_phantom  # noqa: E402
 from mmt_tune.data.table import read_feature_table  # noqa: E402
-from mmt_tune.demo import prepare_phantom  # noqa: E402
 from mmt_tune.train import TrainConfig, train_configuration  # noqa: E402
 
 CASES = [("mmt1m", ("T1WI",)), ("mfnvae", ("T1WI", "FLAIR", "DWI"))]

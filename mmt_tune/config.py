@@ -17,8 +17,8 @@ from dataclasses import dataclass, field, fields
 
 from mmt_tune import models
 from mmt_tune.errors import InputError
-from mmt_tune.models import ModelSpec
 from mmt_tune.modalities import MODALITIES
+from mmt_tune.models import ModelSpec
 
 
 @dataclass(frozen=True)

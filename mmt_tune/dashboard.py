@@ -22,6 +22,7 @@ from mmt_tune.errors import InputError
 from mmt_tune.metrics import METRICS
 from mmt_tune.modalities import MODALITIES
 
+
 def hyperparameters() -> list[str]:
     """The searched values a panel plots: lr and every registered model's loss weights, per modality."""
     names = ["lr"]

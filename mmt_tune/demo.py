@@ -13,30 +13,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
 
+from mmt_tune.data.phantom import prepare_phantom
 from mmt_tune.errors import InputError
 from mmt_tune.modalities import MODALITIES
-
-
-def prepare_phantom(out: Path, patients: int | None, seed: int, progress: bool) -> Path:
-    """The phantom cohort's manifest under ``out``, generated unless an identical one is already there."""
-    from mmt_tune.data.synth import build_parser, config_from_args, generate_cohort
-
-    argv = ["--out", str(out), "--seed", str(seed)] + (["--patients", str(patients)] if patients else [])
-    config = config_from_args(build_parser().parse_args(argv))
-    manifest, recorded = out / "manifest.csv", out / "cohort.json"
-    if manifest.is_file() and recorded.is_file():
-        previous = json.loads(recorded.read_text())
-        previous.pop("generator", None)
-        if previous == json.loads(json.dumps(asdict(config))):
-            return manifest
-    return generate_cohort(out, config, progress=progress)
 
 
 def signal_check(features: Path, folds: int = 5, seed: int = 0):
@@ -95,7 +79,7 @@ def run_demo_study(features: Path, out: Path, space: str, samples: int, seed: in
     from analysis.importance import ImportanceOptions
     from analysis.report import write_report
     from analysis.results import load_study
-    from mmt_tune.run import run_study
+    from mmt_tune.study import run_study
 
     experiment = (out / "results" / space).resolve()
     resume = experiment.is_dir() and tune.Tuner.can_restore(str(experiment))

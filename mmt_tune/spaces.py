@@ -21,11 +21,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from mmt_tune import models as _models
 from mmt_tune._io import parse_yaml
+from mmt_tune.config import TrainConfig
 from mmt_tune.errors import InputError
 from mmt_tune.modalities import MODALITIES
-from mmt_tune import models as _models
-from mmt_tune.config import TrainConfig
 
 TOP_KEYS = {"name", "description", "configurations", "parameters", "fixed"}
 CONFIGURATION_KEYS = {"model", "present"}
@@ -37,17 +39,27 @@ SHIPPED_DIR = Path(__file__).resolve().parents[1] / "search_spaces"
 
 @dataclass(frozen=True)
 class Distribution:
-    """One searched parameter: its distribution and true bounds (the analysis needs them, log scale included)."""
+    """One searched parameter's distribution, from the YAML to the importance engines.
 
-    kind: str
+    The sampler gets it as an Optuna or Tune domain (:meth:`to_optuna`, :meth:`to_tune`); ``space.json``
+    stores it (:meth:`to_json`, :meth:`from_json`); the importance engines see its values encoded on the
+    scale it was sampled on (:meth:`encode`: ``log10`` for a loguniform, the index for a choice), because
+    fANOVA integrates over that box with a uniform measure.
+    """
+
+    kind: str  # loguniform, uniform, int, choice
     low: float | None = None
     high: float | None = None
-    values: tuple | None = None
+    values: tuple | None = None  # a choice's values
     models: tuple[str, ...] | None = None  # only these models search it (None: every model that accepts it)
 
     @property
     def log(self) -> bool:
         return self.kind == "loguniform"
+
+    @property
+    def categorical(self) -> bool:
+        return self.kind == "choice"
 
     def example(self):
         """A valid value (used to check where the parameter applies)."""
@@ -72,6 +84,48 @@ class Distribution:
         if self.kind == "int":
             return tune.randint(int(self.low), int(self.high) + 1)
         return (tune.loguniform if self.log else tune.uniform)(float(self.low), float(self.high))
+
+    def to_json(self) -> dict:
+        """What ``space.json`` records (the sampler's true bounds and scale)."""
+        return {"distribution": self.kind, "low": self.low, "high": self.high, "values": self.values}
+
+    @classmethod
+    def from_json(cls, spec: Mapping) -> Distribution:
+        values = spec.get("values")
+        return cls(
+            str(spec["distribution"]),
+            None if spec.get("low") is None else float(spec["low"]),
+            None if spec.get("high") is None else float(spec["high"]),
+            tuple(values) if values is not None else None,
+        )
+
+    # --------------------------------------------------------------- the encoding the engines see
+    @property
+    def encoded_bounds(self) -> tuple[float, float]:
+        if self.categorical:
+            return 0.0, float(len(self.values) - 1)
+        if self.log:
+            return math.log10(self.low), math.log10(self.high)
+        return float(self.low), float(self.high)
+
+    def encode(self, values) -> np.ndarray:
+        """Values on the sampled scale: ``log10`` for a loguniform, the index of the value for a choice."""
+        if self.categorical:
+            index = {str(c): i for i, c in enumerate(self.values)}
+            return np.array([index[str(v)] for v in values], dtype=float)
+        values = np.asarray(values, dtype=float)
+        encoded = np.log10(values) if self.log else values
+        # Values were checked against the bounds; the clip only absorbs log10 rounding at the ends.
+        return np.clip(encoded, *self.encoded_bounds)
+
+    def decode(self, encoded: np.ndarray) -> np.ndarray:
+        return 10.0**encoded if self.log else encoded
+
+    def grid(self, points: int) -> np.ndarray:
+        """Encoded values at which to draw a marginal curve: every choice, or an even grid over the bounds."""
+        if self.categorical:
+            return np.arange(len(self.values), dtype=float)
+        return np.linspace(*self.encoded_bounds, points)
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from mmt_tune.preprocess import (
     preprocess_fold,
 )
 
+
 @dataclass
 class TrainResult:
     folds: pd.DataFrame  # one row per fold: fold, sizes, the five metrics

@@ -36,21 +36,21 @@ class Mutant:
 MUTANTS = [
     Mutant(
         "Tune minimises the objective (mode='min')",
-        "mmt_tune/run.py",
+        "mmt_tune/study/launcher.py",
         'metric="auc",\n                mode="max",',
         'metric="auc",\n                mode="min",',
         ("tests/test_objective.py",),
     ),
     Mutant(
         "the trial's objective is fold 0's AUC, not the fold mean",
-        "mmt_tune/trainable.py",
+        "mmt_tune/study/trainable.py",
         "        final[metric] = mean\n",
         "        final[metric] = float(result.folds[metric].iloc[0])\n",
         ("tests/test_objective.py",),
     ),
     Mutant(
         "the per-epoch AUC (ASHA's signal) counts padded rows",
-        "mmt_tune/trainable.py",
+        "mmt_tune/study/trainable.py",
         'auc(labels[i, :n], probabilities[i, :n]) for i, n in enumerate(info["val_counts"])',
         'auc(labels[i], probabilities[i]) for i, n in enumerate(info["val_counts"])',
         ("tests/test_objective.py",),
@@ -86,7 +86,7 @@ MUTANTS = [
     ),
     Mutant(
         "StudyResult.best() picks the worst trial",
-        "mmt_tune/run.py",
+        "mmt_tune/study/launcher.py",
         '.groupby(level=["model", "present"]).idxmax()',
         '.groupby(level=["model", "present"]).idxmin()',
         ("tests/test_objective.py",),

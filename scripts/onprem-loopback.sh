@@ -77,7 +77,7 @@ parameters:
 fixed: {epochs: 3, folds: 2}
 EOF
 cp "$WORK/two-trials.yaml" "$SHARED/"
-FEATURES=$("$VENV/bin/python" -c 'from mmt_tune.run import phantom_features; print(phantom_features(60, progress=False))')
+FEATURES=$("$VENV/bin/python" -c 'from mmt_tune.data.phantom import phantom_features; print(phantom_features(60, progress=False))')
 cp "$FEATURES" "$SHARED/features.parquet"
 
 echo "== 3. ray up (SSH to 127.0.0.1, copy, setup, start Ray)"

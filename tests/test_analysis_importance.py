@@ -10,16 +10,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.importance import ImportanceOptions, importance, main, write_importance
-from analysis.results import ParameterBounds, Study, load_study
+from analysis.importance import ImportanceOptions, importance, write_importance
+from analysis.importance.cli import main
+from analysis.results import Study, load_study
 from analysis.synthetic import analytic_importance, synthetic_trials
 from mmt_tune.errors import InputError
+from mmt_tune.spaces import Distribution
 
 # The paper's ranges for one MMT-2M configuration: lr log-uniform, loss weights uniform.
 PAPER_MMT2M = {
-    "lr": ParameterBounds("loguniform", 1e-6, 1e-5),
-    "alpha_DWI": ParameterBounds("uniform", 0.1, 1.0),
-    "beta": ParameterBounds("uniform", 0.1, 1.0),
+    "lr": Distribution("loguniform", 1e-6, 1e-5),
+    "alpha_DWI": Distribution("uniform", 0.1, 1.0),
+    "beta": Distribution("uniform", 0.1, 1.0),
 }
 KEY = "mmt2m/T1WI+FLAIR"
 
@@ -29,13 +31,7 @@ def study_of(trials: pd.DataFrame, space: dict | None) -> Study:
 
 
 def write_space(folder, space: dict) -> None:
-    spec = {
-        key: {
-            name: {"distribution": b.distribution, "low": b.low, "high": b.high, "values": b.values}
-            for name, b in parameters.items()
-        }
-        for key, parameters in space.items()
-    }
+    spec = {key: {name: b.to_json() for name, b in parameters.items()} for key, parameters in space.items()}
     (folder / "space.json").write_text(json.dumps({"study": "t", "configurations": spec}))
 
 
@@ -76,7 +72,7 @@ def test_main_effects_match_the_analytic_decomposition(engine, seeds):
 def test_a_log_scaled_parameter_analysed_on_a_linear_scale_misses_the_tolerance():
     """The check above can fail: declare lr uniform (linear) and its importance leaves the tolerance."""
     trials = synthetic_trials({KEY: PAPER_MMT2M}, 600, seed=1)
-    linear = {**PAPER_MMT2M, "lr": ParameterBounds("uniform", 1e-6, 1e-5)}
+    linear = {**PAPER_MMT2M, "lr": Distribution("uniform", 1e-6, 1e-5)}
     result = importance(study_of(trials, {KEY: linear}), ImportanceOptions(seeds=1, jobs=1), progress=False)
     expected, _ = analytic_importance(list(PAPER_MMT2M))
     assert abs(result.configurations[0].main["lr"][0] - expected["lr"]) > TOLERANCE
@@ -165,16 +161,16 @@ def test_without_a_space_bounds_are_inferred_and_said_so():
     trials = synthetic_trials({KEY: PAPER_MMT2M}, 40, seed=4)
     result = importance(study_of(trials, None), ImportanceOptions(seeds=1, jobs=1), progress=False)
     (configuration,) = result.configurations
-    specs = {s.name: s for s in configuration.specs}
-    assert specs["lr"].log and not specs["beta"].log  # two decades sampled -> log scale
-    assert set(specs) == set(PAPER_MMT2M)  # epochs and seed are fixed for the study: not analysed
+    params = configuration.params
+    assert params["lr"].log and not params["beta"].log  # two decades sampled -> log scale
+    assert set(params) == set(PAPER_MMT2M)  # epochs and seed are fixed for the study: not analysed
     assert any("no space.json" in note for note in result.notes)
     assert any(note.startswith("fixed for every trial") and "epochs=200" in note for note in result.notes)
 
 
 def test_values_outside_the_space_are_an_error():
     trials = synthetic_trials({KEY: PAPER_MMT2M}, 20, seed=5)
-    narrow = {**PAPER_MMT2M, "beta": ParameterBounds("uniform", 0.5, 1.0)}
+    narrow = {**PAPER_MMT2M, "beta": Distribution("uniform", 0.5, 1.0)}
     with pytest.raises(InputError, match=r"beta has values .* outside the search space's bounds 0.5..1"):
         importance(study_of(trials, {KEY: narrow}), ImportanceOptions(seeds=1, jobs=1), progress=False)
 

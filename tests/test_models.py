@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from mmt_tune.modalities import MODALITIES
-from mmt_tune.models.mmt import MMT
-from mmt_tune.models.vae import MFNVAE
 from mmt_tune.models.blocks import Dropout, NoiseSource, initialize
 from mmt_tune.models.losses import loss_terms, loss_weight, weighted_total
+from mmt_tune.models.mmt import MMT
+from mmt_tune.models.vae import MFNVAE
 
 DIMS = {"T1WI": 7, "FLAIR": 5, "DWI": 6}
 K, BATCH = 3, 4

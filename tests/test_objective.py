@@ -17,7 +17,7 @@ SMALL = {"d_model": 16, "hidden": 32, "k": 6}
 def test_each_epoch_auc_ignores_the_padded_rows_of_shorter_folds():
     """91 rows in 3 folds: validation lengths 31/30/30, so two folds are padded inside the pack. The
     per-epoch AUC (ASHA's signal) must equal the AUC of the real out-of-fold predictions."""
-    from mmt_tune.trainable import epoch_auc
+    from mmt_tune.study.trainable import epoch_auc
 
     table = make_table(91, signal={"DWI": 1.0})
     last = {}
@@ -32,7 +32,7 @@ def test_each_epoch_auc_ignores_the_padded_rows_of_shorter_folds():
 
 
 def test_the_objective_is_the_mean_over_folds():
-    from mmt_tune.trainable import final_report
+    from mmt_tune.study.trainable import final_report
 
     table = make_table(90, signal={"DWI": 1.0})
     result = train_configuration(table, TrainConfig.from_options("logreg", ("DWI",), {}, folds=3))
@@ -63,11 +63,16 @@ def test_every_trial_of_a_study_sees_the_same_stratified_folds():
     assert not other.predictions.set_index("row")["fold"].equals(assignments[0])
 
 
-def test_best_returns_the_highest_mean_over_folds():
-    from mmt_tune.run import StudyResult
+def test_best_returns_the_highest_mean_over_folds_and_the_analysis_agrees():
+    """One definition of the best trial: highest mean, ties to the smaller spread over folds, then the id;
+    the launcher's summary and the analysis's Table 2 use it both."""
+    from analysis.metrics import aggregate
+    from analysis.results import Study
+    from mmt_tune.study import StudyResult
 
     rows = []
-    for trial, aucs in {"low": [0.6, 0.62], "high": [0.8, 0.7], "middle": [0.7, 0.72]}.items():
+    trials = {"low": [0.6, 0.62], "high": [0.8, 0.7], "steady": [0.75, 0.75], "middle": [0.7, 0.72]}
+    for trial, aucs in trials.items():
         for fold, value in enumerate(aucs):
             rows.append(
                 {
@@ -89,9 +94,13 @@ def test_best_returns_the_highest_mean_over_folds():
             **{m: np.nan for m in METRICS},
         }
     )
-    best = StudyResult(None, pd.DataFrame(rows)).best()
-    assert best.index.get_level_values("trial_id").tolist() == ["high"]
-    assert best[("auc", "mean")].item() == pytest.approx(0.75)
+    table = pd.DataFrame(rows)
+    best = StudyResult(None, table).best()
+    assert best["trial_id"].tolist() == ["steady"], "a tie on the mean goes to the smaller spread"
+    assert best["auc_mean"].item() == pytest.approx(0.75) and best["auc_std"].item() == 0.0
+    table.loc[table["trial_id"] == "steady", "auc"] = [0.74, 0.74]
+    assert StudyResult(None, table).best()["trial_id"].tolist() == ["high"]
+    assert aggregate(Study("t", table), "auc").best["trial_id"].tolist() == ["high"]
 
 
 def test_a_probability_of_exactly_one_half_is_a_positive_prediction():
@@ -103,21 +112,21 @@ def test_the_study_maximises_its_objective():
     """Every configuration's Optuna study maximises the mean AUC, and so does the launcher's Tune config."""
     import inspect
 
-    from mmt_tune import run
-    from mmt_tune.search import PerConfigurationSearch
     from mmt_tune.spaces import load_space
+    from mmt_tune.study import launcher
+    from mmt_tune.study.search import PerConfigurationSearch
 
     searcher = PerConfigurationSearch(load_space("mmt1m"), 2, seed=0)
     assert all(s._ot_study.direction.name == "MAXIMIZE" for s in searcher.studies.values())
     assert (searcher.metric, searcher.mode) == ("auc", "max")
-    source = inspect.getsource(run._run_locked)
+    source = inspect.getsource(launcher._run)
     assert 'metric="auc",\n                mode="max",' in source and 'mode="min"' not in source
 
 
 def test_the_trials_table_has_one_row_per_fold_with_the_trial_s_own_metrics(tmp_path):
     """Fast (no Ray): what the launcher writes for finished, failed and early-stopped trials."""
-    from mmt_tune.run import TrialRecord, trials_table
-    from mmt_tune.trainable import final_report
+    from mmt_tune.study.records import TrialRecord, trials_table
+    from mmt_tune.study.trainable import final_report
 
     table = make_table(90, signal={"DWI": 1.0})
     result = train_configuration(table, TrainConfig.from_options("logreg", ("DWI",), {"C": 0.3}, folds=3))
@@ -125,9 +134,7 @@ def test_the_trials_table_has_one_row_per_fold_with_the_trial_s_own_metrics(tmp_
         "configuration": "logreg/DWI",
         "model": "logreg",
         "present": ["DWI"],
-        "checkpoint_every": 10,
         "C": 0.3,
-        "seed": 0,
     }
     records = [
         TrialRecord(config, {**final_report(result), "trial_id": "t1"}, False, tmp_path / "t1"),
@@ -140,7 +147,7 @@ def test_the_trials_table_has_one_row_per_fold_with_the_trial_s_own_metrics(tmp_
     for metric in METRICS:
         np.testing.assert_allclose(done[metric], result.folds[metric])
     assert done["fold"].tolist() == [0, 1, 2] and (done["present"] == "DWI").all()
-    assert (done["config/C"] == 0.3).all() and "config/checkpoint_every" not in trials.columns
+    assert (done["config/C"] == 0.3).all() and "config/configuration" not in trials.columns
     assert trials.loc[trials["status"] != "ok", list(METRICS)].isna().all().all()
 
 

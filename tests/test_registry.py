@@ -84,3 +84,24 @@ def test_every_shipped_model_is_described():
         assert spec.baseline == (spec.role == "baseline")
     assert models.HEADLINE[0] in models.with_role("proposed")
     assert models.HEADLINE[1] in models.with_role("reference")
+
+
+def test_a_registered_model_runs_in_a_one_trial_study(toy, ray_local, tmp_path):
+    """The toy model reaches the Ray worker through the launcher (its spec travels with the trainable):
+    no other module knows it."""
+    from mmt_tune.data.table import write_feature_table
+    from mmt_tune.study import run_study
+
+    features = tmp_path / "features.parquet"
+    write_feature_table(make_table(90, signal={"DWI": 2.0}), features, {})
+    space = tmp_path / "toy.yaml"
+    space.write_text(
+        "name: toy\n"
+        "configurations:\n  - {model: toy, present: [DWI]}\n"
+        "parameters:\n  scale: {distribution: uniform, low: 0.5, high: 2.0}\n"
+        "fixed: {epochs: 5, folds: 2, k: 4}\n"
+    )
+    result = run_study(space, features, samples=1, storage=tmp_path / "results", wandb="off", verbose=0)
+    assert result.failed_configurations() == [], result.errors
+    assert (result.trials["model"] == "toy").all() and (result.trials["status"] == "ok").all()
+    assert "config/scale" in result.trials.columns and "config/seed" not in result.trials.columns

@@ -7,8 +7,8 @@ import pytest
 from helpers import make_table
 
 from mmt_tune.metrics import METRICS
-from mmt_tune.search import PerConfigurationSearch
 from mmt_tune.spaces import load_space
+from mmt_tune.study.search import PerConfigurationSearch
 
 
 def _complete(searcher, trial_id, value):
@@ -80,7 +80,7 @@ def test_smoke_study_on_local_ray_writes_the_trials_table_and_phi_free_wandb_run
     from pathlib import Path
 
     from mmt_tune.data.table import write_feature_table
-    from mmt_tune.run import run_study
+    from mmt_tune.study import run_study
 
     # Identifiers a real cohort would have: patient IDs, a dated cohort folder with the hospital's name.
     table = make_table(60, signal={"DWI": 1.5})
@@ -213,7 +213,7 @@ def test_bad_space_fails_before_any_work(capsys):
 @pytest.mark.slow
 def test_asha_stops_trials_early_within_each_configuration(ray_local, tmp_path):
     from mmt_tune.data.table import write_feature_table
-    from mmt_tune.run import run_study
+    from mmt_tune.study import run_study
 
     features = tmp_path / "features.parquet"
     write_feature_table(make_table(120, signal={"DWI": 1.5}), features, {})
@@ -245,9 +245,9 @@ def test_trial_progress_bar_counts_ended_trials_and_pickles():
 
     from ray import cloudpickle
 
-    from mmt_tune.run import progress_callback
+    from mmt_tune.study.callbacks import TrialProgress
 
-    callback = progress_callback(5)
+    callback = TrialProgress(5)
     callback.setup()
     trials = [SimpleNamespace(status=s) for s in ("TERMINATED", "RUNNING", "ERROR", "PENDING")]
     callback.on_trial_complete(0, trials, trials[1])  # Tune calls this before marking the trial ended
@@ -265,7 +265,7 @@ def test_a_study_with_baselines_gives_them_only_their_options_and_compares_again
     from analysis.results import load_study
     from mmt_tune.data.table import write_feature_table
     from mmt_tune.errors import InputError
-    from mmt_tune.run import run_study
+    from mmt_tune.study import run_study
 
     features = tmp_path / "features.parquet"
     write_feature_table(make_table(60, signal={"DWI": 1.5}), features, {})
@@ -386,23 +386,24 @@ def test_an_unwritable_storage_fails_before_any_work(tmp_path, capsys, monkeypat
 def test_a_second_run_on_the_same_study_fails_at_once(tmp_path, capsys):
     from mmt_tune import run
     from mmt_tune.data.table import write_feature_table
+    from mmt_tune.study.guards import StudyLock
 
     features = tmp_path / "features.parquet"
     write_feature_table(make_table(40), features, {})
     folder = tmp_path / "results" / "mmt1m"
     folder.mkdir(parents=True)
-    with run.StudyLock(folder):  # as a first run holds it
+    with StudyLock(folder):  # as a first run holds it
         argv = ["--space", "mmt1m", "--features", str(features), "--storage", str(tmp_path / "results")]
         assert run.main(argv) == 2
     err = capsys.readouterr().err
     assert f"{folder}: another run is using this study (pid " in err
-    with run.StudyLock(folder):  # released: a later run may take it
+    with StudyLock(folder):  # released: a later run may take it
         pass
 
 
 def test_resume_refuses_arguments_that_change_the_study(tmp_path):
     from mmt_tune.errors import InputError
-    from mmt_tune.run import IDENTITY_FILE, check_identity
+    from mmt_tune.study.guards import IDENTITY_FILE, check_identity
 
     started = {
         "space": "mmt1m",
@@ -432,7 +433,7 @@ import sys
 sys.path.insert(0, {tests!r})
 from helpers import make_table
 from mmt_tune.data.table import write_feature_table
-from mmt_tune.run import run_study
+from mmt_tune.study import run_study
 write_feature_table(make_table(40, signal={{"DWI": 1.5}}), {features!r}, {{}})
 run_study("mmt1m", {features!r}, samples=1, epochs=2, folds=2, storage={storage!r}, name="private",
           configurations=["mmt1m/DWI"], wandb="offline", verbose=0)
@@ -476,8 +477,8 @@ def test_wandb_files_hold_neither_a_distinctive_host_name_nor_the_home_folder(tm
 
 
 def test_a_small_or_lesion_level_table_is_said_to_change_the_folds_and_smote():
-    from mmt_tune.run import table_notes
     from mmt_tune.spaces import load_space
+    from mmt_tune.study.guards import table_notes
 
     configuration = load_space("mmt1m").configuration("mmt1m/DWI")
     assert table_notes(make_table(120), configuration, {}) == []

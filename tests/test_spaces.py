@@ -159,3 +159,23 @@ def test_a_folder_named_like_a_shipped_space_does_not_shadow_it(tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     (tmp_path / "demo").mkdir()
     assert load_space("demo").name == "demo"
+
+
+def test_space_json_round_trips_every_distribution(tmp_path):
+    """One distribution class from the YAML to the importance engines: what a study writes to space.json
+    reads back as the same distributions (bounds, scale, choices) the sampler used."""
+    from dataclasses import replace
+
+    from analysis.results import read_space
+    from mmt_tune.study.records import write_space
+
+    for name in ("paper", "paper-wide", "demo"):
+        space = load_space(name)
+        write_space(space, tmp_path)
+        back = read_space(tmp_path / "space.json")
+        assert set(back) == {c.key for c in space.configurations}
+        for configuration in space.configurations:
+            expected = {k: replace(d, models=None) for k, d in configuration.parameters.items()}
+            assert back[configuration.key] == expected
+    lr = load_space("paper").configurations[0].parameters["lr"]
+    assert lr.log and lr.encode([lr.low, lr.high]).tolist() == list(lr.encoded_bounds)

@@ -62,8 +62,8 @@ def test_packing_is_exact_at_the_default_model_on_the_phantom(model, present):
     exactly here; the tolerance is the issue's)."""
     import torch
 
+    from mmt_tune.data.phantom import phantom_features
     from mmt_tune.data.table import read_feature_table
-    from mmt_tune.run import phantom_features
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -359,17 +359,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def class_sizes(patients: int | None) -> tuple[int, int]:
+    """(SCLC, NSCLC) patients of a phantom cohort: the paper's 100/179 ratio, or the paper's cohort."""
+    if patients is None:
+        return PAPER_SCLC, PAPER_NSCLC
+    if patients < 2:
+        raise InputError(f"--patients must be >= 2 (got {patients})")
+    n_sclc = min(max(1, round(patients * PAPER_SCLC / (PAPER_SCLC + PAPER_NSCLC))), patients - 1)
+    return n_sclc, patients - n_sclc
+
+
 def config_from_args(args: argparse.Namespace) -> PhantomConfig:
     default = PhantomConfig()
-    if args.patients is not None:
-        if args.patients < 2:
-            raise InputError(f"--patients must be >= 2 (got {args.patients})")
-        n_sclc = min(
-            max(1, round(args.patients * PAPER_SCLC / (PAPER_SCLC + PAPER_NSCLC))), args.patients - 1
-        )
-        n_nsclc = args.patients - n_sclc
-    else:
-        n_sclc, n_nsclc = default.n_sclc, default.n_nsclc
+    n_sclc, n_nsclc = class_sizes(args.patients)
     effects = dict(default.effects)
     effects.update(dict(args.effect))
     return PhantomConfig(

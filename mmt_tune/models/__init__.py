@@ -78,7 +78,9 @@ def register(spec: ModelSpec, *, replace: bool = False) -> ModelSpec:
     if spec.role not in ROLES:
         raise ValueError(f"{spec.name}: role must be one of {', '.join(ROLES)}, got {spec.role!r}")
     if (spec.build is None) == (spec.estimator is None):
-        raise ValueError(f"{spec.name}: give exactly one of build (a torch model) or estimator (scikit-learn)")
+        raise ValueError(
+            f"{spec.name}: give exactly one of build (a torch model) or estimator (scikit-learn)"
+        )
     unknown = [t for t in spec.terms if t not in TERM_WEIGHTS]
     if unknown:
         raise ValueError(f"{spec.name}: unknown loss term {unknown[0]!r} (known: {', '.join(TERM_WEIGHTS)})")

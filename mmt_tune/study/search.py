@@ -17,9 +17,6 @@ from ray.tune.search import Searcher
 
 from mmt_tune.spaces import SearchSpace
 
-#: Keys of a trial's config that are not trainer options (identity of the configuration, checkpointing).
-TRIAL_KEYS = ("configuration", "model", "present", "checkpoint_every")
-
 
 class PickledState:
     """``save``/``restore`` of the whole object (Optuna studies, ASHA brackets) for Tune's experiment state."""

@@ -1,6 +1,10 @@
 """The Ray Tune trainable: a trial's config -> :func:`mmt_tune.train.train_configuration` -> ``tune.report``.
 
-The feature table arrives through ``tune.with_parameters`` (put in the object store once, not per trial).
+A trial's config holds what was searched or fixed for its configuration (what the trials table records);
+the constants of the run arrive through ``tune.with_parameters``, as Ray's "get data in and out" guide
+advises: the feature table (put in the object store once, not per trial), the :class:`TrialSettings` (seed,
+device, checkpoint interval), the tracking settings and the specs of the models the study uses (so a model
+registered in the driver, a notebook or a plugin, runs on every worker).
 Each epoch reports the fold-mean training and validation losses and the mean validation AUC (one host copy
 per epoch, never per step); every ``checkpoint_every`` epochs the report carries a checkpoint of the packed
 training state, from which a resumed study continues the trial; the final report carries the cross-validated
@@ -11,13 +15,25 @@ the experiment's storage, never sent to W&B: predictions carry patient identifie
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from mmt_tune import models
+from mmt_tune.config import TrainConfig
 from mmt_tune.metrics import METRICS, auc
-from mmt_tune.search import TRIAL_KEYS
-from mmt_tune.train import TrainConfig, train_configuration
+from mmt_tune.study.records import TRIAL_KEYS
+from mmt_tune.train import TrainResult, train_configuration
+
+
+@dataclass(frozen=True)
+class TrialSettings:
+    """Constants of a study's run, the same for every trial (not hyperparameters)."""
+
+    seed: int = 0  # folds, SMOTE, initialisation
+    device: str = "cpu"
+    checkpoint_every: int = 10  # epochs between checkpoints a resumed trial continues from
 
 
 def train_options(config: dict) -> dict:
@@ -39,7 +55,7 @@ def epoch_auc(info: dict) -> float:
     return float(np.nanmean(aucs))
 
 
-def final_report(result) -> dict:
+def final_report(result: TrainResult) -> dict:
     """The trial's last report: every metric's mean and std over folds (the mean AUC is Tune's objective),
     and the per-fold metrics."""
     final = {
@@ -54,7 +70,14 @@ def final_report(result) -> dict:
     return final
 
 
-def run_trial(config: dict, table: pd.DataFrame, tracking=None) -> None:
+def run_trial(
+    config: dict,
+    table: pd.DataFrame,
+    settings: TrialSettings = TrialSettings(),
+    tracking=None,
+    specs: tuple[models.ModelSpec, ...] = (),
+) -> None:
+    """Train one trial's configuration and report every epoch, its checkpoints and the final metrics."""
     import tempfile
     from pathlib import Path
 
@@ -64,9 +87,13 @@ def run_trial(config: dict, table: pd.DataFrame, tracking=None) -> None:
 
     from mmt_tune.tracking import start_trial_run
 
+    for spec in specs:
+        models.register(spec, replace=True)
     options = train_options(config)
-    train_config = TrainConfig.from_options(config["model"], config["present"], options)
-    every = int(config.get("checkpoint_every", 10))
+    train_config = TrainConfig.from_options(
+        config["model"], config["present"], options, seed=settings.seed, device=settings.device
+    )
+    every = settings.checkpoint_every
     # Hyperparameters and the configuration's identity only: nothing about the data or this machine.
     resume = None
     checkpoint = tune.get_checkpoint()

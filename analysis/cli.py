@@ -1,0 +1,44 @@
+"""Command-line pieces the analysis commands share (``analysis.importance``, ``analysis.metrics``,
+``analysis.report``)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mmt_tune.metrics import METRICS
+
+
+def default_out(path: Path) -> Path:
+    """``<results folder>/analysis``, or ``analysis`` beside a trials-table file."""
+    path = Path(path)
+    return (path if path.is_dir() else path.parent) / "analysis"
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default only where it says something (not None, not a flag's False)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or isinstance(action.default, bool):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "results",
+        type=Path,
+        help="results folder of python -m mmt_tune.run, or a trials table (.parquet/.csv)",
+    )
+    parser.add_argument(
+        "--space",
+        default=None,
+        help="search space (a study's space.json or search-space YAML); "
+        "default: space.json in the results folder",
+    )
+    parser.add_argument(
+        "--objective", default="auc", choices=METRICS, help="metric whose fold mean is analysed"
+    )
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: <results>/analysis)")
+    parser.add_argument("--study", default=None, help="the study to analyse, when the table holds several")
+    parser.add_argument("--no-plots", action="store_true", help="tables only")

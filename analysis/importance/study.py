@@ -1,0 +1,331 @@
+"""The analysis: every configuration's trials -> encoded inputs -> an engine per forest seed -> mean ± std."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from analysis.importance._base import BaseImportanceEvaluator, ForestSettings, SeedResult, ZeroVariance
+from analysis.results import CONFIG_PREFIX, Study, configuration_key, configurations_in, per_trial
+from mmt_tune.errors import InputError
+from mmt_tune.metrics import METRICS
+from mmt_tune.spaces import Distribution
+
+#: The engines: ``--engine`` name -> evaluator class (:mod:`.fanova`, :mod:`.optuna_fanova`).
+ENGINES = ("fanova", "optuna")
+
+
+@dataclass(frozen=True)
+class ImportanceOptions:
+    objective: str = "auc"  # the metric whose fold mean is decomposed
+    engine: str = "fanova"  # or "optuna"
+    seeds: int = 3  # random-forest seeds; importance is reported as mean ± std over them
+    n_trees: int = 16  # trees per forest (fanova's own default, stated)
+    min_samples_leaf: int | None = None  # None: max(1, trials // 200), see _forest()
+    min_trials: int = 10  # fewer complete trials than this: noted, not analysed
+    pair_candidates: int = 3  # interactions among this many parameters with the largest main effects
+    grid_points: int = 40  # marginal-curve resolution
+    jobs: int | None = None  # worker processes over configurations (default: CPU count)
+
+
+@dataclass
+class ConfigurationImportance:
+    """The importance analysis of one model x modality configuration."""
+
+    model: str
+    present: str
+    n_trials: int = 0  # complete trials analysed
+    params: dict[str, Distribution] = field(default_factory=dict)  # the analysed parameters, encoded so
+    main: dict[str, tuple[float, float]] = field(default_factory=dict)  # name -> (mean, std) over seeds
+    pairs: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
+    marginals: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(
+        default_factory=dict
+    )  # x, mean, std
+    cells: dict[str, str] = field(default_factory=dict)  # name -> why it has no importance value
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return configuration_key(self.model, self.present)
+
+
+@dataclass
+class ImportanceResult:
+    configurations: list[ConfigurationImportance]
+    notes: list[str]
+    options: ImportanceOptions
+
+    def frame(self) -> pd.DataFrame:
+        """``importance.csv``: one row per model x configuration x hyperparameter."""
+        from analysis.importance.table import importance_frame
+
+        return importance_frame(self)
+
+    def interactions(self) -> pd.DataFrame:
+        """``interactions.csv``: the pure pairwise interaction fractions, strongest first per configuration."""
+        from analysis.importance.table import interactions_frame
+
+        return interactions_frame(self)
+
+    def table3(self) -> pd.DataFrame:
+        """The paper's Table 3 (:func:`analysis.importance.table.table3`)."""
+        from analysis.importance.table import table3
+
+        return table3(self)
+
+    def all_notes(self) -> list[str]:
+        return [*self.notes, *(f"{c.key}: {note}" for c in self.configurations for note in c.notes)]
+
+
+# ---------------------------------------------------------------------------------------------- analysis
+@dataclass
+class _Job:
+    index: int
+    X: np.ndarray
+    y: np.ndarray
+    params: dict[str, Distribution]
+    forest: ForestSettings
+
+
+def importance(
+    study: Study, options: ImportanceOptions | None = None, progress: bool = True
+) -> ImportanceResult:
+    """Importance of every searched hyperparameter, per configuration of ``study``."""
+    options = options or ImportanceOptions()
+    _check_options(options)
+    notes = _study_notes(study)
+    configurations, jobs = [], []
+    for model, present in configurations_in(study.trials, study.space):
+        result, job = _prepare(study, model, present, options)
+        job_index = len(configurations)
+        configurations.append(result)
+        if job is not None:
+            job.index = job_index
+            jobs.append(job)
+    for job, seeds in _run(jobs, options, progress):
+        _collect(configurations[job.index], job, seeds, options)
+    if not study.space:
+        notes.append(
+            "no space.json: bounds and log scales were inferred from the sampled values (give --space with "
+            "the study's search space for the sampler's true bounds)"
+        )
+    return ImportanceResult(configurations, notes, options)
+
+
+def _check_options(options: ImportanceOptions) -> None:
+    if options.engine not in ENGINES:
+        raise InputError(f"--engine must be one of {', '.join(ENGINES)} (got {options.engine!r})")
+    if options.objective not in METRICS:
+        raise InputError(f"--objective must be one of {', '.join(METRICS)} (got {options.objective!r})")
+    if options.seeds < 1 or options.n_trees < 1 or options.min_trials < 2:
+        raise InputError("--seeds and --trees must be >= 1 and --min-trials >= 2")
+
+
+def _study_notes(study: Study) -> list[str]:
+    """Options that were the same for every trial of the study (fixed, not searched), stated once."""
+    fixed = []
+    for column in study.trials.columns:
+        if column.startswith(CONFIG_PREFIX):
+            values = study.trials[column].dropna()
+            if values.nunique() == 1 and not _searched_anywhere(study, column.removeprefix(CONFIG_PREFIX)):
+                fixed.append(f"{column.removeprefix(CONFIG_PREFIX)}={values.iloc[0]}")
+    return [f"fixed for every trial (not analysed): {', '.join(fixed)}"] if fixed else []
+
+
+def _searched_anywhere(study: Study, name: str) -> bool:
+    return any(name in parameters for parameters in study.space.values())
+
+
+def _prepare(
+    study: Study, model: str, present: str, options: ImportanceOptions
+) -> tuple[ConfigurationImportance, _Job | None]:
+    """The encoded inputs of one configuration, or the notes that say why it cannot be analysed."""
+    result = ConfigurationImportance(model, present)
+    key = configuration_key(model, present)
+    rows = study.trials[(study.trials["model"] == model) & (study.trials["present"] == present)]
+    space = study.space.get(key)
+    if space is not None:
+        names = list(space)
+    else:
+        names = [
+            c.removeprefix(CONFIG_PREFIX)
+            for c in rows.columns
+            if c.startswith(CONFIG_PREFIX)
+            and rows[c].notna().any()
+            and study.trials[c].dropna().nunique() > 1
+        ]
+    for name in names:
+        if f"{CONFIG_PREFIX}{name}" not in rows.columns:
+            raise InputError(
+                f"{study.source}: {key}: the search space has {name!r} but the trials table has no "
+                f"{CONFIG_PREFIX}{name} column"
+            )
+    n_all = rows.groupby(["trial_id"]).ngroups
+    trials = per_trial(rows, options.objective)
+    failed = n_all - len(trials)
+    if failed:
+        result.notes.append(
+            f"{failed} of {n_all} trials failed, stopped early or have an undefined {options.objective} "
+            "on some fold; left out"
+        )
+    columns = [f"{CONFIG_PREFIX}{n}" for n in names]
+    lacking = trials[columns].isna().any(axis=1)
+    if lacking.any():
+        result.notes.append(f"{int(lacking.sum())} trials lack a value of a searched parameter; left out")
+        trials = trials[~lacking]
+    result.n_trials = len(trials)
+    if not len(trials):
+        result.notes.append("no complete trials")
+        result.cells = dict.fromkeys(names, "no trials")
+        return result, None
+    if len(trials) < options.min_trials:
+        result.notes.append(f"only {len(trials)} complete trials (need --min-trials {options.min_trials})")
+        result.cells = dict.fromkeys(names, f"n={len(trials)}<{options.min_trials}")
+        return result, None
+    params: dict[str, Distribution] = {}
+    for name in names:
+        values = trials[f"{CONFIG_PREFIX}{name}"]
+        if values.nunique() <= 1:
+            result.cells[name] = "constant"
+            result.notes.append(f"{name} is constant ({values.iloc[0]}) across the trials: no importance")
+            continue
+        params[name] = _distribution(
+            name, values, space.get(name) if space else None, f"{study.source}: {key}"
+        )
+    if not params:
+        return result, None
+    result.params = params
+    X = np.column_stack([d.encode(trials[f"{CONFIG_PREFIX}{name}"]) for name, d in params.items()])
+    y = trials[f"{options.objective}_mean"].to_numpy(dtype=float)
+    if np.ptp(y) == 0:
+        result.notes.append(
+            f"{options.objective} is the same ({y[0]:.3f}) for every trial: nothing to decompose"
+        )
+        result.cells.update(dict.fromkeys(params, "flat objective"))
+        return result, None
+    return result, _Job(-1, X, y, params, _forest(options, len(trials)))
+
+
+def _distribution(name: str, values: pd.Series, bounds: Distribution | None, where: str) -> Distribution:
+    """The distribution the sampler used (``bounds``, from space.json), checked against the sampled
+    values; without one, inferred from them (range, and a guess at the scale)."""
+    if bounds is not None and bounds.categorical:
+        return Distribution("choice", values=tuple(bounds.values))
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return Distribution("choice", values=tuple(sorted(values.astype(str).unique())))
+    low, high = float(values.min()), float(values.max())
+    if bounds is None:
+        log = _looks_log_sampled(values.to_numpy(dtype=float))
+        return Distribution("loguniform" if log else "uniform", low, high)
+    if low < bounds.low or high > bounds.high:
+        raise InputError(
+            f"{where}: {name} has values {low:g}..{high:g} outside the search space's bounds "
+            f"{bounds.low:g}..{bounds.high:g} (space.json does not belong to this trials table?)"
+        )
+    return Distribution("loguniform" if bounds.log else "uniform", bounds.low, bounds.high)
+
+
+def _looks_log_sampled(values: np.ndarray) -> bool:
+    """Without a search space: was this positive parameter sampled log-uniformly rather than uniformly?
+
+    Whichever of the two hypotheses fits the sample better by the Kolmogorov-Smirnov distance (against a
+    uniform law on the observed range, of the values or of their logarithms) wins; ties and small samples
+    (< 10 values) stay linear. A guess, so the table says bounds were inferred.
+    """
+    from scipy import stats
+
+    if len(values) < 10 or values.min() <= 0:
+        return False
+
+    def distance(x: np.ndarray) -> float:
+        return stats.kstest(x, stats.uniform(x.min(), x.max() - x.min()).cdf).statistic
+
+    return distance(np.log(values)) < distance(values)
+
+
+def _forest(options: ImportanceOptions, n_trials: int) -> ForestSettings:
+    """Leaves of at least max(1, trials // 200) trials: a tree keeps ~200 leaves however many trials there are.
+
+    fANOVA's marginals cost grows with the product of the split counts of the parameters involved, and one-
+    trial leaves of a noisy objective (a CV AUC) fit noise; our validation test shows the estimates are as
+    accurate at this leaf size (tests/analysis/test_importance.py).
+    """
+    leaf = options.min_samples_leaf if options.min_samples_leaf is not None else max(1, n_trials // 200)
+    return ForestSettings(n_trees=options.n_trees, min_samples_leaf=leaf, min_samples_split=max(2, 2 * leaf))
+
+
+def _run(jobs: list[_Job], options: ImportanceOptions, progress: bool):
+    from tqdm.auto import tqdm
+
+    workers = min(len(jobs), options.jobs or os.cpu_count() or 1)
+    bar = tqdm(
+        total=len(jobs), desc=f"importance ({options.engine})", unit="configuration", disable=not progress
+    )
+    try:
+        if workers <= 1:
+            for job in jobs:
+                yield job, _analyse(job, options)
+                bar.update()
+            return
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = [(job, pool.submit(_analyse, job, options)) for job in jobs]
+            for job, future in futures:
+                yield job, future.result()
+                bar.update()
+    finally:
+        bar.close()
+
+
+def evaluator(
+    options: ImportanceOptions, forest: ForestSettings, pair_params=None
+) -> BaseImportanceEvaluator:
+    """The engine ``options.engine`` names, with every setting explicit."""
+    if options.engine == "optuna":
+        from analysis.importance.optuna_fanova import OptunaImportanceEvaluator
+
+        return OptunaImportanceEvaluator(forest)
+    from analysis.importance.fanova import FanovaImportanceEvaluator
+
+    return FanovaImportanceEvaluator(forest, options.pair_candidates, options.grid_points, pair_params)
+
+
+def _analyse(job: _Job, options: ImportanceOptions) -> list[SeedResult]:
+    """All seeds of one configuration (runs in a worker process)."""
+    results: list[SeedResult] = []
+    try:
+        for seed in range(options.seeds):
+            # The pairs of the first seed's strongest parameters, in every later seed.
+            pair_params = sorted({p for pair in results[0].pairs for p in pair}) if results else None
+            engine = evaluator(options, job.forest, pair_params)
+            results.append(engine.evaluate(job.X, job.y, job.params, seed))
+    except ZeroVariance:
+        return []
+    return results
+
+
+def _collect(
+    result: ConfigurationImportance, job: _Job, seeds: list[SeedResult], options: ImportanceOptions
+) -> None:
+    if not seeds:
+        result.notes.append("the forest found no variance in the objective: nothing to decompose")
+        result.cells.update(dict.fromkeys(job.params, "flat objective"))
+        return
+    for name in job.params:
+        values = np.array([s.main[name] for s in seeds])
+        result.main[name] = (float(values.mean()), float(values.std()))
+    for pair in seeds[0].pairs:
+        values = np.array([s.pairs.get(pair, np.nan) for s in seeds])
+        result.pairs[pair] = (float(np.nanmean(values)), float(np.nanstd(values)))
+    for name, distribution in job.params.items():
+        if all(name in s.marginals for s in seeds):
+            curves = np.stack([s.marginals[name] for s in seeds])
+            x = distribution.grid(options.grid_points)
+            result.marginals[name] = (
+                x if distribution.categorical else distribution.decode(x),
+                curves.mean(0),
+                curves.std(0),
+            )

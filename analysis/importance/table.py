@@ -1,0 +1,130 @@
+"""The paper's Table 3 and the importance tables: layout, and writing them with their figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from analysis.results import model_label
+from analysis.tables import DASH, TICK, mean_std, write_csv, write_table
+from mmt_tune.modalities import MODALITIES
+
+if TYPE_CHECKING:
+    from analysis.importance.study import ConfigurationImportance, ImportanceResult
+
+
+def importance_frame(result: ImportanceResult) -> pd.DataFrame:
+    """``importance.csv``: one row per model x configuration x hyperparameter."""
+    rows = []
+    for c in result.configurations:
+        for name in _ordered({*c.main, *c.cells}):
+            spec = c.params.get(name)
+            mean, std = c.main.get(name, (np.nan, np.nan))
+            rows.append(
+                {
+                    "model": c.model,
+                    "present": c.present,
+                    "hyperparameter": name,
+                    "engine": result.options.engine,
+                    "objective": result.options.objective,
+                    "mean": mean,
+                    "std": std,
+                    "n_trials": c.n_trials,
+                    "n_seeds": result.options.seeds if name in c.main else 0,
+                    "low": spec.low if spec is not None else np.nan,
+                    "high": spec.high if spec is not None else np.nan,
+                    "log": bool(spec.log) if spec is not None else False,
+                    "note": c.cells.get(name, ""),
+                }
+            )
+    columns = ["model", "present", "hyperparameter", "engine", "objective", "mean", "std", "n_trials"]
+    return pd.DataFrame(rows, columns=[*columns, "n_seeds", "low", "high", "log", "note"])
+
+
+def interactions_frame(result: ImportanceResult) -> pd.DataFrame:
+    """``interactions.csv``: the pure pairwise interaction fractions, strongest first per configuration."""
+    rows = [
+        {"model": c.model, "present": c.present, "first": a, "second": b, "mean": m, "std": s}
+        for c in result.configurations
+        for (a, b), (m, s) in sorted(c.pairs.items(), key=lambda kv: -kv[1][0])
+    ]
+    return pd.DataFrame(rows, columns=["model", "present", "first", "second", "mean", "std"])
+
+
+def table3(result: ImportanceResult) -> pd.DataFrame:
+    """The paper's Table 3 layout: rows model x present modalities (ticks), columns the classification
+    weight, the reconstruction weight of each modality, then lr and any other searched parameter."""
+    names = _ordered({n for c in result.configurations for n in (*c.main, *c.cells)})
+    rows, sums = [], {n: [] for n in names}
+    for c in result.configurations:
+        row = {"Model": model_label(c.model)}
+        row.update({m: TICK if m in c.present.split("+") else "" for m in MODALITIES})
+        for name in names:
+            if name in c.main:
+                row[_column(name)] = mean_std(*c.main[name])
+                sums[name].append(c.main[name][0])
+            else:
+                row[_column(name)] = c.cells.get(name, DASH)
+        row["Top interaction"] = _top_pair(c)
+        row["Trials"] = str(c.n_trials)
+        rows.append(row)
+    average = {"Model": "Average", **dict.fromkeys(MODALITIES, "")}
+    average.update({_column(n): (f"{np.mean(v):.3f}" if v else DASH) for n, v in sums.items()})
+    average["Top interaction"] = ""
+    average["Trials"] = ""
+    return pd.DataFrame([*rows, average])
+
+
+def _top_pair(c: ConfigurationImportance) -> str:
+    if not c.pairs:
+        return DASH
+    (a, b), (mean, _) = max(c.pairs.items(), key=lambda kv: kv[1][0])
+    return f"{a} × {b}: {mean:.3f}"
+
+
+def _ordered(names) -> list[str]:
+    """Table 3's column order: beta, alpha per modality, gamma, lr, then the rest alphabetically."""
+
+    def rank(name: str) -> tuple:
+        if name == "beta":
+            return (0, 0, name)
+        if name.startswith("alpha_"):
+            modality = name.removeprefix("alpha_")
+            return (1, MODALITIES.index(modality) if modality in MODALITIES else 9, name)
+        fixed = {"gamma": 2, "kl_weight": 3, "lr": 4}
+        return (fixed.get(name, 5), 0, name)
+
+    return sorted(names, key=rank)
+
+
+def _column(name: str) -> str:
+    if name == "beta":
+        return "Classification β"
+    if name.startswith("alpha_"):
+        return f"Reconstruction {name.removeprefix('alpha_')} α"
+    return {"gamma": "Auxiliary γ", "kl_weight": "KL weight", "lr": "lr"}.get(name, name)
+
+
+def write_importance(result: ImportanceResult, out: Path, plots: bool = True) -> list[Path]:
+    """importance.csv, interactions.csv, table3.{md,csv,tex} and, with ``plots``, the PNG figures."""
+    out = Path(out)
+    paths = [
+        write_csv(result.frame(), out / "importance.csv"),
+        write_csv(result.interactions(), out / "interactions.csv"),
+    ]
+    caption = (
+        f"Hyperparameter importance (fANOVA main-effect fraction of the variance of mean CV "
+        f"{result.options.objective.upper()}; mean ± std over {result.options.seeds} forest seeds; engine "
+        f"{result.options.engine})"
+    )
+    paths += write_table(result.table3(), out, "table3", caption, notes=result.all_notes())
+    if plots:
+        from analysis import plots as figures
+
+        paths.append(figures.importance_bars(result, out / "importance.png"))
+        if any(c.marginals for c in result.configurations):
+            paths.append(figures.marginals(result, out / "marginals.png"))
+    return paths

@@ -1,0 +1,142 @@
+"""Checks a study makes before Ray starts: the inputs fit every configuration, a resumed study is the same
+study, and no other run uses its folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from mmt_tune.errors import InputError
+
+IDENTITY_FILE = "study.json"
+#: What a resumed study must share with the run that started it (--num-samples is checked separately).
+IDENTITY_KEYS = ("space", "space_sha256", "features_sha256", "configurations", "seed", "epochs", "folds")
+
+
+def check_inputs(space, table: pd.DataFrame, source: str, overrides: dict) -> None:
+    """Validate every configuration against the table: one line naming the configuration."""
+    from mmt_tune.config import TrainConfig, accepted_options
+    from mmt_tune.train import check_table
+
+    for configuration in space.configurations:
+        options = dict(configuration.fixed)
+        options.update({name: d.example() for name, d in configuration.parameters.items()})
+        accepted = accepted_options(configuration.model)
+        options.update({k: v for k, v in overrides.items() if v is not None and k in accepted})
+        try:
+            check_table(table, TrainConfig.from_options(configuration.model, configuration.present, options))
+        except InputError as exc:
+            raise InputError(f"{source}: configuration {configuration.key}: {exc}") from None
+    for note in table_notes(table, space.configurations[0], overrides):
+        print(f"note: {note}", file=sys.stderr)
+
+
+def table_notes(table: pd.DataFrame, configuration, overrides: dict) -> list[str]:
+    """What the study will do differently because of the table: grouped folds, fewer SMOTE neighbours."""
+    import numpy as np
+
+    from mmt_tune.preprocess import make_folds, smote_neighbours
+
+    notes = []
+    if table["patient_id"].duplicated().any():
+        notes.append(
+            f"{table['patient_id'].duplicated().sum()} rows repeat a patient_id: folds are grouped by patient "
+            "(stratified group k-fold), so no patient is in two folds"
+        )
+    folds = overrides.get("folds") or configuration.fixed.get("folds") or 5
+    seed = overrides.get("seed") or 0
+    wanted = int(configuration.fixed.get("smote_neighbors", 5))
+    labels = table["label"].to_numpy()
+    smallest = min(smote_neighbours(labels[train], wanted) for train, _ in make_folds(table, folds, seed))
+    if smallest < wanted:
+        minority = int(np.bincount(labels, minlength=2).min())
+        notes.append(
+            f"Borderline-SMOTE uses {max(smallest, 0)} neighbours instead of {wanted} in the smallest training "
+            f"fold (the minority class has {minority} rows in the table)"
+            + ("; no oversampling there" if smallest < 1 else "")
+        )
+    return notes
+
+
+def study_identity(space, features: str | Path, samples: int, seed: int, epochs, folds) -> dict:
+    """The study's identity: search space (name and content), feature table (content hash), budget, seeds."""
+    import hashlib
+
+    from mmt_tune.data.extract import file_sha256
+
+    return {
+        "space": space.name,
+        "space_sha256": hashlib.sha256(Path(space.source).read_bytes()).hexdigest(),
+        "features_sha256": file_sha256(Path(features)),
+        "configurations": [c.key for c in space.configurations],
+        "seed": seed,
+        "epochs": epochs,
+        "folds": folds,
+        "samples": samples,
+    }
+
+
+def check_identity(folder: Path, identity: dict, resume: bool) -> None:
+    """On --resume, refuse arguments that differ from the ones the study was started with (study.json)."""
+    path = folder / IDENTITY_FILE
+    if not resume or not path.is_file():
+        return
+    recorded = json.loads(path.read_text())
+    names = {
+        "space": "--space",
+        "space_sha256": "the search-space file's content",
+        "features_sha256": "--features (the table's content)",
+        "configurations": "the configurations",
+        "seed": "--seed",
+        "epochs": "--epochs",
+        "folds": "--folds",
+    }
+    for key in IDENTITY_KEYS:
+        if recorded.get(key) != identity.get(key):
+            raise InputError(
+                f"{folder}: --resume with different {names[key]} than the study was started with "
+                f"({recorded.get(key)!r} != {identity.get(key)!r}); use the same arguments, or a new --name"
+            )
+    if recorded.get("samples") != identity["samples"]:
+        raise InputError(
+            f"{folder}: --resume cannot change --num-samples (started with {recorded.get('samples')}, "
+            f"given {identity['samples']}): Tune keeps a study's trial budget; start a new --name for more trials"
+        )
+
+
+class StudyLock:
+    """An exclusive lock on a study's folder for the life of one run (``.lock``, flock; freed if it dies)."""
+
+    def __init__(self, folder: Path):
+        self.path = Path(folder) / ".lock"
+        self.handle = None
+
+    def __enter__(self) -> StudyLock:
+        import fcntl
+
+        self.handle = open(self.path, "a+")  # noqa: SIM115 - held open for the run's lifetime
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.handle.seek(0)
+            holder = self.handle.read().strip() or "another process"
+            self.handle.close()
+            raise InputError(
+                f"{self.path.parent}: another run is using this study ({holder}); wait for it to finish, "
+                "or choose another --name or --storage"
+            ) from None
+        self.handle.seek(0)
+        self.handle.truncate()
+        self.handle.write(f"pid {os.getpid()}")
+        self.handle.flush()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import fcntl
+
+        fcntl.flock(self.handle, fcntl.LOCK_UN)
+        self.handle.close()
