@@ -27,10 +27,10 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import report, timed  # noqa: E402
 
-from mmt_tune.data.extract import load_settings  # noqa: E402
 from mmt_tune.data.synth import PhantomConfig, config_from_args, generate_cohort  # noqa: E402
 from mmt_tune.data.synth import build_parser as synth_parser  # noqa: E402
 from mmt_tune.modalities import MODALITIES  # noqa: E402
+from mmt_tune.radiomics.settings import load_settings  # noqa: E402
 
 
 def main() -> int:

@@ -30,7 +30,7 @@ def one_size(workers: int, manifest: Path, features: Path, args, work: Path) -> 
     import ray
     from ray.cluster_utils import Cluster
 
-    from mmt_tune.data.extract import extract_features
+    from mmt_tune.radiomics.extract import extract_features
     from mmt_tune.study import run_study
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})

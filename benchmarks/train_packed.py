@@ -117,7 +117,7 @@ def main() -> int:
 
     features = args.features
     if features is None:
-        from mmt_tune.data.extract import extract_features
+        from mmt_tune.radiomics.extract import extract_features
 
         work = Path(tempfile.gettempdir()) / "mmt-bench-phantom"
         manifest = prepare_phantom(work / "phantom", None, 0, progress=False)

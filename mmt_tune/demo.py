@@ -102,7 +102,7 @@ def run_demo_study(features: Path, out: Path, space: str, samples: int, seed: in
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from mmt_tune.data.extract import extract_features
+    from mmt_tune.radiomics.extract import extract_features
 
     args = build_parser().parse_args(argv)
     progress = not args.no_progress

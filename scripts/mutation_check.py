@@ -57,14 +57,14 @@ MUTANTS = [
     ),
     Mutant(
         "PyRadiomics settings left out of the cache key the extractor builds",
-        "mmt_tune/data/extract.py",
+        "mmt_tune/radiomics/extract.py",
         "key = cache.key(digest(image), digest(mask), settings.sha256, settings.label, version)",
         'key = cache.key(digest(image), digest(mask), "settings", settings.label, version)',
         ("tests/data/test_extract.py", "-k", "every_setting"),
     ),
     Mutant(
         "extraction ignores the settings' label value",
-        "mmt_tune/data/extract.py",
+        "mmt_tune/radiomics/extract.py",
         "                    settings.sha256,\n                    settings.label,\n",
         "                    settings.sha256,\n                    1,\n",
         ("tests/data/test_extract.py", "-k", "label_value"),
@@ -122,7 +122,7 @@ MUTANTS = [
     ),
     Mutant(
         "truncated NIfTI files are not checked",
-        "mmt_tune/data/extract.py",
+        "mmt_tune/radiomics/worker.py",
         "        short = truncated(path)\n",
         "        short = None\n",
         ("tests/data/test_extract.py", "-k", "per_case"),

@@ -17,8 +17,8 @@ def test_extraction_study_and_analysis_on_a_three_node_cluster(tmp_path):
     from analysis.metrics import aggregate
     from analysis.report import write_report
     from analysis.results import load_study
-    from mmt_tune.data.extract import extract_features
     from mmt_tune.data.synth import PhantomConfig, generate_cohort
+    from mmt_tune.radiomics.extract import extract_features
     from mmt_tune.study import run_study
 
     shared = tmp_path / "shared"  # what an NFS/EFS mount is on a real cluster: one path, every node

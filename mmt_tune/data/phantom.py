@@ -34,7 +34,7 @@ def prepare_phantom(out: Path, patients: int | None, seed: int, progress: bool) 
 
 def phantom_features(patients: int | None = None, progress: bool = True) -> Path:
     """The phantom cohort's feature table, generated and extracted on first use into the cache folder."""
-    from mmt_tune.data.extract import extract_features
+    from mmt_tune.radiomics.extract import extract_features
 
     folder = cache_root() / f"phantom-{patients or 'paper'}"
     manifest = prepare_phantom(folder / "cohort", patients, seed=0, progress=progress)

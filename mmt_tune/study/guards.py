@@ -66,7 +66,7 @@ def study_identity(space, features: str | Path, samples: int, seed: int, epochs,
     """The study's identity: search space (name and content), feature table (content hash), budget, seeds."""
     import hashlib
 
-    from mmt_tune.data.extract import file_sha256
+    from mmt_tune.radiomics.cache import file_sha256
 
     return {
         "space": space.name,

@@ -15,10 +15,12 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 
-from mmt_tune import extract as extract_cli
-from mmt_tune.data.extract import FeatureCache, extract_features, load_settings
 from mmt_tune.data.table import modality_columns, read_feature_table
 from mmt_tune.errors import InputError
+from mmt_tune.radiomics import cli as extract_cli
+from mmt_tune.radiomics.cache import FeatureCache
+from mmt_tune.radiomics.extract import extract_features
+from mmt_tune.radiomics.settings import load_settings
 
 
 @pytest.fixture(scope="module")
@@ -271,8 +273,8 @@ def test_shipped_settings_load():
 
 def test_paper_settings_produce_every_filter_of_the_paper(small_cohort):
     """All nine image types of paper.yaml yield features (PyRadiomics would drop LBP3D silently without trimesh)."""
-    from mmt_tune.data.extract import extract_one
     from mmt_tune.data.manifest import read_manifest
+    from mmt_tune.radiomics.worker import extract_one
 
     case = read_manifest(small_cohort)[0]
     settings = load_settings("paper")
@@ -296,7 +298,7 @@ def test_paper_settings_produce_every_filter_of_the_paper(small_cohort):
 
 
 def test_a_filter_dropped_by_pyradiomics_is_a_failure():
-    from mmt_tune.data.extract import _missing_image_types
+    from mmt_tune.radiomics.worker import _missing_image_types
 
     settings = {"imageType": {"Original": {}, "LBP3D": {}, "Square": {}}}
     assert _missing_image_types(
@@ -341,7 +343,7 @@ def test_truncated_nifti_files_are_detected(small_cohort, tmp_path):
     """Plain and gzipped NIfTI cut short, and a gzip stream cut mid-way; the intact file passes."""
     import gzip
 
-    from mmt_tune.data.extract import truncated
+    from mmt_tune.radiomics.worker import truncated
 
     rows = pd.read_csv(small_cohort, dtype=str, keep_default_na=False)
     original = small_cohort.parent / rows.loc[0, "T1WI_image"]
@@ -368,7 +370,8 @@ def test_an_unwritable_out_fails_before_any_work(small_cohort, tmp_path, capsys)
 
 
 def test_odd_but_accepted_scans_are_extracted_with_a_warning(tmp_path):
-    from mmt_tune.data.extract import extract_one, load_settings
+    from mmt_tune.radiomics.settings import load_settings
+    from mmt_tune.radiomics.worker import extract_one
 
     settings = load_settings("fast")
     rng = np.random.default_rng(0)

@@ -19,7 +19,7 @@ import pytest
 import yaml
 from helpers import SHARED
 
-from mmt_tune.data.extract import extract_features
+from mmt_tune.radiomics.extract import extract_features
 
 CASES_DIR = SHARED / "reference" / "pyradiomics-cases"
 CLASSES = ["firstorder", "glcm", "gldm", "glrlm", "glszm", "ngtdm", "shape"]
