@@ -2,7 +2,7 @@
 
 Input is a results folder written by ``python -m mmt_tune.run`` (``trials.parquet`` or ``trials.csv``, and
 when present ``losses.parquet``, ``predictions.parquet`` and ``space.json``), or any trials table that
-follows the DESIGN.md contract, as Parquet or CSV, so that a study run elsewhere can be analysed too:
+follows the contract of docs/design.md ("Trials table"), as Parquet or CSV, so that a study run elsewhere can be analysed too:
 
 one row per trial x fold with ``study``, ``model``, ``present`` (``T1WI+FLAIR``), ``trial_id``, ``fold``,
 ``config/<name>`` for every hyperparameter, the metric columns ``accuracy``, ``auc``, ``precision``,
@@ -103,7 +103,7 @@ def read_trials(path: str | Path) -> pd.DataFrame:
     for column in REQUIRED:
         if column not in frame.columns:
             raise InputError(
-                f"{path}: trials table has no {column!r} column (DESIGN.md trials-table contract)"
+                f"{path}: trials table has no {column!r} column (the trials-table contract, docs/design.md)"
             )
     metrics = [m for m in METRICS if m in frame.columns]
     if not metrics:

@@ -65,7 +65,7 @@ def synthetic_trials(
     fold_noise: float = 0.03,
     study: str = "synthetic",
 ) -> pd.DataFrame:
-    """A trials table (DESIGN.md contract) for every configuration ``model/present`` of ``space``."""
+    """A trials table (the contract of docs/design.md) for every configuration ``model/present`` of ``space``."""
     rng = np.random.default_rng(seed)
     frames = []
     for key, parameters in space.items():

@@ -1,4 +1,4 @@
-"""In-fold preprocessing (DESIGN.md "Study protocol"): everything data-dependent is fitted on training rows only.
+"""In-fold preprocessing (docs/study-protocol.md): everything data-dependent is fitted on training rows only.
 
 Per modality (a scikit-learn ``ColumnTransformer`` branch, so modalities never mix before the model):
 median imputation -> constant-feature filter -> standard scaling -> correlation filter -> top-k selection

@@ -1,4 +1,4 @@
-"""Read and validate a cohort manifest (DESIGN.md "Data contracts").
+"""Read and validate a cohort manifest (docs/design.md "Data contracts").
 
 ``patient_id,label,T1WI_image,T1WI_mask,FLAIR_image,FLAIR_mask,DWI_image,DWI_mask`` (+ optional ``lesion_id``).
 An empty image/mask pair means the modality is missing for that case. Paths are relative to the manifest's

@@ -1,4 +1,4 @@
-"""Feature-table I/O (DESIGN.md "Data contracts").
+"""Feature-table I/O (docs/design.md "Data contracts").
 
 A feature table is a Parquet file with ``patient_id``, ``label`` (1 = SCLC, 0 = NSCLC), optional ``lesion_id``,
 then one float column per feature named ``<MODALITY>__<pyradiomics feature name>``. NaN means the modality was

@@ -1,4 +1,4 @@
-"""Missing Modality Transformer (MMT-2M / MMT-1M), paper section 2.3 and DESIGN.md "Models".
+"""Missing Modality Transformer (MMT-2M / MMT-1M), paper section 2.3 and docs/design.md "Models".
 
 Tokens: one per present modality (``Linear_p(x_p)``), one learnable token per missing modality (no feature
 information), one learnable classification (CLS) token. Two modal-interaction layers (not weight-shared),
