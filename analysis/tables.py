@@ -7,18 +7,10 @@ from pathlib import Path
 import pandas as pd
 
 from mmt_tune._io import atomic_path, write_text_atomic
+from mmt_tune.metrics import mean_std  # noqa: F401 - the one format, re-exported for the analysis
 
 TICK = "✓"
 DASH = "—"
-
-
-def mean_std(mean: float, std: float, digits: int = 3) -> str:
-    """``0.877 ± 0.033``; ``—`` when the mean is undefined."""
-    if pd.isna(mean):
-        return DASH
-    if pd.isna(std):
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
 def to_markdown(table: pd.DataFrame, notes: list[str] | None = None) -> str:

@@ -75,10 +75,10 @@ def run_one(job: dict) -> list[dict]:
 
     def on_epoch(epoch, info):
         if epoch in marks:
-            p = info["val_probabilities"].cpu().numpy()
-            y = info["val_labels"].cpu().numpy()
+            p = info.val_probabilities.cpu().numpy()
+            y = info.val_labels.cpu().numpy()
             per_epoch[epoch + 1] = float(
-                np.mean([auc(y[i, :n], p[i, :n]) for i, n in enumerate(info["val_counts"])])
+                np.mean([auc(y[i, :n], p[i, :n]) for i, n in enumerate(info.val_counts)])
             )
 
     result = train_configuration(table, config, on_epoch=on_epoch)

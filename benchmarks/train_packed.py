@@ -45,8 +45,8 @@ def scaling(table, config: TrainConfig, repeats: int = 3) -> dict:
     """Per-epoch seconds by pack size, the fitted cost model and the matmul share (see module docstring)."""
     from torch.profiler import ProfilerActivity, profile
 
+    from mmt_tune.packed import fit_packed  # the packed trainer itself: pack sizes other than the fold count
     from mmt_tune.preprocess import make_folds, modality_columns_of, preprocess_fold
-    from mmt_tune.train import _fit  # the packed trainer itself: pack sizes other than the fold count
 
     columns = modality_columns_of(table, config.modalities_used)
     folds = [
@@ -57,11 +57,11 @@ def scaling(table, config: TrainConfig, repeats: int = 3) -> dict:
     for _ in range(repeats):  # interleaved, best of: this machine's timings drift by +-20%
         for k in PACK_SIZES:
             start = time.perf_counter()
-            _fit((folds * 2)[:k], config, None)
+            fit_packed((folds * 2)[:k], config, None)
             per_epoch[k] = min(per_epoch[k], (time.perf_counter() - start) / config.epochs)
     per_fold, fixed = np.polyfit(PACK_SIZES, [per_epoch[k] for k in PACK_SIZES], 1)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        _fit(folds, config, None)
+        fit_packed(folds, config, None)
     matmul = sum(e.self_cpu_time_total for e in prof.key_averages() if e.key in MATMULS) / 1e6
     matmul_per_fold = matmul / len(folds) / config.epochs
     k = len(folds)

@@ -65,3 +65,20 @@ def all_metrics(y_true, y_score, threshold: float = 0.5) -> dict[str, float]:
         "sensitivity": sensitivity(y_true, y_score, threshold),
         "specificity": specificity(y_true, y_score, threshold),
     }
+
+
+def mean_std(mean: float, std: float, digits: int = 3, missing: str = "—") -> str:
+    """``0.877 ± 0.033``: how every table and summary prints a metric over folds (``missing`` when the mean
+    is undefined, the mean alone when the spread is)."""
+    import pandas as pd
+
+    if pd.isna(mean):
+        return missing
+    if pd.isna(std):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def summary_line(summary: dict[str, tuple[float, float]]) -> str:
+    """``auc 0.812 ± 0.041, accuracy ...``: mean ± std over folds of each metric, on one line."""
+    return ", ".join(f"{metric} {mean_std(mean, std)}" for metric, (mean, std) in summary.items())

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mmt_tune.errors import InputError
-from mmt_tune.metrics import METRICS
+from mmt_tune.metrics import METRICS, mean_std
 from mmt_tune.study import StudyResult, run_study
 from mmt_tune.study.records import TRIALS_TABLE
 
@@ -23,7 +23,7 @@ def format_best(result: StudyResult) -> str:
     """The best trial of each configuration, mean ± std over folds of every metric, one line each."""
     lines = [f"{'configuration':<22} {'trial':<12} " + " ".join(f"{m:>16}" for m in METRICS)]
     for _, row in result.best().iterrows():
-        cells = " ".join(f"{row[f'{m}_mean']:.3f} ± {row[f'{m}_std']:.3f}".rjust(16) for m in METRICS)
+        cells = " ".join(mean_std(row[f"{m}_mean"], row[f"{m}_std"]).rjust(16) for m in METRICS)
         lines.append(f"{row['model'] + '/' + row['present']:<22} {str(row['trial_id']):<12} {cells}")
     return "\n".join(lines)
 

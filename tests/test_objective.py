@@ -24,11 +24,11 @@ def test_each_epoch_auc_ignores_the_padded_rows_of_shorter_folds():
     config = TrainConfig.from_options("mmt1m", ("DWI",), SMALL, epochs=3, folds=3)
 
     def keep(epoch, info):
-        last.update(info)
+        last["info"] = info
 
     result = train_configuration(table, config, on_epoch=keep)
-    assert sorted(last["val_counts"]) == [30, 30, 31]
-    assert epoch_auc(last) == pytest.approx(result.folds["auc"].mean(), abs=1e-12)
+    assert sorted(last["info"].val_counts) == [30, 30, 31]
+    assert epoch_auc(last["info"]) == pytest.approx(result.folds["auc"].mean(), abs=1e-12)
 
 
 def test_the_objective_is_the_mean_over_folds():

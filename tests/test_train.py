@@ -92,7 +92,7 @@ def test_resuming_from_a_mid_training_state_gives_the_uninterrupted_result(model
 
     def keep(epoch, info):
         if epoch == 3:
-            states["state"] = info["state"]()
+            states["state"] = info.state()
 
     straight = train_configuration(table, config, on_epoch=keep)
     resumed = train_configuration(table, config, resume=states["state"])
@@ -371,7 +371,7 @@ def test_mfnvae_does_not_collapse_on_a_single_strong_modality():
 
 
 def test_kl_warmup_ramps_the_kl_weight():
-    from mmt_tune.train import _epoch_weights
+    from mmt_tune.packed import _epoch_weights
 
     config = TrainConfig.from_options("mfnvae", ("DWI",), {"kl_weight": 0.5, "kl_warmup": 4})
     assert [_epoch_weights(config, e)["kl_weight"] for e in range(6)] == [0.125, 0.25, 0.375, 0.5, 0.5, 0.5]

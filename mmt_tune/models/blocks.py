@@ -172,21 +172,35 @@ def initialize(model: nn.Module, generators: Sequence[torch.Generator]) -> None:
             module.init_slices(generators)
 
 
-class FeedForward(nn.Module):
-    """Paper Fig. 2: FC -> LayerNorm -> GELU -> Dropout -> FC -> LayerNorm -> Dropout (width E back to D)."""
+class MLP(nn.Module):
+    """FC -> LayerNorm -> GELU -> Dropout -> FC, and with ``out_norm`` -> LayerNorm -> Dropout."""
 
-    def __init__(self, n_models: int, expanded: int, d_model: int, dropout: float, noise: NoiseSource):
+    def __init__(
+        self,
+        n_models: int,
+        in_features: int,
+        hidden: int,
+        out_features: int,
+        dropout: float,
+        noise: NoiseSource,
+        out_norm: bool = False,
+    ):
         super().__init__()
-        self.fc1 = Linear(n_models, expanded, expanded)
-        self.norm1 = LayerNorm(n_models, expanded)
+        self.fc1 = Linear(n_models, in_features, hidden)
+        self.norm1 = LayerNorm(n_models, hidden)
         self.drop1 = Dropout(dropout, noise)
-        self.fc2 = Linear(n_models, expanded, d_model)
-        self.norm2 = LayerNorm(n_models, d_model)
-        self.drop2 = Dropout(dropout, noise)
+        self.fc2 = Linear(n_models, hidden, out_features)
+        self.norm2 = LayerNorm(n_models, out_features) if out_norm else None
+        self.drop2 = Dropout(dropout, noise) if out_norm else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.drop1(F.gelu(self.norm1(self.fc1(x))))
-        return self.drop2(self.norm2(self.fc2(x)))
+        x = self.fc2(self.drop1(F.gelu(self.norm1(self.fc1(x)))))
+        return self.drop2(self.norm2(x)) if self.norm2 is not None else x
+
+
+def FeedForward(n_models: int, expanded: int, d_model: int, dropout: float, noise: NoiseSource) -> MLP:
+    """Paper Fig. 2: FC -> LayerNorm -> GELU -> Dropout -> FC -> LayerNorm -> Dropout (width E back to D)."""
+    return MLP(n_models, expanded, expanded, d_model, dropout, noise, out_norm=True)
 
 
 class ClassifierHead(nn.Module):

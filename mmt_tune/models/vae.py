@@ -16,32 +16,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from mmt_tune.models.blocks import Dropout, LayerNorm, Linear, NoiseSource
-
-
-class _MLP(nn.Module):
-    """FC -> LayerNorm -> GELU -> Dropout -> FC."""
-
-    def __init__(
-        self,
-        n_models: int,
-        in_features: int,
-        hidden: int,
-        out_features: int,
-        dropout: float,
-        noise: NoiseSource,
-    ):
-        super().__init__()
-        self.fc1 = Linear(n_models, in_features, hidden)
-        self.norm = LayerNorm(n_models, hidden)
-        self.drop = Dropout(dropout, noise)
-        self.fc2 = Linear(n_models, hidden, out_features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.drop(F.gelu(self.norm(self.fc1(x)))))
+from mmt_tune.models.blocks import MLP, NoiseSource
 
 
 def product_of_experts(
@@ -69,12 +46,12 @@ class MFNVAE(nn.Module):
         self.modalities = list(feature_dims)
         self.noise = NoiseSource()
         self.encoders = nn.ModuleDict(
-            {m: _MLP(n_models, f, hidden, 2 * latent, dropout, self.noise) for m, f in feature_dims.items()}
+            {m: MLP(n_models, f, hidden, 2 * latent, dropout, self.noise) for m, f in feature_dims.items()}
         )
         self.decoders = nn.ModuleDict(
-            {m: _MLP(n_models, latent, hidden, f, dropout, self.noise) for m, f in feature_dims.items()}
+            {m: MLP(n_models, latent, hidden, f, dropout, self.noise) for m, f in feature_dims.items()}
         )
-        self.predictor = _MLP(n_models, latent, hidden, 2, dropout, self.noise)
+        self.predictor = MLP(n_models, latent, hidden, 2, dropout, self.noise)
 
     def forward(self, inputs: Mapping[str, torch.Tensor]) -> dict:
         stats = [self.encoders[m](inputs[m]).chunk(2, dim=-1) for m in self.modalities]

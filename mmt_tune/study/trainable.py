@@ -23,6 +23,7 @@ import pandas as pd
 from mmt_tune import models
 from mmt_tune.config import TrainConfig
 from mmt_tune.metrics import METRICS, auc
+from mmt_tune.packed import EpochInfo
 from mmt_tune.study.records import TRIAL_KEYS
 from mmt_tune.train import TrainResult, train_configuration
 
@@ -46,12 +47,12 @@ def train_options(config: dict) -> dict:
 FINAL_FILE = "final.json"
 
 
-def epoch_auc(info: dict) -> float:
+def epoch_auc(info: EpochInfo) -> float:
     """Mean over folds of the validation AUC of one epoch, on each fold's real rows (packed folds are padded
     to the longest; padded rows are not patients)."""
-    probabilities = info["val_probabilities"].cpu().numpy()
-    labels = info["val_labels"].cpu().numpy()
-    aucs = [auc(labels[i, :n], probabilities[i, :n]) for i, n in enumerate(info["val_counts"])]
+    probabilities = info.val_probabilities.cpu().numpy()
+    labels = info.val_labels.cpu().numpy()
+    aucs = [auc(labels[i, :n], probabilities[i, :n]) for i, n in enumerate(info.val_counts)]
     return float(np.nanmean(aucs))
 
 
@@ -125,17 +126,17 @@ def run_trial(
         else None
     )
 
-    def on_epoch(epoch: int, info: dict) -> None:
-        train = info["train"].mean(0).cpu().numpy()
-        val = info["val"].mean(0).cpu().numpy()
+    def on_epoch(epoch: int, info: EpochInfo) -> None:
+        train = info.train.mean(0).cpu().numpy()
+        val = info.val.mean(0).cpu().numpy()
         metrics = {"epoch": epoch, "auc": epoch_auc(info)}
-        metrics.update({f"train/{t}": float(v) for t, v in zip(info["terms"], train, strict=True)})
-        metrics.update({f"val/{t}": float(v) for t, v in zip(info["terms"], val, strict=True)})
+        metrics.update({f"train/{t}": float(v) for t, v in zip(info.terms, train, strict=True)})
+        metrics.update({f"val/{t}": float(v) for t, v in zip(info.terms, val, strict=True)})
         if run is not None:
             run.log(metrics, step=epoch)
         if every > 0 and (epoch + 1) % every == 0 and epoch + 1 < train_config.epochs:
             with tempfile.TemporaryDirectory() as folder:
-                torch.save(info["state"](), Path(folder) / "state.pt")
+                torch.save(info.state(), Path(folder) / "state.pt")
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
         else:
             tune.report(metrics)

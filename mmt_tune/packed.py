@@ -1,0 +1,395 @@
+"""The packed trainer: the k folds of one deep configuration trained as one batched model.
+
+Slice f of every parameter is fold f's model (:mod:`mmt_tune.models.blocks`); each slice has its own data,
+row masks, random streams and optimizer state (:class:`mmt_tune.optim.MaskedAdamW`), so a fold trained in a
+pack of k and a fold trained alone give the same numbers. The inner loop never copies to the host; losses are
+accumulated on the device and fetched once per epoch, only when early stopping needs them.
+
+:func:`fit_packed` is called by :func:`mmt_tune.train.train_configuration`; after each epoch it hands an
+:class:`EpochInfo` to the caller's ``on_epoch``, whose ``state()`` is a checkpoint :func:`fit_packed`
+continues from (``resume=``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+
+from mmt_tune.config import TrainConfig
+from mmt_tune.errors import InputError
+from mmt_tune.preprocess import FoldData
+
+
+def resolve_device(name: str) -> torch.device:
+    """``cpu``, ``cuda``, ``cuda:N`` or ``auto``; an :class:`InputError` when CUDA is asked for and absent."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"--device {name}: CUDA is not available on this machine (use cpu or auto)")
+    return device
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Padded sizes shared by *all* folds of a configuration, packed or not.
+
+    A fold trained alone is padded exactly as inside the pack: the same feature widths (so its parameters
+    are initialised from the same draws), the same number of steps per epoch (so it consumes its noise stream
+    in the same pieces) and the same validation length (so masked means sum in the same order). None of them
+    depends on feature values: the width is the number of features selection may keep (``k``, or all of a
+    modality's columns if fewer), and row counts follow from the labels. So a fold's model cannot change
+    when other folds' features do (the missing-modality test relies on it).
+    """
+
+    features: dict[str, int]
+    steps: int
+    val_rows: int
+    monitor_rows: int
+
+    @classmethod
+    def of(cls, fold_data: Sequence[FoldData], config: TrainConfig, columns: Mapping[str, list]) -> Layout:
+        used = config.modalities_used
+        return cls(
+            features={m: min(config.preprocess.k_for(m), len(columns[m])) for m in used},
+            steps=max(math.ceil(len(fd.y_train) / config.batch_size) for fd in fold_data),
+            val_rows=max(len(fd.y_val) for fd in fold_data),
+            monitor_rows=max(len(fd.y_monitor) if fd.y_monitor is not None else 0 for fd in fold_data),
+        )
+
+
+@dataclass
+class EpochInfo:
+    """What ``on_epoch(epoch, info)`` receives after each epoch; tensors are still on the device."""
+
+    folds: list[int]
+    terms: list[str]  # loss term names, then "total"
+    train: torch.Tensor  # [k, terms]: each fold's mean training loss terms this epoch
+    val: torch.Tensor  # [k, terms]: on the fold's validation rows
+    val_probabilities: torch.Tensor  # [k, padded rows]: P(label 1) of each validation row
+    val_labels: torch.Tensor  # [k, padded rows]
+    val_counts: list[int]  # each fold's real validation rows (the rest is padding)
+    state: Callable[[], dict]  # a checkpoint after this epoch (on the CPU, ready for torch.save)
+
+
+def pack(
+    arrays: Sequence[np.ndarray], device: torch.device, rows: int | None = None, cols: int | None = None
+) -> torch.Tensor:
+    """Stack per-fold arrays into one zero-padded tensor ``[k, rows, cols]`` (or ``[k, rows]``)."""
+    rows = rows or max(a.shape[0] for a in arrays)
+    cols = cols or (max(a.shape[1] for a in arrays) if arrays[0].ndim == 2 else None)
+    shape = (len(arrays), rows) + ((cols,) if arrays[0].ndim == 2 else ())
+    out = np.zeros(shape, dtype=np.float32)
+    for i, a in enumerate(arrays):
+        out[(i, slice(0, a.shape[0])) + ((slice(0, a.shape[1]),) if a.ndim == 2 else ())] = a
+    return torch.from_numpy(out).to(device)
+
+
+def row_mask(counts: Sequence[int], device: torch.device, length: int | None = None) -> torch.Tensor:
+    """``[k, length]``: 1 on each fold's real rows, 0 on its padding."""
+    length = length or max(counts)
+    return (torch.arange(length)[None, :] < torch.tensor(counts)[:, None]).float().to(device)
+
+
+def schedule(
+    counts: Sequence[int],
+    epochs: int,
+    batch: int,
+    generators: Sequence[torch.Generator],
+    device: torch.device,
+    steps: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """All batches of all epochs, drawn up front: indices ``[E, S, k, B]``, row masks, active ``[E, S, k]``.
+
+    Fold f's epoch is a fresh permutation of its own rows cut into ``ceil(n_f / B)`` batches; steps past its
+    last batch are inactive for that fold (no update), exactly as if it trained alone.
+    """
+    steps = steps or max(math.ceil(n / batch) for n in counts)
+    index = torch.zeros(epochs, steps, len(counts), batch, dtype=torch.long)
+    rows = torch.zeros(epochs, steps, len(counts), batch)
+    for e in range(epochs):
+        for f, (n, g) in enumerate(zip(counts, generators, strict=True)):
+            order = torch.randperm(n, generator=g)
+            padded = torch.zeros(steps * batch, dtype=torch.long)
+            padded[:n] = order
+            index[e, :, f] = padded.view(steps, batch)
+            rows[e, :, f] = (torch.arange(steps * batch) < n).float().view(steps, batch)
+    return index.to(device), rows.to(device), (rows.sum(-1) > 0).to(device)
+
+
+@dataclass
+class _Split:
+    """One split of the group (validation rows, or the rows early stopping monitors), packed and padded."""
+
+    x: dict[str, torch.Tensor]
+    y: torch.Tensor
+    rows: torch.Tensor
+
+
+@dataclass
+class _Progress:
+    """What changes from epoch to epoch besides the weights and the optimizer: the loss history and the
+    early-stopping bookkeeping. A checkpoint is this, plus the weights, optimizer moments and noise."""
+
+    k: int
+    epochs: int
+    patience: int
+    device: torch.device
+    terms: list[str] | None = None
+    train_history: list[torch.Tensor] = field(default_factory=list)
+    val_history: list[torch.Tensor] = field(default_factory=list)
+    monitor_history: list[torch.Tensor] = field(default_factory=list)
+    best_loss: torch.Tensor = None
+    best_state: torch.Tensor | None = None
+    patience_left: np.ndarray = None
+    running_host: np.ndarray = None
+    last_epoch: np.ndarray = None  # the last epoch each fold trained (early stopping)
+    running: torch.Tensor = None
+
+    def __post_init__(self) -> None:
+        self.best_loss = torch.full((self.k,), float("inf"), device=self.device)
+        self.patience_left = np.full(self.k, self.patience)
+        self.running_host = np.ones(self.k, dtype=bool)
+        self.last_epoch = np.full(self.k, self.epochs - 1)
+        self.running = torch.ones(self.k, dtype=torch.bool, device=self.device)
+
+    def restore(self, saved: dict) -> None:
+        to = self.device
+        self.terms = saved["terms"]
+        self.train_history = [t.to(to) for t in saved["train_history"]]
+        self.val_history = [t.to(to) for t in saved["val_history"]]
+        self.monitor_history = [t.to(to) for t in saved.get("monitor_history", [])]
+        self.best_loss = saved["best_loss"].to(to)
+        self.best_state = None if saved["best_state"] is None else saved["best_state"].to(to)
+        self.patience_left, self.running_host = saved["patience_left"], saved["running"]
+        self.last_epoch = saved.get("last_epoch", self.last_epoch)
+        self.running = torch.from_numpy(self.running_host).to(to)
+
+    def saved(self) -> dict:
+        """Everything of this object a checkpoint needs (on the CPU)."""
+        return {
+            "terms": self.terms,
+            "train_history": [t.cpu() for t in self.train_history],
+            "val_history": [t.cpu() for t in self.val_history],
+            "monitor_history": [t.cpu() for t in self.monitor_history],
+            "best_loss": self.best_loss.cpu(),
+            "best_state": None if self.best_state is None else self.best_state.cpu(),
+            "patience_left": self.patience_left.copy(),
+            "running": self.running_host.copy(),
+            "last_epoch": self.last_epoch.copy(),
+        }
+
+    def early_stop(self, epoch: int, monitored: torch.Tensor, flat: torch.Tensor) -> None:
+        """Keep each fold's best weights by the monitored loss; stop a fold after ``patience`` epochs
+        without improvement (the one device sync per epoch)."""
+        improved = (monitored < self.best_loss) & self.running
+        self.best_loss = torch.where(improved, monitored, self.best_loss)
+        self.best_state = (
+            flat.clone() if self.best_state is None else torch.where(improved[:, None], flat, self.best_state)
+        )
+        improved_host = improved.cpu().numpy()
+        self.patience_left = np.where(improved_host, self.patience, self.patience_left - self.running_host)
+        stopping = self.running_host & (self.patience_left <= 0)
+        self.last_epoch = np.where(stopping, epoch, self.last_epoch)
+        self.running_host = (self.patience_left > 0) & self.running_host
+        self.running = torch.from_numpy(self.running_host).to(self.device)
+
+
+def build_model(config: TrainConfig, n_models: int, feature_dims: dict[str, int]) -> torch.nn.Module:
+    """The registered model's packed module, with its default options under the configured ones."""
+    spec = config.spec
+    return spec.build(n_models, feature_dims, config.present, {**spec.options, **config.model_options})
+
+
+def fit_packed(
+    group: list[FoldData],
+    config: TrainConfig,
+    on_epoch: Callable[[int, EpochInfo], None] | None = None,
+    resume: dict | None = None,
+    layout: Layout | None = None,
+) -> tuple[list[np.ndarray], pd.DataFrame]:
+    """Train the folds of ``group`` packed; return their validation probabilities and loss history."""
+    from mmt_tune.models.blocks import initialize
+    from mmt_tune.models.losses import loss_terms, weighted_total
+    from mmt_tune.optim import MaskedAdamW
+
+    device = resolve_device(config.device)
+    k = len(group)
+    folds = [fd.fold for fd in group]
+    used = config.modalities_used
+    if layout is None:  # benchmarks call fit_packed directly: pad to what this group needs
+        widths = {m: max(fd.train[m].shape[1] for fd in group) for m in config.modalities_used}
+        layout = Layout.of(group, config, {m: [None] * w for m, w in widths.items()})
+    width = layout.features
+    train_x = {m: pack([fd.train[m] for fd in group], device, cols=width[m]) for m in used}
+    feature_mask = {m: row_mask([fd.train[m].shape[1] for fd in group], device, width[m]) for m in used}
+    train_y = pack([fd.y_train.astype(np.float32) for fd in group], device)
+    n_train = [len(fd.y_train) for fd in group]
+    val = _Split(
+        {m: pack([fd.val[m] for fd in group], device, layout.val_rows, width[m]) for m in used},
+        pack([fd.y_val.astype(np.float32) for fd in group], device, layout.val_rows),
+        row_mask([len(fd.y_val) for fd in group], device, layout.val_rows),
+    )
+    monitor = None
+    if config.early_stopping:
+        length = layout.monitor_rows
+        monitor = _Split(
+            {m: pack([fd.monitor[m] for fd in group], device, length, width[m]) for m in used},
+            pack([fd.y_monitor.astype(np.float32) for fd in group], device, length),
+            row_mask([len(fd.y_monitor) for fd in group], device, length),
+        )
+
+    # Independent random streams per fold, identical whether the fold trains packed or alone.
+    def generators(stream: int, on: torch.device) -> list[torch.Generator]:
+        return [
+            torch.Generator(device=on).manual_seed(config.seed * 100_003 + f * 101 + stream) for f in folds
+        ]
+
+    model = build_model(config, k, dict(width))
+    initialize(model, generators(0, torch.device("cpu")))
+    model.to(device)
+    model.noise.seed([config.seed * 100_003 + f * 101 + 2 for f in folds], device)
+    optimizer = MaskedAdamW(model, k, lr=config.lr, weight_decay=config.weight_decay)
+    index, batch_rows, active = schedule(
+        n_train, config.epochs, config.batch_size, generators(1, torch.device("cpu")), device, layout.steps
+    )
+    active = active.cpu().numpy()  # the schedule is known up front: per-step masks stay on the host
+    inputs = list(config.present)
+    targets = list(config.reconstructed)
+    fold_axis = torch.arange(k, device=device)[:, None]
+    n_rows = torch.tensor(n_train, dtype=torch.float32, device=device)[:, None]
+
+    progress = _Progress(k, config.epochs, config.early_stopping or 0, device)
+    start_epoch = 0
+    if resume is not None:
+        if resume["folds"] != folds or resume["model"] != config.model:
+            raise ValueError("the checkpoint belongs to another configuration")
+        optimizer.flat.copy_(resume["flat"].to(device))
+        optimizer.optimizer.load_state_dict(resume["adamw"])
+        model.noise.load_state_dict(resume["noise"])
+        progress.restore(resume)
+        start_epoch = resume["epoch"] + 1
+
+    def checkpoint(epoch: int) -> dict:
+        """Everything needed to continue after ``epoch`` (on the CPU, ready for torch.save)."""
+        return {
+            "epoch": epoch,
+            "folds": folds,
+            "model": config.model,
+            "flat": _to_cpu(optimizer.flat),
+            "adamw": _to_cpu(optimizer.optimizer.state_dict()),  # a copy: AdamW updates its state in place
+            "noise": model.noise.state_dict(),
+            **progress.saved(),
+        }
+
+    def evaluate(split: _Split, weights: dict) -> tuple[dict, dict, torch.Tensor]:
+        out = model({m: split.x[m] for m in inputs})
+        terms = loss_terms(out, split.y, {m: split.x[m] for m in targets}, split.rows, feature_mask)
+        return out, terms, torch.stack([*terms.values(), weighted_total(terms, weights)], dim=1)
+
+    for epoch in range(start_epoch, config.epochs):
+        weights = _epoch_weights(config, epoch)
+        model.train()
+        epoch_sum = None
+        for step in range(index.shape[1]):
+            idx = index[epoch, step]  # [k, B]
+            rows = batch_rows[epoch, step] * progress.running[:, None]
+            batch_x = {m: train_x[m][fold_axis, idx] for m in used}
+            out = model({m: batch_x[m] for m in inputs})
+            terms = loss_terms(
+                out, train_y[fold_axis, idx], {m: batch_x[m] for m in targets}, rows, feature_mask
+            )
+            total = weighted_total(terms, weights)
+            optimizer.zero_grad()
+            total.sum().backward()
+            optimizer.step(active[epoch, step] & progress.running_host)
+            stacked = torch.stack([*terms.values(), total], dim=1).detach() * rows.sum(1, keepdim=True)
+            epoch_sum = stacked if epoch_sum is None else epoch_sum + stacked
+            progress.terms = progress.terms or [*terms, "total"]
+        progress.train_history.append(epoch_sum / n_rows)
+
+        model.eval()
+        with torch.no_grad():
+            out, _, val_losses = evaluate(val, weights)
+            progress.val_history.append(val_losses)
+            if monitor is not None:  # the held-out training rows' classification loss, nothing else
+                _, monitor_terms, monitor_losses = evaluate(monitor, weights)
+                progress.monitor_history.append(monitor_losses)
+        if monitor is not None:
+            progress.early_stop(epoch, monitor_terms["classification"], optimizer.flat)
+        if on_epoch is not None:
+            info = EpochInfo(
+                folds=folds,
+                terms=progress.terms,
+                train=progress.train_history[-1],
+                val=progress.val_history[-1],
+                val_probabilities=torch.softmax(out["logits"], dim=-1)[..., 1],
+                val_labels=val.y,
+                val_counts=[len(fd.y_val) for fd in group],
+                state=lambda epoch=epoch: checkpoint(epoch),
+            )
+            on_epoch(epoch, info)
+        if monitor is not None and not progress.running_host.any():
+            break
+
+    if progress.best_state is not None:
+        optimizer.flat.copy_(progress.best_state)
+    model.eval()
+    with torch.no_grad():
+        probabilities = (
+            torch.softmax(model({m: val.x[m] for m in inputs})["logits"], dim=-1)[..., 1].cpu().numpy()
+        )
+    history = _history_frame(
+        progress.train_history, progress.val_history, progress.terms or [], folds, progress.monitor_history
+    )
+    # A fold that stopped early has no epochs after it, packed (where the others go on) or alone.
+    last = progress.last_epoch[np.searchsorted(folds, history["fold"])]
+    history = history[history["epoch"].to_numpy() <= last].reset_index(drop=True)
+    return [probabilities[i, : len(fd.y_val)] for i, fd in enumerate(group)], history
+
+
+def _epoch_weights(config: TrainConfig, epoch: int) -> dict:
+    """Loss weights for ``epoch``: the configured ones, with the KL weight ramped up over ``kl_warmup``."""
+    if not config.kl_warmup:
+        return config.loss_weights
+    ramp = min(1.0, (epoch + 1) / config.kl_warmup)
+    return {**config.loss_weights, "kl_weight": ramp * float(config.loss_weights.get("kl_weight", 1.0))}
+
+
+def _to_cpu(value):
+    """A copy of ``value`` (nested dicts/lists of tensors) whose tensors are on the CPU and share no memory."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {key: _to_cpu(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_to_cpu(item) for item in value)
+    return value
+
+
+def _history_frame(
+    train: list[torch.Tensor],
+    val: list[torch.Tensor],
+    names: list[str],
+    folds: list[int],
+    monitor: list[torch.Tensor] | None = None,
+) -> pd.DataFrame:
+    """Per-epoch losses ``[epochs, k, terms]`` of each split as one tidy frame (fetched from the device once):
+    ``train``, ``val`` and, with early stopping, ``monitor`` (the held-out training rows it watches)."""
+    frames = []
+    for split, history in (("train", train), ("val", val), ("monitor", monitor or [])):
+        if not history:
+            continue
+        values = torch.stack(history).cpu().numpy()  # [epochs, k, terms]
+        epochs, k, _ = values.shape
+        frame = pd.DataFrame(values.reshape(epochs * k, -1), columns=names)
+        frame.insert(0, "split", split)
+        frame.insert(0, "fold", np.tile(folds, epochs))
+        frame.insert(0, "epoch", np.repeat(np.arange(epochs), k))
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
