@@ -15,7 +15,7 @@ objective with deviations that sum to zero over the folds, so the fold mean is e
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -36,7 +36,9 @@ def coefficient(name: str, coefficients: Mapping[str, float]) -> float:
 
 
 def analytic_importance(
-    parameters, coefficients: Mapping[str, float] = DEFAULT_COEFFICIENTS, interaction=DEFAULT_INTERACTION
+    parameters: Sequence[str],
+    coefficients: Mapping[str, float] = DEFAULT_COEFFICIENTS,
+    interaction: tuple[str, str, float] | None = DEFAULT_INTERACTION,
 ) -> tuple[dict[str, float], float]:
     """Main-effect fractions of each parameter and the interaction's fraction (see the module docstring)."""
     variances = {p: coefficient(p, coefficients) ** 2 / 12 for p in parameters}
@@ -61,7 +63,7 @@ def synthetic_trials(
     seed: int = 0,
     base: float = 0.75,
     coefficients: Mapping[str, float] = DEFAULT_COEFFICIENTS,
-    interaction=DEFAULT_INTERACTION,
+    interaction: tuple[str, str, float] | None = DEFAULT_INTERACTION,
     fold_noise: float = 0.03,
     study: str = "synthetic",
 ) -> pd.DataFrame:

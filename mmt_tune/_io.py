@@ -7,6 +7,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 @contextlib.contextmanager
@@ -58,7 +59,7 @@ def write_text_atomic(target: str | os.PathLike, text: str) -> None:
         tmp.write_text(text)
 
 
-def parse_yaml(text: str, source: str):
+def parse_yaml(text: str, source: str) -> Any:
     """Parse YAML text; a syntax error becomes an :class:`InputError` naming ``source`` and the line."""
     import yaml
 

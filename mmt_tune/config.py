@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 from mmt_tune import models
 from mmt_tune.errors import InputError
@@ -163,7 +164,7 @@ class TrainConfig:
 
     @classmethod
     def from_options(
-        cls, model: str, present: Sequence[str], options: Mapping | None = None, **overrides
+        cls, model: str, present: Sequence[str], options: Mapping | None = None, **overrides: Any
     ) -> TrainConfig:
         """Build from a flat mapping (a config file or a Tune config); unknown keys are errors naming the key."""
         options = dict(options or {})

@@ -16,6 +16,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from mmt_tune import models
 from mmt_tune.errors import InputError
@@ -33,7 +34,7 @@ def hyperparameters() -> list[str]:
     return names
 
 
-def build_workspace(entity: str, project: str, name: str = "mmt-tune study"):
+def build_workspace(entity: str, project: str, name: str = "mmt-tune study") -> Any:
     import wandb_workspaces.reports.v2 as wr
     import wandb_workspaces.workspaces as ws
 
@@ -86,7 +87,7 @@ def build_workspace(entity: str, project: str, name: str = "mmt-tune study"):
     )
 
 
-def workspace_spec(workspace) -> dict:
+def workspace_spec(workspace: Any) -> dict:
     """The workspace as the JSON view W&B stores (wandb-workspaces' view model, as ``save()`` uploads it)."""
     return workspace._to_model().model_dump(by_alias=True, exclude_none=True)
 

@@ -17,13 +17,17 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mmt_tune.data.phantom import prepare_phantom
 from mmt_tune.errors import InputError
 from mmt_tune.modalities import MODALITIES
 
+if TYPE_CHECKING:
+    from analysis.report import Report
 
-def signal_check(features: Path, folds: int = 5, seed: int = 0):
+
+def signal_check(features: Path, folds: int = 5, seed: int = 0) -> list[tuple[str, float, float]]:
     """Cross-validated AUC (mean, std over folds) of a logistic regression per modality subset."""
     from itertools import combinations
 
@@ -72,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_demo_study(features: Path, out: Path, space: str, samples: int, seed: int, progress: bool):
+def run_demo_study(features: Path, out: Path, space: str, samples: int, seed: int, progress: bool) -> Report:
     """The study step: run (or resume) the study under ``out/results/<space>`` and write its report."""
     from ray import tune
 

@@ -8,6 +8,7 @@ are NaN rather than a silent 0, so that a degenerate fold shows up in the tables
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 METRICS = ("accuracy", "auc", "precision", "sensitivity", "specificity")
 
@@ -26,28 +27,28 @@ def _ratio(numerator: int, denominator: int) -> float:
     return numerator / denominator if denominator else float("nan")
 
 
-def accuracy(y_true, y_score, threshold: float = 0.5) -> float:
+def accuracy(y_true: ArrayLike, y_score: ArrayLike, threshold: float = 0.5) -> float:
     tp, tn, fp, fn = _confusion(y_true, y_score, threshold)
     return _ratio(tp + tn, tp + tn + fp + fn)
 
 
-def precision(y_true, y_score, threshold: float = 0.5) -> float:
+def precision(y_true: ArrayLike, y_score: ArrayLike, threshold: float = 0.5) -> float:
     tp, _, fp, _ = _confusion(y_true, y_score, threshold)
     return _ratio(tp, tp + fp)
 
 
-def sensitivity(y_true, y_score, threshold: float = 0.5) -> float:
+def sensitivity(y_true: ArrayLike, y_score: ArrayLike, threshold: float = 0.5) -> float:
     """Recall of the positive class (SCLC)."""
     tp, _, _, fn = _confusion(y_true, y_score, threshold)
     return _ratio(tp, tp + fn)
 
 
-def specificity(y_true, y_score, threshold: float = 0.5) -> float:
+def specificity(y_true: ArrayLike, y_score: ArrayLike, threshold: float = 0.5) -> float:
     _, tn, fp, _ = _confusion(y_true, y_score, threshold)
     return _ratio(tn, tn + fp)
 
 
-def auc(y_true, y_score) -> float:
+def auc(y_true: ArrayLike, y_score: ArrayLike) -> float:
     """Area under the ROC curve (threshold-free); NaN when only one class is present."""
     from sklearn.metrics import roc_auc_score
 
@@ -57,7 +58,7 @@ def auc(y_true, y_score) -> float:
     return float(roc_auc_score(y_true, y_score))
 
 
-def all_metrics(y_true, y_score, threshold: float = 0.5) -> dict[str, float]:
+def all_metrics(y_true: ArrayLike, y_score: ArrayLike, threshold: float = 0.5) -> dict[str, float]:
     return {
         "accuracy": accuracy(y_true, y_score, threshold),
         "auc": auc(y_true, y_score),

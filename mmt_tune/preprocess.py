@@ -14,15 +14,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator
 from sklearn.feature_selection import SelectorMixin
 
 from mmt_tune.config import PreprocessConfig
 from mmt_tune.errors import InputError
 from mmt_tune.modalities import COLUMN_SEPARATOR
+
+if TYPE_CHECKING:
+    from imblearn.pipeline import Pipeline
 
 SCORES = ("anova", "mutual_info", "forest")
 
@@ -37,7 +42,7 @@ class CorrelationFilter(SelectorMixin, BaseEstimator):
     def __init__(self, threshold: float = 0.95):
         self.threshold = threshold
 
-    def fit(self, X, y=None):
+    def fit(self, X: ArrayLike, y: ArrayLike | None = None) -> CorrelationFilter:
         X = np.asarray(X, dtype=float)
         self.n_features_in_ = X.shape[1]
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -61,7 +66,7 @@ class TopK(SelectorMixin, BaseEstimator):
         self.score = score
         self.random_state = random_state
 
-    def fit(self, X, y):
+    def fit(self, X: ArrayLike, y: ArrayLike) -> TopK:
         from sklearn.ensemble import ExtraTreesClassifier
         from sklearn.feature_selection import f_classif, mutual_info_classif
 
@@ -102,7 +107,7 @@ def build_pipeline(
     config: PreprocessConfig,
     random_state: int,
     n_rows: int | None = None,
-):
+) -> Pipeline:
     """The imbalanced-learn pipeline of one fold: per-modality branches, then Borderline-SMOTE.
 
     ``n_rows`` (the fold's training rows) bounds the danger-zone neighbours of small folds, which

@@ -20,14 +20,20 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from mmt_tune import models as _models
 from mmt_tune._io import parse_yaml
 from mmt_tune.config import TrainConfig
 from mmt_tune.errors import InputError
 from mmt_tune.modalities import MODALITIES
+
+if TYPE_CHECKING:
+    from optuna.distributions import BaseDistribution
+    from ray.tune.search.sample import Domain
 
 TOP_KEYS = {"name", "description", "configurations", "parameters", "fixed"}
 CONFIGURATION_KEYS = {"model", "present"}
@@ -61,13 +67,13 @@ class Distribution:
     def categorical(self) -> bool:
         return self.kind == "choice"
 
-    def example(self):
+    def example(self) -> Any:
         """A valid value (used to check where the parameter applies)."""
         return (
             self.values[0] if self.kind == "choice" else (int(self.low) if self.kind == "int" else self.low)
         )
 
-    def to_optuna(self):
+    def to_optuna(self) -> BaseDistribution:
         from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
         if self.kind == "choice":
@@ -76,7 +82,7 @@ class Distribution:
             return IntDistribution(int(self.low), int(self.high))
         return FloatDistribution(float(self.low), float(self.high), log=self.log)
 
-    def to_tune(self):
+    def to_tune(self) -> Domain:
         from ray import tune
 
         if self.kind == "choice":
@@ -108,7 +114,7 @@ class Distribution:
             return math.log10(self.low), math.log10(self.high)
         return float(self.low), float(self.high)
 
-    def encode(self, values) -> np.ndarray:
+    def encode(self, values: ArrayLike) -> np.ndarray:
         """Values on the sampled scale: ``log10`` for a loguniform, the index of the value for a choice."""
         if self.categorical:
             index = {str(c): i for i, c in enumerate(self.values)}

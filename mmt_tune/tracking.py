@@ -17,6 +17,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import wandb
 
 MODES = ("off", "offline", "online")
 
@@ -33,7 +37,7 @@ class Tracking:
         return self.mode != "off"
 
 
-def privacy_settings():
+def privacy_settings() -> wandb.Settings:
     """wandb settings that keep machine and file-system context out of a run."""
     import wandb
 
@@ -57,7 +61,9 @@ def privacy_settings():
 MASKED = "masked"
 
 
-def start_trial_run(tracking: Tracking, hyperparameters: dict, configuration: str, model: str):
+def start_trial_run(
+    tracking: Tracking, hyperparameters: dict, configuration: str, model: str
+) -> wandb.Run | None:
     """Open this trial's W&B run (inside a Tune trial), or return None when tracking is off."""
     if not tracking.enabled:
         return None

@@ -20,7 +20,7 @@ from analysis.importance._base import BaseImportanceEvaluator, ForestSettings, S
 from mmt_tune.spaces import Distribution
 
 
-def import_fanova():
+def import_fanova() -> tuple[type, object]:
     """``fanova.fANOVA`` and ``ConfigSpace``, importable and quiet under NumPy 2."""
     if "float" not in np.__dict__:
         np.float = float  # the alias NumPy removed; fanova only uses it as a dtype

@@ -281,7 +281,7 @@ def _run(jobs: list[_Job], options: ImportanceOptions, progress: bool):
 
 
 def evaluator(
-    options: ImportanceOptions, forest: ForestSettings, pair_params=None
+    options: ImportanceOptions, forest: ForestSettings, pair_params: list[str] | None = None
 ) -> BaseImportanceEvaluator:
     """The engine ``options.engine`` names, with every setting explicit."""
     if options.engine == "optuna":

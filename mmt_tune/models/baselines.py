@@ -21,11 +21,15 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from sklearn.base import ClassifierMixin
 
-def logistic_regression(params: Mapping, random_state: int):
+
+def logistic_regression(params: Mapping, random_state: int) -> ClassifierMixin:
     """A fresh penalised logistic regression for one fold; ``params`` holds every option (the registry
     merges the defaults, chosen by the sweep in benchmarks/RESULTS.md, under the configured ones)."""
     from sklearn.linear_model import LogisticRegression
@@ -40,7 +44,7 @@ def logistic_regression(params: Mapping, random_state: int):
     )
 
 
-def random_forest(params: Mapping, random_state: int):
+def random_forest(params: Mapping, random_state: int) -> ClassifierMixin:
     """A fresh random forest for one fold (single-threaded: trials are the unit of parallelism)."""
     from sklearn.ensemble import RandomForestClassifier
 

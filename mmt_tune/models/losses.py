@@ -33,12 +33,16 @@ def _feature_mean(errors: torch.Tensor, rows: torch.Tensor, features: torch.Tens
     return _masked_mean(per_row, rows)
 
 
-def mean_absolute_error(pred, target, rows, features) -> torch.Tensor:
+def mean_absolute_error(
+    pred: torch.Tensor, target: torch.Tensor, rows: torch.Tensor, features: torch.Tensor
+) -> torch.Tensor:
     """Eq. 2 per slice, over real rows and real (not padded) features."""
     return _feature_mean((pred - target).abs(), rows, features)
 
 
-def mean_squared_error(pred, target, rows, features) -> torch.Tensor:
+def mean_squared_error(
+    pred: torch.Tensor, target: torch.Tensor, rows: torch.Tensor, features: torch.Tensor
+) -> torch.Tensor:
     return _feature_mean((pred - target) ** 2, rows, features)
 
 

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ray import tune
 
 from mmt_tune.study.records import TRIALS_TABLE, TrialRecord, trials_table, write_tables
+
+if TYPE_CHECKING:
+    from ray.tune.experiment import Trial
 
 
 class RefreshTrialsTable(tune.Callback):
@@ -28,10 +32,10 @@ class RefreshTrialsTable(tune.Callback):
         )
         write_tables({TRIALS_TABLE: trials_table(records, self.study)}, self.folder_of(), csv=True)
 
-    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+    def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         self._refresh(trials, trial, failed=False)
 
-    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         self._refresh(trials, trial, failed=True)
 
 
@@ -48,7 +52,7 @@ class TrialProgress(tune.Callback):
 
         self.bar = tqdm(total=self.total, desc="trials", unit="trial")
 
-    def setup(self, **info) -> None:
+    def setup(self, **info: Any) -> None:
         self._open()
 
     def _update(self, trials, current) -> None:
@@ -61,12 +65,12 @@ class TrialProgress(tune.Callback):
     def __getstate__(self) -> dict:
         return {"total": self.total, "bar": None}
 
-    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+    def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         self._update(trials, trial)
 
-    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         self._update(trials, trial)
 
-    def on_experiment_end(self, trials, **info) -> None:
+    def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
         if self.bar is not None:
             self.bar.close()

@@ -7,17 +7,21 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from mmt_tune.errors import InputError
+
+if TYPE_CHECKING:
+    from mmt_tune.spaces import Configuration, SearchSpace
 
 IDENTITY_FILE = "study.json"
 #: What a resumed study must share with the run that started it (--num-samples is checked separately).
 IDENTITY_KEYS = ("space", "space_sha256", "features_sha256", "configurations", "seed", "epochs", "folds")
 
 
-def check_inputs(space, table: pd.DataFrame, source: str, overrides: dict) -> None:
+def check_inputs(space: SearchSpace, table: pd.DataFrame, source: str, overrides: dict) -> None:
     """Validate every configuration against the table: one line naming the configuration."""
     from mmt_tune.config import TrainConfig, accepted_options
     from mmt_tune.train import check_table
@@ -35,7 +39,7 @@ def check_inputs(space, table: pd.DataFrame, source: str, overrides: dict) -> No
         print(f"note: {note}", file=sys.stderr)
 
 
-def table_notes(table: pd.DataFrame, configuration, overrides: dict) -> list[str]:
+def table_notes(table: pd.DataFrame, configuration: Configuration, overrides: dict) -> list[str]:
     """What the study will do differently because of the table: grouped folds, fewer SMOTE neighbours."""
     import numpy as np
 
@@ -62,7 +66,9 @@ def table_notes(table: pd.DataFrame, configuration, overrides: dict) -> list[str
     return notes
 
 
-def study_identity(space, features: str | Path, samples: int, seed: int, epochs, folds) -> dict:
+def study_identity(
+    space: SearchSpace, features: str | Path, samples: int, seed: int, epochs: int | None, folds: int | None
+) -> dict:
     """The study's identity: search space (name and content), feature table (content hash), budget, seeds."""
     import hashlib
 

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -28,6 +29,9 @@ from mmt_tune.study.records import (
     write_space,
     write_tables,
 )
+
+if TYPE_CHECKING:
+    from ray.tune import ResultGrid
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,7 @@ class _Where:
         return "://" in str(self.storage)
 
 
-def run_study(space: str | Path, features: str | Path, **options) -> StudyResult:
+def run_study(space: str | Path, features: str | Path, **options: Any) -> StudyResult:
     """Run a study and return its trials table (also written to ``<storage>/<name>/trials.{parquet,csv}``).
 
     ``options`` are the fields of :class:`StudyOptions`. ``resume=True`` continues the experiment
@@ -263,7 +267,7 @@ def _run(study, table: pd.DataFrame, where: _Where, identity: dict, opts: StudyO
     return StudyResult(where.tables, trials, errors)
 
 
-def records_from_grid(grid) -> list[TrialRecord]:
+def records_from_grid(grid: ResultGrid) -> list[TrialRecord]:
     """A :class:`TrialRecord` per trial of a finished Tune ``ResultGrid``."""
     return [
         TrialRecord(

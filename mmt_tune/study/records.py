@@ -15,10 +15,14 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from mmt_tune.metrics import METRICS
+
+if TYPE_CHECKING:
+    from mmt_tune.spaces import SearchSpace
 
 TRIALS_TABLE = "trials"
 SPACE_FILE = "space.json"
@@ -95,7 +99,7 @@ def write_tables(tables: dict[str, pd.DataFrame], folder: Path, csv: bool = Fals
                 frame.to_csv(tmp, index=False)
 
 
-def write_space(space, folder: Path) -> None:
+def write_space(space: SearchSpace, folder: Path) -> None:
     """``space.json``: each configuration's searched parameters with their true bounds and scales.
 
     The trials table holds only the sampled values; the importance analysis needs the bounds and log scales

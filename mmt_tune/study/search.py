@@ -12,10 +12,14 @@ configuration's optimisation where it stopped.
 from __future__ import annotations
 
 import pickle
+from typing import TYPE_CHECKING, Any
 
 from ray.tune.search import Searcher
 
 from mmt_tune.spaces import SearchSpace
+
+if TYPE_CHECKING:
+    from ray.tune.schedulers import FIFOScheduler
 
 
 class PickledState:
@@ -69,11 +73,11 @@ class PerConfigurationSearch(PickledState, Searcher):
     def total_trials(self) -> int:
         return self.budget * len(self.order)
 
-    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
         # The metric and mode are fixed at construction (they also configure every Optuna study).
         return (metric in (None, self._metric)) and (mode in (None, self._mode))
 
-    def suggest(self, trial_id: str):
+    def suggest(self, trial_id: str) -> dict | str | None:
         if trial_id in self.trial_configuration:  # asked again for the same trial: same answer
             key = self.trial_configuration[trial_id]
             return {**self.base[key], **self.studies[key].suggest(trial_id)}
@@ -98,7 +102,7 @@ class PerConfigurationSearch(PickledState, Searcher):
 
 def per_configuration_asha(
     max_t: int, grace_period: int, reduction_factor: float = 3.0, metric: str = "auc", mode: str = "max"
-):
+) -> FIFOScheduler:
     """ASHA early stopping within each configuration: one ``ASHAScheduler`` per configuration.
 
     Ray's ASHA compares every trial of a run at its rungs; here each configuration is its own problem (an

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,9 @@ from mmt_tune.metrics import METRICS, auc
 from mmt_tune.packed import EpochInfo
 from mmt_tune.study.records import TRIAL_KEYS
 from mmt_tune.train import TrainResult, train_configuration
+
+if TYPE_CHECKING:
+    from mmt_tune.tracking import Tracking
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,7 @@ def run_trial(
     config: dict,
     table: pd.DataFrame,
     settings: TrialSettings = TrialSettings(),
-    tracking=None,
+    tracking: Tracking | None = None,
     specs: tuple[models.ModelSpec, ...] = (),
 ) -> None:
     """Train one trial's configuration and report every epoch, its checkpoints and the final metrics."""
