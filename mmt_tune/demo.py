@@ -45,7 +45,7 @@ def signal_check(features: Path, folds: int = 5, seed: int = 0) -> list[tuple[st
     y = table["label"].to_numpy()
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     rows = []
-    for size in (1, 2, 3):
+    for size in range(1, len(MODALITIES) + 1):
         for subset in combinations(MODALITIES, size):
             X = table[[c for m in subset for c in columns[m]]].to_numpy()
             # Every step is fitted inside the training folds only (Pipeline + cross_val_score).

@@ -51,8 +51,8 @@ MUTANTS = [
     Mutant(
         "the per-epoch AUC (ASHA's signal) counts padded rows",
         "mmt_tune/study/trainable.py",
-        'auc(labels[i, :n], probabilities[i, :n]) for i, n in enumerate(info["val_counts"])',
-        'auc(labels[i], probabilities[i]) for i, n in enumerate(info["val_counts"])',
+        "auc(labels[i, :n], probabilities[i, :n]) for i, n in enumerate(info.val_counts)",
+        "auc(labels[i], probabilities[i]) for i, n in enumerate(info.val_counts)",
         ("tests/test_objective.py",),
     ),
     Mutant(
@@ -85,10 +85,10 @@ MUTANTS = [
         ("tests/test_objective.py",),
     ),
     Mutant(
-        "StudyResult.best() picks the worst trial",
-        "mmt_tune/study/launcher.py",
-        '.groupby(level=["model", "present"]).idxmax()',
-        '.groupby(level=["model", "present"]).idxmin()',
+        "the best trial is the one with the lowest mean objective",
+        "mmt_tune/study/records.py",
+        "ascending=[False, True, True]",
+        "ascending=[True, True, True]",
         ("tests/test_objective.py",),
     ),
     Mutant(
@@ -115,9 +115,9 @@ MUTANTS = [
     ),
     Mutant(
         "early stopping watches the validation loss (reconstructing missing modalities)",
-        "mmt_tune/train.py",
-        '                monitored = terms["classification"]\n',
-        "                monitored = val_total\n",
+        "mmt_tune/packed.py",
+        'progress.early_stop(epoch, monitor_terms["classification"], optimizer.flat)',
+        'progress.early_stop(epoch, val_losses[:, -1], optimizer.flat)',
         ("tests/test_train.py", "-k", "early_stopping"),
     ),
     Mutant(
