@@ -23,7 +23,7 @@ modalities carry complementary (not copied) evidence. On top come nuisances that
 voxels (thick slices), a smooth multiplicative bias field, a per-scan gain, Rician noise, and irregular lesion
 borders. With the defaults a single modality is informative but far from separable: a logistic regression on
 the ``fast`` features reaches a cross-validated AUC of about 0.72 (T1WI), 0.55 (FLAIR, whose edema lies mostly
-outside the mask), 0.76 (DWI) and 0.8 with T1WI+DWI (README, "The phantom cohort"). Effects of 0 give a cohort
+outside the mask), 0.76 (DWI) and 0.8 with T1WI+DWI (docs/method.md, "The phantom cohort"). Effects of 0 give a cohort
 whose labels are independent of the images.
 
 The generator is deterministic: the same configuration and seed give byte-identical manifests and identical

@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument(
-        "--manifest", required=True, type=Path, help="manifest.csv (see README 'Data formats')"
+        "--manifest", required=True, type=Path, help="manifest.csv (see docs/design.md, 'Manifest')"
     )
     parser.add_argument(
         "--params",
