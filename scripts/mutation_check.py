@@ -117,7 +117,7 @@ MUTANTS = [
         "early stopping watches the validation loss (reconstructing missing modalities)",
         "mmt_tune/packed.py",
         'progress.early_stop(epoch, monitor_terms["classification"], optimizer.flat)',
-        'progress.early_stop(epoch, val_losses[:, -1], optimizer.flat)',
+        "progress.early_stop(epoch, val_losses[:, -1], optimizer.flat)",
         ("tests/test_train.py", "-k", "early_stopping"),
     ),
     Mutant(
