@@ -46,8 +46,8 @@ def features_for(dataset: str, storage: Path) -> Path:
 
 def compare(metrics) -> list[dict]:
     """Per deep configuration: its best trial vs the better baseline on the same present modalities."""
-    from analysis.metrics import best_baselines
-    from analysis.results import baseline_models, model_label
+    from mmt_tune.analysis.metrics import best_baselines
+    from mmt_tune.analysis.results import baseline_models, model_label
 
     best = metrics.best.dropna(subset=["trial_id"])
     baselines = best_baselines(best, "auc")
@@ -92,8 +92,8 @@ def main(argv=None) -> int:
 
     from ray import tune
 
-    from analysis.metrics import aggregate
-    from analysis.results import load_study
+    from mmt_tune.analysis.metrics import aggregate
+    from mmt_tune.analysis.results import load_study
     from mmt_tune.study import run_study
 
     args.storage.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """Analysis speed: importance (Table 3) + aggregated metrics (Table 2) of a large synthetic study.
 
 The study: 1000 trials x 13 configurations (the ``paper`` space) x 5 folds = 65,000 rows, from
-:mod:`analysis.synthetic`, written as Parquet and read back. Target (issue 5): importance + Table 2 within
+:mod:`mmt_tune.analysis.synthetic`, written as Parquet and read back. Target (issue 5): importance + Table 2 within
 60 s on a 2-core machine.
 
 1. Ours, end to end: read the table, fANOVA importance with the default options (fanova engine, 3 forest
@@ -33,7 +33,7 @@ def baseline_fanova(X, y, params, pair_params) -> tuple[float, dict[str, float]]
     """fanova as documented, defaults untouched: main effects of every parameter, then the same pairs."""
     import pandas as pd
 
-    from analysis.importance.fanova import import_fanova
+    from mmt_tune.analysis.importance.fanova import import_fanova
 
     fANOVA, ConfigSpace = import_fanova()
     space = ConfigSpace.ConfigurationSpace()
@@ -58,13 +58,13 @@ def main() -> int:
     parser.add_argument("--record", action="store_true", help="write the figures into benchmarks/RESULTS.md")
     args = parser.parse_args()
 
-    from analysis.importance import ForestSettings, ImportanceOptions, importance, write_importance
-    from analysis.importance.fanova import FanovaImportanceEvaluator
-    from analysis.importance.optuna_fanova import OptunaImportanceEvaluator
-    from analysis.importance.study import _prepare
-    from analysis.metrics import aggregate, write_metrics
-    from analysis.results import load_study
-    from analysis.synthetic import analytic_importance, paper_space, synthetic_trials
+    from mmt_tune.analysis.importance import ForestSettings, ImportanceOptions, importance, write_importance
+    from mmt_tune.analysis.importance.fanova import FanovaImportanceEvaluator
+    from mmt_tune.analysis.importance.optuna_fanova import OptunaImportanceEvaluator
+    from mmt_tune.analysis.importance.study import _prepare
+    from mmt_tune.analysis.metrics import aggregate, write_metrics
+    from mmt_tune.analysis.results import load_study
+    from mmt_tune.analysis.synthetic import analytic_importance, paper_space, synthetic_trials
 
     space = paper_space()
     work = Path(tempfile.mkdtemp(prefix="mmt-bench-analysis-"))

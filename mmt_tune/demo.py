@@ -24,7 +24,7 @@ from mmt_tune.errors import InputError
 from mmt_tune.modalities import MODALITIES
 
 if TYPE_CHECKING:
-    from analysis.report import Report
+    from mmt_tune.analysis.report import Report
 
 
 def signal_check(features: Path, folds: int = 5, seed: int = 0) -> list[tuple[str, float, float]]:
@@ -80,9 +80,9 @@ def run_demo_study(features: Path, out: Path, space: str, samples: int, seed: in
     """The study step: run (or resume) the study under ``out/results/<space>`` and write its report."""
     from ray import tune
 
-    from analysis.importance import ImportanceOptions
-    from analysis.report import write_report
-    from analysis.results import load_study
+    from mmt_tune.analysis.importance import ImportanceOptions
+    from mmt_tune.analysis.report import write_report
+    from mmt_tune.analysis.results import load_study
     from mmt_tune.study import run_study
 
     experiment = (out / "results" / space).resolve()
@@ -133,8 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for subset, mean, std in signal_check(result.output, seed=args.seed):
         print(f"      {subset:<18} {mean:6.3f} ± {std:.3f}")
     if not args.skip_study:
-        from analysis.metrics import headline
-        from analysis.tables import to_markdown
+        from mmt_tune.analysis.metrics import headline
+        from mmt_tune.analysis.tables import to_markdown
 
         print(
             f"[4/4] study: {args.samples} trials x every configuration of the {args.space!r} space (Ray Tune + Optuna)"

@@ -93,7 +93,7 @@ RAY_AUTH_MODE=token RAY_ADDRESS=http://127.0.0.1:8265 ray job submit -- bash -c 
   --storage $SHARED/results --name loopback --wandb offline"
 "$VENV/bin/python" - "$SHARED/results/loopback" <<'EOF'
 import sys
-from analysis.results import load_study
+from mmt_tune.analysis.results import load_study
 study = load_study(sys.argv[1])
 trials = study.trials
 assert trials["trial_id"].nunique() == 2 and set(trials["status"]) == {"ok"}, trials

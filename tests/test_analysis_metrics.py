@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from analysis.importance import ImportanceOptions
-from analysis.metrics import aggregate, headline, main
-from analysis.report import write_report
-from analysis.results import Study, load_study
+from mmt_tune.analysis.importance import ImportanceOptions
+from mmt_tune.analysis.metrics import aggregate, headline, main
+from mmt_tune.analysis.report import write_report
+from mmt_tune.analysis.results import Study, load_study
 from mmt_tune.metrics import METRICS
 
 FOLD_AUC = {
@@ -176,7 +176,7 @@ def test_metrics_cli_writes_tables_and_figures(tmp_path, capsys):
 
 
 def test_report_has_an_index_and_no_patient_identifier(tmp_path):
-    from analysis.synthetic import paper_space, synthetic_trials
+    from mmt_tune.analysis.synthetic import paper_space, synthetic_trials
 
     space = {k: v for k, v in paper_space().items() if k in ("mmt2m/T1WI+FLAIR", "mfnvae/T1WI+FLAIR+DWI")}
     trials = synthetic_trials(space, 12, seed=0)
@@ -211,7 +211,7 @@ def test_a_study_folder_round_trips_through_load_study(tmp_path):
 
 
 def test_loss_panels_show_only_the_terms_of_the_trial():
-    from analysis.plots import loss_panels
+    from mmt_tune.analysis.plots import loss_panels
 
     curves = pd.DataFrame(
         {
@@ -314,7 +314,7 @@ def test_baselines_are_rows_of_table2_and_each_deep_configuration_meets_its_best
     ],
 )
 def test_trials_tables_that_break_the_contract_are_one_line_and_no_report(tmp_path, capsys, edit, message):
-    from analysis import report
+    from mmt_tune.analysis import report
 
     path = tmp_path / "trials.csv"
     edit(hand_built_trials(shuffle=False)).to_csv(path, index=False)
@@ -326,7 +326,7 @@ def test_trials_tables_that_break_the_contract_are_one_line_and_no_report(tmp_pa
 
 
 def test_two_studies_in_one_table_can_be_told_apart(tmp_path):
-    from analysis.results import load_study
+    from mmt_tune.analysis.results import load_study
 
     path = tmp_path / "trials.csv"
     trials = hand_built_trials(shuffle=False)
@@ -336,7 +336,7 @@ def test_two_studies_in_one_table_can_be_told_apart(tmp_path):
 
 
 def test_a_failed_report_leaves_the_previous_one(tmp_path, monkeypatch):
-    from analysis import report
+    from mmt_tune.analysis import report
 
     trials = tmp_path / "trials.csv"
     hand_built_trials().to_csv(trials, index=False)

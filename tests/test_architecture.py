@@ -117,9 +117,9 @@ def test_spaces_and_analysis_need_neither_torch_nor_ray(tmp_path):
     (a laptop with the results folder): nothing on those paths may import them."""
     code = """
 import sys
-import analysis.importance, analysis.metrics, analysis.report, analysis.plots, analysis.synthetic
+import mmt_tune.analysis.importance, mmt_tune.analysis.metrics, mmt_tune.analysis.report, mmt_tune.analysis.plots, mmt_tune.analysis.synthetic
 import mmt_tune.spaces, mmt_tune.config, mmt_tune.dashboard
-from analysis.results import read_space
+from mmt_tune.analysis.results import read_space
 from mmt_tune.spaces import load_space, resolve_space
 space = load_space("paper")
 read_space(resolve_space("paper"))

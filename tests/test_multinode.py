@@ -14,9 +14,9 @@ def test_extraction_study_and_analysis_on_a_three_node_cluster(tmp_path):
     import ray
     from ray.cluster_utils import Cluster
 
-    from analysis.metrics import aggregate
-    from analysis.report import write_report
-    from analysis.results import load_study
+    from mmt_tune.analysis.metrics import aggregate
+    from mmt_tune.analysis.report import write_report
+    from mmt_tune.analysis.results import load_study
     from mmt_tune.data.synth import PhantomConfig, generate_cohort
     from mmt_tune.radiomics.extract import extract_features
     from mmt_tune.study import run_study

@@ -66,8 +66,8 @@ def test_every_trial_of_a_study_sees_the_same_stratified_folds():
 def test_best_returns_the_highest_mean_over_folds_and_the_analysis_agrees():
     """One definition of the best trial: highest mean, ties to the smaller spread over folds, then the id;
     the launcher's summary and the analysis's Table 2 use it both."""
-    from analysis.metrics import aggregate
-    from analysis.results import Study
+    from mmt_tune.analysis.metrics import aggregate
+    from mmt_tune.analysis.results import Study
     from mmt_tune.study import StudyResult
 
     rows = []

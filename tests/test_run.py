@@ -191,8 +191,8 @@ def test_smoke_study_on_local_ray_writes_the_trials_table_and_phi_free_wandb_run
 
     # The analysis reads the results folder as the launcher wrote it (bounds from space.json), and the report
     # it writes (meant to be shared) holds no patient identifier or path either.
-    from analysis.report import write_report
-    from analysis.results import load_study
+    from mmt_tune.analysis.report import write_report
+    from mmt_tune.analysis.results import load_study
 
     study = load_study(result.experiment)
     assert set(study.space) == {"mmt1m/T1WI", "mmt1m/DWI"} and study.space["mmt1m/T1WI"]["lr"].log
@@ -264,8 +264,8 @@ def test_trial_progress_bar_counts_ended_trials_and_pickles():
 def test_a_study_with_baselines_gives_them_only_their_options_and_compares_against_them(ray_local, tmp_path):
     """--epochs goes to the deep model only; every baseline trial completes; Table 2 has the baseline rows
     and each deep configuration is compared with the better baseline on the same modalities."""
-    from analysis.metrics import aggregate
-    from analysis.results import load_study
+    from mmt_tune.analysis.metrics import aggregate
+    from mmt_tune.analysis.results import load_study
     from mmt_tune.data.table import write_feature_table
     from mmt_tune.errors import InputError
     from mmt_tune.study import run_study

@@ -166,7 +166,7 @@ def test_space_json_round_trips_every_distribution(tmp_path):
     reads back as the same distributions (bounds, scale, choices) the sampler used."""
     from dataclasses import replace
 
-    from analysis.results import read_space
+    from mmt_tune.analysis.results import read_space
     from mmt_tune.study.records import write_space
 
     for name in ("paper", "paper-wide", "demo"):

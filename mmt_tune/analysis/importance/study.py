@@ -9,8 +9,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from analysis.importance._base import BaseImportanceEvaluator, ForestSettings, SeedResult, ZeroVariance
-from analysis.results import CONFIG_PREFIX, Study, configuration_key, configurations_in, per_trial
+from mmt_tune.analysis.importance._base import (
+    BaseImportanceEvaluator,
+    ForestSettings,
+    SeedResult,
+    ZeroVariance,
+)
+from mmt_tune.analysis.results import CONFIG_PREFIX, Study, configuration_key, configurations_in, per_trial
 from mmt_tune.errors import InputError
 from mmt_tune.metrics import METRICS
 from mmt_tune.spaces import Distribution
@@ -61,19 +66,19 @@ class ImportanceResult:
 
     def frame(self) -> pd.DataFrame:
         """``importance.csv``: one row per model x configuration x hyperparameter."""
-        from analysis.importance.table import importance_frame
+        from mmt_tune.analysis.importance.table import importance_frame
 
         return importance_frame(self)
 
     def interactions(self) -> pd.DataFrame:
         """``interactions.csv``: the pure pairwise interaction fractions, strongest first per configuration."""
-        from analysis.importance.table import interactions_frame
+        from mmt_tune.analysis.importance.table import interactions_frame
 
         return interactions_frame(self)
 
     def table3(self) -> pd.DataFrame:
-        """The paper's Table 3 (:func:`analysis.importance.table.table3`)."""
-        from analysis.importance.table import table3
+        """The paper's Table 3 (:func:`mmt_tune.analysis.importance.table.table3`)."""
+        from mmt_tune.analysis.importance.table import table3
 
         return table3(self)
 
@@ -285,10 +290,10 @@ def evaluator(
 ) -> BaseImportanceEvaluator:
     """The engine ``options.engine`` names, with every setting explicit."""
     if options.engine == "optuna":
-        from analysis.importance.optuna_fanova import OptunaImportanceEvaluator
+        from mmt_tune.analysis.importance.optuna_fanova import OptunaImportanceEvaluator
 
         return OptunaImportanceEvaluator(forest)
-    from analysis.importance.fanova import FanovaImportanceEvaluator
+    from mmt_tune.analysis.importance.fanova import FanovaImportanceEvaluator
 
     return FanovaImportanceEvaluator(forest, options.pair_candidates, options.grid_points, pair_params)
 

@@ -106,7 +106,7 @@ def synthetic_trials(
 
 def paper_space() -> dict[str, dict[str, Distribution]]:
     """The bounds of the shipped ``paper`` search space (all 13 configurations of Table 2)."""
-    from analysis.results import read_space
+    from mmt_tune.analysis.results import read_space
     from mmt_tune.spaces import resolve_space
 
     return read_space(resolve_space("paper"))

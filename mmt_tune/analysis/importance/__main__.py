@@ -2,6 +2,6 @@
 
 import sys
 
-from analysis.importance.cli import main
+from mmt_tune.analysis.importance.cli import main
 
 sys.exit(main())

@@ -16,7 +16,12 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from analysis.importance._base import BaseImportanceEvaluator, ForestSettings, SeedResult, ZeroVariance
+from mmt_tune.analysis.importance._base import (
+    BaseImportanceEvaluator,
+    ForestSettings,
+    SeedResult,
+    ZeroVariance,
+)
 from mmt_tune.spaces import Distribution
 
 

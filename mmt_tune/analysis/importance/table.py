@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from analysis.results import model_label
-from analysis.tables import DASH, TICK, mean_std, write_csv, write_table
+from mmt_tune.analysis.results import model_label
+from mmt_tune.analysis.tables import DASH, TICK, mean_std, write_csv, write_table
 from mmt_tune.modalities import MODALITIES
 
 if TYPE_CHECKING:
-    from analysis.importance.study import ConfigurationImportance, ImportanceResult
+    from mmt_tune.analysis.importance.study import ConfigurationImportance, ImportanceResult
 
 
 def importance_frame(result: ImportanceResult) -> pd.DataFrame:
@@ -122,7 +122,7 @@ def write_importance(result: ImportanceResult, out: Path, plots: bool = True) ->
     )
     paths += write_table(result.table3(), out, "table3", caption, notes=result.all_notes())
     if plots:
-        from analysis import plots as figures
+        from mmt_tune.analysis import plots as figures
 
         paths.append(figures.importance_bars(result, out / "importance.png"))
         if any(c.marginals for c in result.configurations):

@@ -6,7 +6,7 @@ objective's variance each one explains on its own (main effect), over several ra
 std), the strongest pairwise interactions, and main-effect (marginal) curves. The engine is the ``fanova``
 package by default, or Optuna's ``FanovaImportanceEvaluator`` (``--engine optuna``). Bounds and log scales
 come from the study's ``space.json`` (or ``--space``), never from an engine's defaults; see
-:mod:`analysis.importance._base` for how they are passed.
+:mod:`mmt_tune.analysis.importance._base` for how they are passed.
 
 Anything that makes a configuration unanalysable (no trials, too few complete ones, a parameter constant
 across trials, failed trials) becomes a cell note and a line under the table, not a crash.
@@ -18,8 +18,13 @@ Laid out as Optuna's ``optuna.importance``: an evaluator interface (:mod:`._base
 
 from __future__ import annotations
 
-from analysis.importance._base import BaseImportanceEvaluator, ForestSettings, SeedResult, ZeroVariance
-from analysis.importance.study import (
+from mmt_tune.analysis.importance._base import (
+    BaseImportanceEvaluator,
+    ForestSettings,
+    SeedResult,
+    ZeroVariance,
+)
+from mmt_tune.analysis.importance.study import (
     ENGINES,
     ConfigurationImportance,
     ImportanceOptions,
@@ -27,7 +32,7 @@ from analysis.importance.study import (
     evaluator,
     importance,
 )
-from analysis.importance.table import write_importance
+from mmt_tune.analysis.importance.table import write_importance
 
 __all__ = [
     "ENGINES",

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from analysis.importance._base import BaseImportanceEvaluator, SeedResult, ZeroVariance
+from mmt_tune.analysis.importance._base import BaseImportanceEvaluator, SeedResult, ZeroVariance
 from mmt_tune.spaces import Distribution
 
 

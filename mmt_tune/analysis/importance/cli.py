@@ -7,10 +7,10 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
-from analysis.cli import HelpFormatter, add_common_arguments, default_out
-from analysis.importance.study import ENGINES, ImportanceOptions, importance
-from analysis.importance.table import write_importance
-from analysis.results import load_study
+from mmt_tune.analysis.cli import HelpFormatter, add_common_arguments, default_out
+from mmt_tune.analysis.importance.study import ENGINES, ImportanceOptions, importance
+from mmt_tune.analysis.importance.table import write_importance
+from mmt_tune.analysis.results import load_study
 from mmt_tune.errors import InputError
 
 
@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from analysis.tables import to_markdown
+    from mmt_tune.analysis.tables import to_markdown
 
     print(to_markdown(result.table3(), result.all_notes()))
     print(f"wrote importance.csv, interactions.csv, table3.md/.csv/.tex and figures -> {out}")

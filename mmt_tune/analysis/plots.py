@@ -10,15 +10,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from analysis.results import model_label
 from mmt_tune import models
 from mmt_tune._io import atomic_path
+from mmt_tune.analysis.results import model_label
 from mmt_tune.metrics import METRICS
 from mmt_tune.modalities import MODALITIES
 
 if TYPE_CHECKING:
-    from analysis.importance.study import ImportanceResult
-    from analysis.metrics import MetricsResult
+    from mmt_tune.analysis.importance.study import ImportanceResult
+    from mmt_tune.analysis.metrics import MetricsResult
 
 DPI = 120
 
