@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mmt_tune import models
+from mmt_tune.cli import add_version
 from mmt_tune.errors import InputError
 from mmt_tune.metrics import METRICS
 from mmt_tune.modalities import MODALITIES
@@ -98,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__.splitlines()[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    add_version(parser)
     parser.add_argument("--entity", required=True, help="W&B entity (user or team)")
     parser.add_argument("--project", required=True, help="W&B project of the study's runs")
     parser.add_argument("--name", default="mmt-tune study", help="workspace name")

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mmt_tune.cli import add_version
 from mmt_tune.data.phantom import prepare_phantom
 from mmt_tune.errors import InputError
 from mmt_tune.modalities import MODALITIES
@@ -64,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         "run a small study of every model and write Table 2, Table 3 and the figures.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    add_version(parser)
     parser.add_argument("--out", type=Path, default=Path("demo"), help="output folder")
     parser.add_argument("--patients", type=int, default=None, help="cohort size (default: the paper's 279)")
     parser.add_argument("--seed", type=int, default=0, help="phantom cohort seed")

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from mmt_tune.cli import add_version
 from mmt_tune.errors import InputError
 from mmt_tune.metrics import METRICS, mean_std
 from mmt_tune.study import StudyResult, run_study
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         "study and the same number of trials, all in one Ray Tune run.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    add_version(parser)
     parser.add_argument(
         "--space",
         required=True,

@@ -1,4 +1,5 @@
-"""Search spaces: ``search_spaces/*.yaml`` -> validated spec -> per-configuration search domains.
+"""Search spaces: ``mmt_tune/search_spaces/*.yaml`` (shipped, used by name) or your own YAML -> validated
+spec -> per-configuration search domains.
 
 This is the one place that turns a search-space file into Optuna distributions and Ray Tune domains. A file
 lists modality *configurations* (model + present modalities), the searched *parameters* with their
@@ -39,8 +40,8 @@ TOP_KEYS = {"name", "description", "configurations", "parameters", "fixed"}
 CONFIGURATION_KEYS = {"model", "present"}
 DISTRIBUTION_KEYS = {"distribution", "low", "high", "values", "models"}
 DISTRIBUTIONS = ("loguniform", "uniform", "int", "choice")
-#: Folder of the shipped search spaces (top level of the source tree).
-SHIPPED_DIR = Path(__file__).resolve().parents[1] / "search_spaces"
+#: Folder of the shipped search spaces (package data: installed with the package).
+SHIPPED_DIR = Path(__file__).resolve().parent / "search_spaces"
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from mmt_tune import models
+from mmt_tune.cli import add_version
 from mmt_tune.config import TrainConfig
 from mmt_tune.errors import InputError
 from mmt_tune.metrics import METRICS, all_metrics, summary_line
@@ -176,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Cross-validate one configuration (model x present modalities x hyperparameters).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    add_version(parser)
     parser.add_argument("--features", required=True, type=Path, help="feature table (.parquet)")
     parser.add_argument(
         "--model",

@@ -38,6 +38,7 @@ from mmt_tune.analysis.results import (
     table_order,
 )
 from mmt_tune.analysis.tables import DASH, TICK, mean_std, write_csv, write_table
+from mmt_tune.cli import add_version
 from mmt_tune.errors import InputError
 from mmt_tune.metrics import METRICS
 from mmt_tune.modalities import MODALITIES
@@ -341,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
         "MMT vs MFN-VAE comparisons with paired tests, ROC / loss / configuration figures.",
         formatter_class=HelpFormatter,
     )
+    add_version(parser)
     add_common_arguments(parser)
     return parser
 

@@ -48,6 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from mmt_tune._io import atomic_path, write_text_atomic
+from mmt_tune.cli import add_version
 from mmt_tune.errors import InputError
 from mmt_tune.modalities import MODALITIES, NEGATIVE_CLASS, POSITIVE_CLASS
 
@@ -322,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Generate the phantom cohort: T1WI/FLAIR/DWI NIfTI volumes, lesion masks and manifest.csv.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    add_version(parser)
     parser.add_argument("--out", required=True, type=Path, help="output folder (created if needed)")
     parser.add_argument(
         "--patients",

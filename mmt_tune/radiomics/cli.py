@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from mmt_tune.cli import add_version
 from mmt_tune.errors import InputError
 from mmt_tune.modalities import COLUMN_SEPARATOR
 
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
             "2 bad input (manifest, settings or options)."
         ),
     )
+    add_version(parser)
     parser.add_argument(
         "--manifest", required=True, type=Path, help="manifest.csv (see docs/design.md, 'Manifest')"
     )

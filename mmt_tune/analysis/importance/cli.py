@@ -11,6 +11,7 @@ from mmt_tune.analysis.cli import HelpFormatter, add_common_arguments, default_o
 from mmt_tune.analysis.importance.study import ENGINES, ImportanceOptions, importance
 from mmt_tune.analysis.importance.table import write_importance
 from mmt_tune.analysis.results import load_study
+from mmt_tune.cli import add_version
 from mmt_tune.errors import InputError
 
 
@@ -21,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Table 3 as Markdown, CSV and LaTeX, with bar and main-effect plots.",
         formatter_class=HelpFormatter,
     )
+    add_version(parser)
     add_common_arguments(parser)
     defaults = ImportanceOptions()
     parser.add_argument(

@@ -1,0 +1,61 @@
+"""``mmt-tune COMMAND ...``: every command of the project under one console script.
+
+Each command is also a module (``python -m mmt_tune.run``, ``python -m analysis.report``, ...); this only
+dispatches to that module's ``main``. ``mmt-tune --version`` and ``mmt-tune COMMAND --version`` print the
+installed version.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from mmt_tune import __version__
+
+#: command -> (module whose ``main(argv)`` runs it, what it does)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "synth": ("mmt_tune.data.synth", "generate a phantom cohort (volumes, masks, manifest)"),
+    "extract": ("mmt_tune.radiomics.cli", "PyRadiomics features of a manifest's scans -> feature table"),
+    "train": ("mmt_tune.train", "cross-validate one configuration"),
+    "run": ("mmt_tune.run", "a study: every configuration of a search space (Ray Tune + Optuna)"),
+    "report": ("mmt_tune.analysis.report", "Table 2, Table 3, comparisons and figures of a study"),
+    "importance": ("mmt_tune.analysis.importance.cli", "hyperparameter importance (Table 3) alone"),
+    "metrics": ("mmt_tune.analysis.metrics", "cross-validated metrics (Table 2) and comparisons alone"),
+    "dashboard": ("mmt_tune.dashboard", "the study's W&B workspace"),
+    "demo": ("mmt_tune.demo", "the README demo on the phantom cohort"),
+}
+
+
+def add_version(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``--version`` on a command's parser."""
+    parser.add_argument("--version", action="version", version=f"mmt-tune {__version__}")
+    return parser
+
+
+def usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = [f"usage: mmt-tune COMMAND [options]   (mmt-tune {__version__})", "", "commands:"]
+    lines += [f"  {name:<{width}}  {what}" for name, (_, what) in COMMANDS.items()]
+    lines += ["", "mmt-tune COMMAND --help shows a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0 if argv else 2
+    if argv[0] == "--version":
+        print(f"mmt-tune {__version__}")
+        return 0
+    if argv[0] not in COMMANDS:
+        print(f"error: unknown command {argv[0]!r} (known: {', '.join(COMMANDS)})", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[argv[0]][0])
+    return int(module.main(argv[1:]) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

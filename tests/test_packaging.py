@@ -1,0 +1,112 @@
+"""The package as a user installs it: a wheel with its data files, console scripts and --version."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from pathlib import Path
+
+import pytest
+from helpers import REPO
+
+from mmt_tune import __version__
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """``pip wheel .`` of the working tree (no dependencies, no network)."""
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            ".",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+        ],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (built,) = out.glob("mmt_tune-*.whl")
+    return built
+
+
+def test_the_wheel_ships_search_spaces_settings_and_the_console_script(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for space in ("paper", "paper-wide", "demo", "mmt1m", "mmt2m", "mfnvae"):
+        assert f"mmt_tune/search_spaces/{space}.yaml" in names
+    assert {"mmt_tune/radiomics/paper.yaml", "mmt_tune/radiomics/fast.yaml"} <= names
+    assert {
+        "analysis/importance.py",
+        "mmt_tune/analysis/importance/cli.py",
+        "mmt_tune/study/launcher.py",
+    } <= names
+    assert not any(name.startswith(("tests/", "benchmarks/", "docs/")) for name in names)
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    text = zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "mmt-tune = mmt_tune.cli:main" in text
+    assert wheel.name.startswith(f"mmt_tune-{__version__}-")
+
+
+def test_every_command_has_version_and_the_dispatcher_knows_them(capsys):
+    from mmt_tune import cli
+
+    assert cli.main(["--version"]) == 0 and capsys.readouterr().out.strip() == f"mmt-tune {__version__}"
+    assert cli.main(["nope"]) == 2 and "unknown command 'nope'" in capsys.readouterr().err
+    for command in cli.COMMANDS:
+        with pytest.raises(SystemExit) as done:
+            cli.main([command, "--version"])
+        assert done.value.code == 0, command
+        assert capsys.readouterr().out.strip() == f"mmt-tune {__version__}", command
+
+
+@pytest.mark.slow
+def test_the_installed_wheel_runs_a_shipped_space_from_anywhere(wheel, tmp_path):
+    """Installed into a fresh virtualenv (the heavy dependencies borrowed from the project's environment),
+    run from a folder holding a decoy ``analysis/`` package: ``--space paper`` resolves, the console script
+    runs a smoke study, and the report command is the installed one."""
+    env_dir = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)], check=True, timeout=120)
+    python = env_dir / "bin" / "python"
+    target = Path(sysconfig.get_paths()["purelib"].replace(sys.prefix, str(env_dir)))
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+        check=True,
+        timeout=300,
+    )
+    work = tmp_path / "work"
+    (work / "analysis").mkdir(parents=True)
+    (work / "analysis" / "__init__.py").write_text("raise ImportError('the decoy was imported')\n")
+    dependencies = sysconfig.get_paths()["purelib"]  # the project's venv: torch, ray, ... (not mmt_tune)
+    env = {**os.environ, "PYTHONPATH": dependencies, "PYTHONNOUSERSITE": "1"}
+    code = (
+        "import mmt_tune, mmt_tune.analysis.report as r; from mmt_tune.spaces import load_space;"
+        "print(mmt_tune.__file__); print(len(load_space('paper').configurations)); print(r.__file__)"
+    )
+    out = subprocess.run([python, "-c", code], cwd=work, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    module, configurations, report = out.stdout.split()
+    assert module.startswith(str(target)) and report.startswith(str(target)), (
+        "the installed copy, not the tree"
+    )
+    assert int(configurations) == 27
+    study = subprocess.run(
+        [python, "-m", "mmt_tune.cli", "run", "--space", "paper", "--smoke-test", "--wandb", "off"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert study.returncode == 0, study.stderr[-2000:]
+    assert (work / "results" / "paper" / "trials.parquet").is_file()
