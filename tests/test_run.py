@@ -69,6 +69,26 @@ def test_save_and_restore_continue_every_sampler_exactly(tmp_path):
         assert resumed.suggest(f"t{i}") == straight.suggest(f"t{i}")
 
 
+def test_a_stored_study_resumes_exactly_and_fails_trials_asked_after_the_last_save(tmp_path):
+    """With Optuna storage, resuming proposes what never stopping proposes, and a trial the interrupted run
+    asked after Tune's last save (never told) is marked failed instead of staying 'running' forever."""
+    space = load_space("mmt1m")
+    straight = PerConfigurationSearch(space, 4, seed=7, storage=tmp_path / "straight.journal")
+    interrupted = PerConfigurationSearch(space, 4, seed=7, storage=tmp_path / "resumed.journal")
+    for searcher in (straight, interrupted):
+        for i in range(6):
+            searcher.suggest(f"t{i}")
+            _complete(searcher, f"t{i}", 0.6 + 0.01 * i)
+    interrupted.save(str(tmp_path / "searcher.pkl"))
+    orphan = interrupted.suggest("t6")  # asked, then the run is killed before Tune saves again
+    resumed = PerConfigurationSearch(space, 4, seed=99, storage=tmp_path / "unused.journal")
+    resumed.restore(str(tmp_path / "searcher.pkl"))
+    study = resumed.studies[orphan["configuration"]]._ot_study
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE", "FAIL"]
+    for i in range(6, 12):
+        assert resumed.suggest(f"t{i}") == straight.suggest(f"t{i}")
+
+
 @pytest.mark.slow
 def test_smoke_study_on_local_ray_writes_the_trials_table_and_phi_free_wandb_runs(
     ray_local, tmp_path, capsys
@@ -491,3 +511,33 @@ def test_a_small_or_lesion_level_table_is_said_to_change_the_folds_and_smote():
     lesions = make_table(120)
     lesions.loc[1, "patient_id"] = lesions.loc[0, "patient_id"]
     assert "folds are grouped by patient" in table_notes(lesions, configuration, {})[0]
+
+
+def test_every_configuration_s_optuna_study_opens_with_optuna_itself(ray_local, tmp_path):
+    """The journal beside the trials table holds each configuration's study: Optuna's own tools (dashboard,
+    visualization, importance) open it with every finished trial and its value."""
+    import optuna
+
+    from mmt_tune.data.table import write_feature_table
+    from mmt_tune.study import run_study
+    from mmt_tune.study.search import JOURNAL_FILE, open_storage
+
+    features = tmp_path / "features.parquet"
+    write_feature_table(make_table(90, signal={"DWI": 1.5}), features, {})
+    keys = ["logreg/DWI", "logreg/T1WI"]
+    options = dict(samples=3, folds=3, storage=tmp_path / "results", wandb="off", verbose=0, configurations=keys)
+    result = run_study("paper", features, **options)
+    journal = result.experiment / JOURNAL_FILE
+    names = {s.study_name for s in optuna.get_all_study_summaries(open_storage(journal))}
+    assert names == set(keys)
+    means = result.trials.groupby(["model", "present", "trial_id"])["auc"].mean()
+    for key in keys:
+        study = optuna.load_study(study_name=key, storage=open_storage(journal))
+        assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
+        model, present = key.split("/")
+        assert sorted(t.value for t in study.trials) == pytest.approx(sorted(means.loc[(model, present)]))
+        assert set(study.trials[0].params) == {"C", "l1_ratio", "k"}
+    # a new study under the same name starts a new journal: old trials must not inform the new sampler
+    again = run_study("paper", features, **{**options, "configurations": keys[:1]})
+    study = optuna.load_study(study_name=keys[0], storage=open_storage(again.experiment / JOURNAL_FILE))
+    assert len(study.trials) == 3

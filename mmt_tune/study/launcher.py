@@ -189,7 +189,7 @@ def _run(study, table: pd.DataFrame, where: _Where, identity: dict, opts: StudyO
 
     from mmt_tune import models
     from mmt_tune.study.callbacks import RefreshTrialsTable, TrialProgress
-    from mmt_tune.study.search import PerConfigurationSearch
+    from mmt_tune.study.search import JOURNAL_FILE, PerConfigurationSearch
     from mmt_tune.study.trainable import TrialSettings, run_trial
     from mmt_tune.tracking import MODES, Tracking
 
@@ -202,7 +202,12 @@ def _run(study, table: pd.DataFrame, where: _Where, identity: dict, opts: StudyO
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     gpus = _start_ray(opts)
     study = _with_overrides(study, opts)
-    searcher = PerConfigurationSearch(study, opts.samples, metric="auc", mode="max", seed=opts.seed)
+    journal = where.tables / JOURNAL_FILE
+    if not opts.resume:
+        journal.unlink(missing_ok=True)  # a new study in an old folder: the old trials must not inform TPE
+    searcher = PerConfigurationSearch(
+        study, opts.samples, metric="auc", mode="max", seed=opts.seed, storage=journal
+    )
     if where.remote:
         print(
             f"note: trials/losses/predictions tables go to {where.tables} (Tune's files go to {where.experiment})"

@@ -7,11 +7,19 @@ and the configuration's position) and hands out trials round-robin, so every con
 budget and its own sampler state. Completed trials are routed back to the study that proposed them.
 ``save``/``restore`` pickle the whole searcher, studies included, so a resumed Tune run continues every
 configuration's optimisation where it stopped.
+
+With ``storage`` (the launcher passes ``<study folder>/optuna.journal``), every configuration's study also
+lives in Optuna's own journal storage under its configuration's name (``mmt1m/T1WI``), so Optuna's tools open
+it: ``optuna.load_study(study_name=..., storage=open_storage(path))``, ``optuna-dashboard optuna.journal``,
+``optuna.visualization``, ``optuna.importance``. The journal is written as trials are asked and told; on
+resume, a trial the interrupted run had asked but Tune never recorded is marked failed, so the journal
+holds exactly the trials of the trials table (plus those failures).
 """
 
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ray.tune.search import Searcher
@@ -19,6 +27,7 @@ from ray.tune.search import Searcher
 from mmt_tune.spaces import SearchSpace
 
 if TYPE_CHECKING:
+    from optuna.storages import JournalStorage
     from ray.tune.schedulers import FIFOScheduler
 
 
@@ -34,7 +43,20 @@ class PickledState:
             self.__dict__.update(pickle.load(handle))
 
 
+JOURNAL_FILE = "optuna.journal"
+
+
+def open_storage(path: str | Path) -> JournalStorage:
+    """Optuna's journal storage in ``path`` (a study folder's ``optuna.journal``)."""
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    return JournalStorage(JournalFileBackend(str(path)))
+
+
 class PerConfigurationSearch(PickledState, Searcher):
+    """Every configuration of ``space`` its own Optuna TPE study with ``samples_per_configuration`` trials."""
+
     def __init__(
         self,
         space: SearchSpace,
@@ -42,6 +64,7 @@ class PerConfigurationSearch(PickledState, Searcher):
         metric: str = "auc",
         mode: str = "max",
         seed: int = 0,
+        storage: str | Path | None = None,
     ):
         import optuna
         from optuna.samplers import TPESampler
@@ -56,6 +79,8 @@ class PerConfigurationSearch(PickledState, Searcher):
             c.key: {"configuration": c.key, "model": c.model, "present": list(c.present), **c.fixed}
             for c in space.configurations
         }
+        self.storage = str(storage) if storage is not None else None
+        journal = open_storage(storage) if storage is not None else None
         self.studies = {
             c.key: OptunaSearch(
                 space=c.optuna_distributions(),
@@ -63,6 +88,7 @@ class PerConfigurationSearch(PickledState, Searcher):
                 mode=mode,
                 sampler=TPESampler(seed=seed * 1000 + i),
                 study_name=c.key,
+                storage=journal,
             )
             for i, c in enumerate(space.configurations)
         }
@@ -98,6 +124,24 @@ class PerConfigurationSearch(PickledState, Searcher):
         key = self.trial_configuration.get(trial_id)
         if key is not None:
             self.studies[key].on_trial_complete(trial_id, result=result, error=error)
+
+    def restore(self, checkpoint_path: str) -> None:
+        super().restore(checkpoint_path)
+        self._fail_orphans()
+
+    def _fail_orphans(self) -> None:
+        """In a stored study, mark failed the running trials this searcher does not know: asked by an
+        interrupted run after Tune last saved its state, they will never be told."""
+        from optuna.trial import TrialState
+
+        if getattr(self, "storage", None) is None:
+            return
+        for search in self.studies.values():
+            study = search._ot_study
+            known = {trial.number for trial in search._ot_trials.values()}
+            for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                if trial.number not in known:
+                    study.tell(trial.number, state=TrialState.FAIL)
 
 
 def per_configuration_asha(
