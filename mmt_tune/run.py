@@ -17,7 +17,7 @@ from mmt_tune.cli import add_version
 from mmt_tune.errors import InputError
 from mmt_tune.metrics import METRICS, mean_std
 from mmt_tune.study import StudyResult, run_study
-from mmt_tune.study.records import TRIALS_TABLE
+from mmt_tune.study.records import JOURNAL_FILE, TRIALS_TABLE
 
 
 def format_best(result: StudyResult) -> str:
@@ -88,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="epochs between a trial's checkpoints (what a resumed trial continues from)",
     )
     parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="Tune's status tables and logs instead of one progress bar of finished trials",
+    )
+    parser.add_argument(
         "--smoke-test",
         action="store_true",
         help="tiny study: 2 configurations x 2 trials, 2 folds, 2 epochs, 60-patient phantom",
@@ -129,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             wandb=args.wandb,
             wandb_project=args.wandb_project,
             asha=args.asha,
+            verbose=1 if args.verbose else 0,
+            progress=not args.verbose,
         )
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -137,7 +144,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not result.trials.empty and (result.trials["status"] == "ok").any():
         print(f"\nbest trial per configuration (mean ± std over folds), study {space.name}:")
         print(format_best(result))
-    print(f"\ntrials table: {result.experiment / (TRIALS_TABLE + '.parquet')} (+ .csv)")
+    folder = result.experiment
+    print(f"\ntrials table: {folder / (TRIALS_TABLE + '.parquet')} (+ .csv)")
+    print(f"report:       python -m analysis.report {folder}")
+    print(f"Optuna:       optuna-dashboard {folder / JOURNAL_FILE}")
     if failed:
         first = next((result.errors[c] for c in failed if c in result.errors), "see the trials' error files")
         print(

@@ -105,3 +105,42 @@ def test_a_registered_model_runs_in_a_one_trial_study(toy, ray_local, tmp_path):
     assert result.failed_configurations() == [], result.errors
     assert (result.trials["model"] == "toy").all() and (result.trials["status"] == "ok").all()
     assert "config/scale" in result.trials.columns and "config/seed" not in result.trials.columns
+
+
+def test_the_study_command_is_quiet_names_each_failed_trial_and_points_to_the_report(
+    ray_local, tmp_path, capsys
+):
+    """Default output: a progress bar, the best trials and where to look next; a trial that fails is one
+    `error:` line with its configuration and first error, and a configuration without a finished trial
+    makes the command exit 1."""
+    from dataclasses import replace
+
+    from mmt_tune import run
+    from mmt_tune.data.table import write_feature_table
+
+    def broken(n_models, feature_dims, present, options):
+        raise RuntimeError("this model cannot be built")
+
+    spec = models.register(replace(toy_spec("broken"), build=broken))
+    try:
+        features = tmp_path / "features.parquet"
+        write_feature_table(make_table(90, signal={"DWI": 2.0}), features, {})
+        space = tmp_path / "two.yaml"
+        space.write_text(
+            "name: two\n"
+            "configurations:\n  - {model: logreg, present: [DWI]}\n  - {model: broken, present: [DWI]}\n"
+            "parameters:\n  C: {distribution: loguniform, low: 0.01, high: 1.0}\n"
+            "  scale: {distribution: uniform, low: 0.5, high: 2.0}\n"
+            "fixed: {folds: 2, k: 4}\n"
+        )
+        argv = ["--space", str(space), "--features", str(features), "--storage", str(tmp_path / "r")]
+        code = run.main([*argv, "--num-samples", "2", "--wandb", "off"])
+    finally:
+        models.unregister(spec.name)
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "== Status ==" not in out and len(out.splitlines()) < 15, out
+    assert f"report:       python -m analysis.report {tmp_path / 'r' / 'two'}" in out
+    failures = [line for line in err.splitlines() if "(broken/DWI) failed: RuntimeError: this model" in line]
+    assert len(failures) == 2 and all(line.startswith("error: trial ") for line in failures), err
+    assert "no trial of 1 configuration(s) completed (broken/DWI)" in err

@@ -525,7 +525,9 @@ def test_every_configuration_s_optuna_study_opens_with_optuna_itself(ray_local, 
     features = tmp_path / "features.parquet"
     write_feature_table(make_table(90, signal={"DWI": 1.5}), features, {})
     keys = ["logreg/DWI", "logreg/T1WI"]
-    options = dict(samples=3, folds=3, storage=tmp_path / "results", wandb="off", verbose=0, configurations=keys)
+    options = dict(
+        samples=3, folds=3, storage=tmp_path / "results", wandb="off", verbose=0, configurations=keys
+    )
     result = run_study("paper", features, **options)
     journal = result.experiment / JOURNAL_FILE
     names = {s.study_name for s in optuna.get_all_study_summaries(open_storage(journal))}

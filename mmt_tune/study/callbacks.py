@@ -1,12 +1,14 @@
-"""Tune callbacks of a study: the trials table kept current, and a one-line progress bar."""
+"""Tune callbacks of a study: the trials table kept current, one line per failed trial, a progress bar."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ray import tune
+from tqdm.auto import tqdm
 
 from mmt_tune.study.records import TRIALS_TABLE, TrialRecord, trials_table, write_tables
 
@@ -48,8 +50,6 @@ class TrialProgress(tune.Callback):
         self.bar = None  # created when the run starts: Tune pickles its callbacks with the experiment
 
     def _open(self) -> None:
-        from tqdm.auto import tqdm
-
         self.bar = tqdm(total=self.total, desc="trials", unit="trial")
 
     def setup(self, **info: Any) -> None:
@@ -74,3 +74,56 @@ class TrialProgress(tune.Callback):
     def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def first_line(error: BaseException | str) -> str:
+    """The root cause of a trial's error in one line (Tune wraps it in its own exception types; a trial's
+    error file holds the traceback, whose last line is the cause)."""
+    if isinstance(error, str):
+        lines = [line for line in error.strip().splitlines() if line.strip()]
+        return lines[-1].strip() if lines else "unknown error"
+    cause = error
+    while getattr(cause, "cause", None) is not None or cause.__cause__ is not None:
+        cause = getattr(cause, "cause", None) or cause.__cause__
+    text = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {text[-1] if text else ''}"
+
+
+class FailedTrials(tune.Callback):
+    """One line on stderr per failed trial: its configuration and the first line of its error.
+
+    Tune calls ``on_trial_error`` before it records the trial's error, so the line is printed at the next
+    step of the run loop (or at the end), once the error can be read.
+    """
+
+    def __init__(self) -> None:
+        self.pending: list[Trial] = []
+
+    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        self.pending.append(trial)
+
+    def _flush(self, final: bool) -> None:
+        waiting = []
+        for trial in self.pending:
+            try:
+                error = trial.get_error()
+            except Exception:  # the error file is not readable (yet)
+                error = None
+            if error is None and not final:
+                waiting.append(trial)
+                continue
+            reason = first_line(error) if error is not None else "see the trial's error.txt"
+            configuration = trial.config.get("configuration", "?")
+            # through tqdm, so that a progress bar on the same stream is redrawn below the line, not broken
+            tqdm.write(f"error: trial {trial.trial_id} ({configuration}) failed: {reason}", file=sys.stderr)
+        self.pending = waiting
+
+    def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
+        if self.pending:
+            self._flush(final=False)
+
+    def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
+        self._flush(final=True)
+
+    def __getstate__(self) -> dict:
+        return {"pending": []}

@@ -9,6 +9,7 @@ trial x fold, :mod:`mmt_tune.study.records`) as Parquet and CSV beside the Tune 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ import pandas as pd
 from mmt_tune.errors import InputError
 from mmt_tune.study.guards import IDENTITY_FILE, StudyLock, check_identity, check_inputs, study_identity
 from mmt_tune.study.records import (
+    JOURNAL_FILE,
     TRIALS_TABLE,
     TrialRecord,
     best_trials,
@@ -141,8 +143,12 @@ def _start_ray(opts: StudyOptions) -> float:
     # A local instance never gains a GPU; a cluster reached by address (--address, or RAY_ADDRESS as set by
     # `ray job submit`) may, through its autoscaler.
     local = not (opts.address or os.environ.get("RAY_ADDRESS"))
+    if not opts.verbose:  # the progress bar and the closing summary say what a user needs
+        for name in ("ray", "ray.tune", "ray.train"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     if not ray.is_initialized():
-        ray.init(address=opts.address, include_dashboard=False, log_to_driver=False)
+        level = logging.INFO if opts.verbose else logging.WARNING
+        ray.init(address=opts.address, include_dashboard=False, log_to_driver=False, logging_level=level)
     gpus = opts.gpus_per_trial
     if gpus > 0 and ray.cluster_resources().get("GPU", 0) == 0:
         if local:
@@ -188,8 +194,8 @@ def _run(study, table: pd.DataFrame, where: _Where, identity: dict, opts: StudyO
     from ray import tune
 
     from mmt_tune import models
-    from mmt_tune.study.callbacks import RefreshTrialsTable, TrialProgress
-    from mmt_tune.study.search import JOURNAL_FILE, PerConfigurationSearch
+    from mmt_tune.study.callbacks import FailedTrials, RefreshTrialsTable, TrialProgress, first_line
+    from mmt_tune.study.search import PerConfigurationSearch
     from mmt_tune.study.trainable import TrialSettings, run_trial
     from mmt_tune.tracking import MODES, Tracking
 
@@ -200,6 +206,9 @@ def _run(study, table: pd.DataFrame, where: _Where, identity: dict, opts: StudyO
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
     # Frequent snapshots are intended (above): no warning each time.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # Tune's classic reporter: silent at verbose 0 (the newer one prints its banner anyway), and its status
+    # tables show small values as 1e-06 where the newer one shows the paper's learning rates as "0.".
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     gpus = _start_ray(opts)
     study = _with_overrides(study, opts)
     journal = where.tables / JOURNAL_FILE
@@ -250,9 +259,16 @@ def _run(study, table: pd.DataFrame, where: _Where, identity: dict, opts: StudyO
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=3),
                 callbacks=[
                     RefreshTrialsTable(study.name, lambda: where.tables),
+                    FailedTrials(),
                     *([TrialProgress(searcher.total_trials)] if opts.progress else []),
                 ],
                 verbose=opts.verbose,
+                # With --verbose: each trial's configuration, lr and objective (small values as 1e-06).
+                progress_reporter=tune.CLIReporter(
+                    parameter_columns=["configuration", "lr"],
+                    metric_columns=["epoch", "auc"],
+                    max_report_frequency=30,
+                ),
             ),
         )
     write_space(study, where.tables)
@@ -268,7 +284,7 @@ def _run(study, table: pd.DataFrame, where: _Where, identity: dict, opts: StudyO
     errors: dict[str, str] = {}
     for result in grid:
         if result.error is not None and result.config:
-            errors.setdefault(result.config.get("configuration", "?"), _first_line(result.error))
+            errors.setdefault(result.config.get("configuration", "?"), first_line(result.error))
     return StudyResult(where.tables, trials, errors)
 
 
@@ -294,12 +310,3 @@ def _asha(study, enabled: bool):
 
     epochs = max(int(c.fixed.get("epochs", 200)) for c in study.configurations)
     return per_configuration_asha(max_t=epochs + 1, grace_period=max(1, epochs // 10))
-
-
-def _first_line(error: BaseException) -> str:
-    """The root cause of a trial's error in one line (Tune wraps it in its own exception types)."""
-    cause = error
-    while getattr(cause, "cause", None) is not None or cause.__cause__ is not None:
-        cause = getattr(cause, "cause", None) or cause.__cause__
-    text = str(cause).strip().splitlines()
-    return f"{type(cause).__name__}: {text[-1] if text else ''}"

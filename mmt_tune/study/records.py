@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 TRIALS_TABLE = "trials"
 SPACE_FILE = "space.json"
+#: Optuna's journal storage of every configuration's study (:func:`mmt_tune.study.search.open_storage`).
+JOURNAL_FILE = "optuna.journal"
 CONFIG_PREFIX = "config/"
 #: Trial statuses of the contract: finished, failed, stopped early by the scheduler.
 STATUSES = ("ok", "error", "stopped")

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ray.tune.search import Searcher
 
 from mmt_tune.spaces import SearchSpace
+from mmt_tune.study.records import JOURNAL_FILE  # noqa: F401 - where the launcher keeps the journal
 
 if TYPE_CHECKING:
     from optuna.storages import JournalStorage
@@ -41,9 +42,6 @@ class PickledState:
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "rb") as handle:
             self.__dict__.update(pickle.load(handle))
-
-
-JOURNAL_FILE = "optuna.journal"
 
 
 def open_storage(path: str | Path) -> JournalStorage:
