@@ -225,3 +225,42 @@ def test_load_study_reads_a_results_folder_and_its_space(tmp_path):
     study = load_study(tmp_path)
     assert study.space[KEY]["lr"] == PAPER_MMT2M["lr"] and study.losses is None
     assert len(study.trials) == 25 and set(study.trials["status"]) == {"ok"}
+
+
+def test_figures_a_paper_can_use(tmp_path):
+    """A PDF beside every PNG, --dpi honoured, main-effect panels three to a row with a minimum y-range and
+    Table 3's labels, importance bars on one shared axis, and a warning where trials are few."""
+    import matplotlib.pyplot as plt
+    from matplotlib import image
+
+    from mmt_tune.analysis import plots
+
+    other = {("alpha_FLAIR" if k == "alpha_DWI" else k): d for k, d in PAPER_MMT2M.items()}
+    space = {KEY: PAPER_MMT2M, "mmt2m/T1WI+DWI": other}
+    trials = synthetic_trials(space, 30, seed=6)
+    result = importance(study_of(trials, space), ImportanceOptions(seeds=2, jobs=1), progress=False)
+    assert any(note.startswith("warning: 2 configuration(s) have fewer than 50") for note in result.notes)
+    shown = []
+    original = plots._save
+    plots._save = lambda fig, path, dpi=plots.DPI: (shown.append(fig), original(fig, path, dpi))[1]
+    try:
+        write_importance(result, tmp_path / "a", dpi=100)
+        write_importance(result, tmp_path / "b", dpi=200)
+    finally:
+        plots._save = original
+    for name in ("importance", "marginals"):
+        assert (tmp_path / "a" / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
+        small = image.imread(tmp_path / "a" / f"{name}.png").shape
+        large = image.imread(tmp_path / "b" / f"{name}.png").shape
+        assert large[1] == pytest.approx(2 * small[1], rel=0.05), "PNG width follows --dpi"
+    bars, curves = shown[0], shown[1]
+    limits = {ax.get_xlim() for ax in bars.axes if ax.get_visible()}
+    assert len(limits) == 1, "one shared x-axis"
+    assert all("few trials" in ax.get_title() for ax in bars.axes if ax.get_visible())
+    labels = {t.get_text() for ax in bars.axes for t in ax.get_yticklabels()}
+    assert "Classification β" in labels and "beta" not in labels
+    panels = [ax for ax in curves.axes if ax.get_visible()]
+    assert len(panels) == 6 and len({round(ax.get_position().x0, 3) for ax in panels}) == 3, "3 per row"
+    assert all(ax.get_ylim()[1] - ax.get_ylim()[0] >= plots.MIN_Y_RANGE for ax in panels)
+    assert {ax.get_xlabel() for ax in panels} >= {"Classification β", "lr"}
+    plt.close("all")

@@ -42,3 +42,6 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: <results>/analysis)")
     parser.add_argument("--study", default=None, help="the study to analyse, when the table holds several")
     parser.add_argument("--no-plots", action="store_true", help="tables only")
+    parser.add_argument(
+        "--dpi", type=int, default=None, help="PNG resolution (default 150); a PDF is written beside each PNG"
+    )

@@ -297,7 +297,9 @@ def headline(result: MetricsResult, metric: str = "accuracy") -> str | None:
 
 
 # ---------------------------------------------------------------------------------------------- outputs
-def write_metrics(result: MetricsResult, study: Study, out: Path, plots: bool = True) -> list[Path]:
+def write_metrics(
+    result: MetricsResult, study: Study, out: Path, plots: bool = True, dpi: int | None = None
+) -> list[Path]:
     """table2.{md,csv,tex}, comparison.{md,csv,tex}, best_trials.csv, comparisons.csv and the figures."""
     out = Path(out)
     notes = list(result.notes)
@@ -323,11 +325,12 @@ def write_metrics(result: MetricsResult, study: Study, out: Path, plots: bool = 
     if plots:
         from mmt_tune.analysis import plots as figures
 
-        paths.append(figures.configuration_bars(result, out / "configurations.png"))
+        dpi = dpi or figures.DPI
+        paths.append(figures.configuration_bars(result, out / "configurations.png", dpi))
         if study.predictions is not None:
-            paths.append(figures.roc_curves(result, study.predictions, out / "roc.png"))
+            paths.append(figures.roc_curves(result, study.predictions, out / "roc.png", dpi))
         if study.losses is not None:
-            path = figures.loss_curves(result, study.losses, out / "losses.png")
+            path = figures.loss_curves(result, study.losses, out / "losses.png", dpi)
             if path is not None:
                 paths.append(path)
     return paths
@@ -356,7 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         study = load_study(args.results, args.space, args.study)
         result = aggregate(study, args.objective)
         out = args.out or default_out(args.results)
-        write_metrics(result, study, out, plots=not args.no_plots)
+        write_metrics(result, study, out, plots=not args.no_plots, dpi=args.dpi)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,6 +1,6 @@
-"""Figures (PNG, matplotlib's Agg backend): importance bars and main-effect curves (Table 3), ROC curves,
-loss curves and a configuration comparison (the paper's Figs 6-8). Each function writes one file atomically
-and returns its path."""
+"""Figures (matplotlib's Agg backend): importance bars and main-effect curves (Table 3), ROC curves, loss
+curves and a configuration comparison (the paper's Figs 6-8). Each function writes a PNG (``dpi``) and, beside
+it, the same figure as a PDF (vector, for a paper), atomically, and returns the PNG's path."""
 
 from __future__ import annotations
 
@@ -12,15 +12,22 @@ import pandas as pd
 
 from mmt_tune import models
 from mmt_tune._io import atomic_path
+from mmt_tune.analysis.importance._base import FEW_TRIALS
 from mmt_tune.analysis.results import model_label
+from mmt_tune.analysis.tables import parameter_label
 from mmt_tune.metrics import METRICS
 from mmt_tune.modalities import MODALITIES
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from mmt_tune.analysis.importance.study import ImportanceResult
     from mmt_tune.analysis.metrics import MetricsResult
 
-DPI = 120
+DPI = 150  #: PNG resolution unless ``--dpi`` says otherwise
+VECTOR = "pdf"  #: the vector twin written beside every PNG
+#: A main-effect panel's y-axis spans at least this much of the objective, so that flat curves look flat.
+MIN_Y_RANGE = 0.05
 
 
 def _pyplot():
@@ -32,10 +39,12 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig: Figure, path: Path, dpi: int = DPI) -> Path:
     plt = _pyplot()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight")
+        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
+    with atomic_path(path.with_suffix(f".{VECTOR}")) as tmp:
+        fig.savefig(tmp, format=VECTOR, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -56,62 +65,78 @@ def _title(model: str, present: str) -> str:
     return f"{model_label(model)} · {present}"
 
 
-def importance_bars(result: ImportanceResult, path: Path) -> Path:
-    """One panel per analysed configuration: main-effect importance ± std over seeds, strongest on top."""
+def importance_bars(result: ImportanceResult, path: Path, dpi: int = DPI) -> Path:
+    """One panel per analysed configuration: main-effect importance ± std over seeds, strongest on top, all
+    panels on one x-axis (fractions of variance are comparable across configurations)."""
     analysed = [c for c in result.configurations if c.main]
     fig, axes = _grid(max(1, len(analysed)))
+    top = max([m + s for c in analysed for m, s in c.main.values()] + [0.05]) * 1.1
     for ax, c in zip(axes, analysed, strict=False):
         items = sorted(c.main.items(), key=lambda kv: kv[1][0])
-        names = [n for n, _ in items]
+        means = np.array([m for _, (m, _) in items])
+        stds = np.array([s for _, (_, s) in items])
+        lower = np.minimum(stds, means)  # a fraction of variance is never below 0: clip the bar's error
         ax.barh(
-            names, [m for _, (m, _) in items], xerr=[s for _, (_, s) in items], color="#4C72B0", capsize=3
+            [parameter_label(n) for n, _ in items],
+            means,
+            xerr=[lower, stds],
+            color="#4C72B0",
+            capsize=3,
         )
-        ax.set_xlim(0, max(0.05, max(m + s for _, (m, s) in items) * 1.15))
-        ax.set_title(f"{_title(c.model, c.present)} (n={c.n_trials})", fontsize=9)
-        ax.set_xlabel("fraction of variance (main effect)", fontsize=8)
-        ax.tick_params(labelsize=8)
+        ax.set_xlim(0, top)
+        few = c.n_trials < FEW_TRIALS
+        ax.set_title(
+            f"{_title(c.model, c.present)} (n={c.n_trials}{', few trials: noisy' if few else ''})",
+            fontsize=10,
+            color="#B22222" if few else "black",
+        )
+        ax.set_xlabel("fraction of variance (main effect)", fontsize=9)
+        ax.tick_params(labelsize=9)
     if not analysed:
         axes[0].text(0.5, 0.5, "no configuration had enough trials", ha="center", va="center")
         axes[0].set_axis_off()
     fig.suptitle(
         f"Hyperparameter importance of mean CV {result.options.objective.upper()} ({result.options.engine})"
     )
-    return _save(fig, path)
+    return _save(fig, path, dpi)
 
 
-def marginals(result: ImportanceResult, path: Path) -> Path:
-    """Main-effect curves: rows are configurations, columns their parameters (mean ± std over seeds)."""
-    plt = _pyplot()
+def marginals(result: ImportanceResult, path: Path, dpi: int = DPI) -> Path:
+    """Main-effect curves (mean ± std over forest seeds), three panels per row, each configuration's
+    parameters strongest first; every y-axis spans at least :data:`MIN_Y_RANGE` of the objective."""
     analysed = [c for c in result.configurations if c.marginals]
-    columns = max(len(c.marginals) for c in analysed)
-    fig, axes = plt.subplots(
-        len(analysed), columns, figsize=(3.2 * columns, 2.4 * len(analysed)), squeeze=False
-    )
-    params = {(c.key, name): d for c in analysed for name, d in c.params.items()}
-    for row, c in zip(axes, analysed, strict=True):
-        names = [n for n in c.main if n in c.marginals]
-        names.sort(key=lambda n: -c.main[n][0])
-        for ax, name in zip(row, names, strict=False):
-            x, mean, std = c.marginals[name]
-            distribution = params[(c.key, name)]
-            if distribution.categorical:
-                ax.errorbar([str(v) for v in distribution.values], mean, yerr=std, fmt="o", capsize=3)
-            else:
-                ax.plot(x, mean, color="#C44E52")
-                ax.fill_between(x, mean - std, mean + std, color="#C44E52", alpha=0.2)
-                if distribution.log:
-                    ax.set_xscale("log")
-            ax.set_xlabel(name, fontsize=8)
-            ax.set_title(f"{_title(c.model, c.present)}: {c.main[name][0]:.2f}", fontsize=8)
-            ax.tick_params(labelsize=7)
-        for ax in row[len(names) :]:
-            ax.set_visible(False)
-        row[0].set_ylabel(f"marginal {result.options.objective}", fontsize=8)
-    fig.tight_layout()
-    return _save(fig, path)
+    panels = [
+        (c, name)
+        for c in analysed
+        for name in sorted((n for n in c.main if n in c.marginals), key=lambda n: -c.main[n][0])
+    ]
+    fig, axes = _grid(max(1, len(panels)), columns=3)
+    for ax, (c, name) in zip(axes, panels, strict=False):
+        x, mean, std = c.marginals[name]
+        distribution = c.params[name]
+        if distribution.categorical:
+            ax.errorbar([str(v) for v in distribution.values], mean, yerr=std, fmt="o", capsize=3)
+        else:
+            ax.plot(x, mean, color="#C44E52")
+            ax.fill_between(x, mean - std, mean + std, color="#C44E52", alpha=0.2)
+            if distribution.log:
+                ax.set_xscale("log")
+        low, high = float(np.min(mean - std)), float(np.max(mean + std))
+        middle, half = (low + high) / 2, max(high - low, MIN_Y_RANGE) / 2 * 1.1
+        ax.set_ylim(middle - half, middle + half)
+        ax.set_xlabel(parameter_label(name), fontsize=9)
+        ax.set_ylabel(f"marginal {result.options.objective}", fontsize=9)
+        few = ", few trials" if c.n_trials < FEW_TRIALS else ""
+        ax.set_title(
+            f"{_title(c.model, c.present)}: {c.main[name][0]:.2f} (n={c.n_trials}{few})",
+            fontsize=9,
+            color="#B22222" if few else "black",
+        )
+        ax.tick_params(labelsize=8)
+    return _save(fig, path, dpi)
 
 
-def configuration_bars(result: MetricsResult, path: Path) -> Path:
+def configuration_bars(result: MetricsResult, path: Path, dpi: int = DPI) -> Path:
     """Paper Fig. 6: each metric of the best trial per configuration, grouped by modality subset."""
     plt = _pyplot()
     best = result.best.dropna(subset=["trial_id"])
@@ -147,10 +172,10 @@ def configuration_bars(result: MetricsResult, path: Path) -> Path:
     axes[-1].set_xticks(positions, subsets, rotation=20, fontsize=8)
     fig.suptitle(f"Best trial per configuration (by {result.objective}): mean ± std over folds")
     fig.tight_layout()
-    return _save(fig, path)
+    return _save(fig, path, dpi)
 
 
-def roc_curves(result: MetricsResult, predictions: pd.DataFrame, path: Path) -> Path:
+def roc_curves(result: MetricsResult, predictions: pd.DataFrame, path: Path, dpi: int = DPI) -> Path:
     """Paper Fig. 7: ROC curves of the best trials from their pooled out-of-fold probabilities."""
     from sklearn.metrics import roc_auc_score, roc_curve
 
@@ -177,7 +202,7 @@ def roc_curves(result: MetricsResult, predictions: pd.DataFrame, path: Path) -> 
         ax.set_ylabel("sensitivity")
         ax.set_title(f"{family} best trials (pooled out-of-fold AUC)", fontsize=9)
         ax.legend(fontsize=7, loc="lower right")
-    return _save(fig, path)
+    return _save(fig, path, dpi)
 
 
 def loss_panels(curves: pd.DataFrame) -> list[tuple[str, str]]:
@@ -193,7 +218,7 @@ def loss_panels(curves: pd.DataFrame) -> list[tuple[str, str]]:
     return panels + [(name, name) for name in ("auxiliary", "kl", "total") if name in present]
 
 
-def loss_curves(result: MetricsResult, losses: pd.DataFrame, path: Path) -> Path | None:
+def loss_curves(result: MetricsResult, losses: pd.DataFrame, path: Path, dpi: int = DPI) -> Path | None:
     """Paper Fig. 8: train/validation classification and reconstruction losses of the best MMT configuration
     (the best configuration overall when the study has no MMT), mean ± std over folds per epoch."""
     best = result.best.dropna(subset=["trial_id"])
@@ -228,4 +253,4 @@ def loss_curves(result: MetricsResult, losses: pd.DataFrame, path: Path) -> Path
     fig.suptitle(
         f"Losses of {_title(top['model'], top['present'])}, trial {top['trial_id']} (mean ± std over folds)"
     )
-    return _save(fig, path)
+    return _save(fig, path, dpi)

@@ -52,6 +52,7 @@ def write_report(
     objective: str = "auc",
     options: ImportanceOptions | None = None,
     progress: bool = True,
+    dpi: int | None = None,
 ) -> Report:
     """Tables 2 and 3, the comparisons, every figure, and ``index.md`` / ``index.html`` in ``out``.
 
@@ -67,9 +68,9 @@ def write_report(
     try:
         options = options or ImportanceOptions(objective=objective)
         metrics = aggregate(study, objective)
-        write_metrics(metrics, study, out)
+        write_metrics(metrics, study, out, dpi=dpi)
         result = importance(study, options, progress=progress)
-        write_importance(result, out)
+        write_importance(result, out, dpi=dpi)
         sections, figures = _sections(Report(out, metrics, result), study), _figures(out)
         write_text_atomic(out / "index.md", _markdown(sections, figures, study))
         write_text_atomic(out / "index.html", _html(sections, figures, study))
@@ -190,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         study = load_study(args.results, args.space, args.study)
         out = args.out or default_out(args.results)
-        report = write_report(study, out, args.objective, options_from(args))
+        report = write_report(study, out, args.objective, options_from(args), dpi=args.dpi)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -13,6 +13,16 @@ TICK = "✓"
 DASH = "—"
 
 
+def parameter_label(name: str) -> str:
+    """A hyperparameter as Table 3 and the figures name it: ``beta`` -> ``Classification β``,
+    ``alpha_DWI`` -> ``Reconstruction DWI α``; other names as they are."""
+    if name == "beta":
+        return "Classification β"
+    if name.startswith("alpha_"):
+        return f"Reconstruction {name.removeprefix('alpha_')} α"
+    return {"gamma": "Auxiliary γ", "kl_weight": "KL weight", "lr": "lr"}.get(name, name)
+
+
 def to_markdown(table: pd.DataFrame, notes: list[str] | None = None) -> str:
     header = "| " + " | ".join(str(c) for c in table.columns) + " |"
     rule = "| " + " | ".join("---" for _ in table.columns) + " |"

@@ -263,12 +263,10 @@ def _run(study, table: pd.DataFrame, where: _Where, identity: dict, opts: StudyO
                     *([TrialProgress(searcher.total_trials)] if opts.progress else []),
                 ],
                 verbose=opts.verbose,
-                # With --verbose: each trial's configuration, lr and objective (small values as 1e-06).
-                progress_reporter=tune.CLIReporter(
-                    parameter_columns=["configuration", "lr"],
-                    metric_columns=["epoch", "auc"],
-                    max_report_frequency=30,
-                ),
+                # With --verbose, Tune's classic table (small values such as lr as 1e-06, not "0.").
+                progress_reporter=tune.CLIReporter(metric_columns=["epoch", "auc"], max_report_frequency=30)
+                if opts.verbose
+                else None,
             ),
         )
     write_space(study, where.tables)

@@ -21,6 +21,10 @@ import numpy as np
 
 from mmt_tune.spaces import Distribution
 
+#: Fewer complete trials than this in a configuration: Table 3 and its figures warn that its importance is
+#: noisy (fANOVA's forest is fitted on that many points; our validation test uses 200).
+FEW_TRIALS = 50
+
 
 @dataclass(frozen=True)
 class ForestSettings:

@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         study = load_study(args.results, args.space, args.study)
         result = importance(study, options_from(args))
         out = args.out or default_out(args.results)
-        write_importance(result, out, plots=not args.no_plots)
+        write_importance(result, out, plots=not args.no_plots, dpi=args.dpi)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

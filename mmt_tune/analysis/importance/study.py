@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from mmt_tune.analysis.importance._base import (
+    FEW_TRIALS,
     BaseImportanceEvaluator,
     ForestSettings,
     SeedResult,
@@ -113,6 +114,13 @@ def importance(
             jobs.append(job)
     for job, seeds in _run(jobs, options, progress):
         _collect(configurations[job.index], job, seeds, options)
+    few = [c.key for c in configurations if c.main and c.n_trials < FEW_TRIALS]
+    if few:
+        notes.append(
+            f"warning: {len(few)} configuration(s) have fewer than {FEW_TRIALS} complete trials "
+            f"({', '.join(few[:3])}{', ...' if len(few) > 3 else ''}): their importance values are noisy "
+            "estimates; read them as a ranking at most"
+        )
     if not study.space:
         notes.append(
             "no space.json: bounds and log scales were inferred from the sampled values (give --space with "

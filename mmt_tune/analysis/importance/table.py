@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from mmt_tune.analysis.results import model_label
-from mmt_tune.analysis.tables import DASH, TICK, mean_std, write_csv, write_table
+from mmt_tune.analysis.tables import DASH, TICK, mean_std, parameter_label, write_csv, write_table
 from mmt_tune.modalities import MODALITIES
 
 if TYPE_CHECKING:
@@ -64,15 +64,15 @@ def table3(result: ImportanceResult) -> pd.DataFrame:
         row.update({m: TICK if m in c.present.split("+") else "" for m in MODALITIES})
         for name in names:
             if name in c.main:
-                row[_column(name)] = mean_std(*c.main[name])
+                row[parameter_label(name)] = mean_std(*c.main[name])
                 sums[name].append(c.main[name][0])
             else:
-                row[_column(name)] = c.cells.get(name, DASH)
+                row[parameter_label(name)] = c.cells.get(name, DASH)
         row["Top interaction"] = _top_pair(c)
         row["Trials"] = str(c.n_trials)
         rows.append(row)
     average = {"Model": "Average", **dict.fromkeys(MODALITIES, "")}
-    average.update({_column(n): (f"{np.mean(v):.3f}" if v else DASH) for n, v in sums.items()})
+    average.update({parameter_label(n): (f"{np.mean(v):.3f}" if v else DASH) for n, v in sums.items()})
     average["Top interaction"] = ""
     average["Trials"] = ""
     return pd.DataFrame([*rows, average])
@@ -100,16 +100,11 @@ def _ordered(names) -> list[str]:
     return sorted(names, key=rank)
 
 
-def _column(name: str) -> str:
-    if name == "beta":
-        return "Classification β"
-    if name.startswith("alpha_"):
-        return f"Reconstruction {name.removeprefix('alpha_')} α"
-    return {"gamma": "Auxiliary γ", "kl_weight": "KL weight", "lr": "lr"}.get(name, name)
-
-
-def write_importance(result: ImportanceResult, out: Path, plots: bool = True) -> list[Path]:
-    """importance.csv, interactions.csv, table3.{md,csv,tex} and, with ``plots``, the PNG figures."""
+def write_importance(
+    result: ImportanceResult, out: Path, plots: bool = True, dpi: int | None = None
+) -> list[Path]:
+    """importance.csv, interactions.csv, table3.{md,csv,tex} and, with ``plots``, the figures (PNG at
+    ``dpi``, PDF beside each)."""
     out = Path(out)
     paths = [
         write_csv(result.frame(), out / "importance.csv"),
@@ -124,7 +119,8 @@ def write_importance(result: ImportanceResult, out: Path, plots: bool = True) ->
     if plots:
         from mmt_tune.analysis import plots as figures
 
-        paths.append(figures.importance_bars(result, out / "importance.png"))
+        dpi = dpi or figures.DPI
+        paths.append(figures.importance_bars(result, out / "importance.png", dpi))
         if any(c.marginals for c in result.configurations):
-            paths.append(figures.marginals(result, out / "marginals.png"))
+            paths.append(figures.marginals(result, out / "marginals.png", dpi))
     return paths
