@@ -54,7 +54,7 @@ def test_extraction_study_and_analysis_on_a_three_node_cluster(tmp_path):
         assert result.experiment == shared / "results" / "multinode"
         assert result.trials["trial_id"].nunique() == 6 and set(result.trials["status"]) == {"ok"}
         nodes = set()
-        for trial_dir in result.experiment.glob("run_trial_*"):
+        for trial_dir in result.experiment.glob("trial_*"):
             last = json.loads((trial_dir / "result.json").read_text().splitlines()[-1])
             nodes.add(last["node_id"])
         assert len(nodes) == 2 and head not in nodes, f"trials ran on {nodes}"

@@ -42,7 +42,9 @@ def test_every_image_and_link_of_the_index_resolves(report):
         assert image.imread(report.parent / source).size > 0
 
 
-@pytest.mark.skipif(BROWSER is None, reason="no headless Chromium (Debian: apt-get install chromium-headless-shell)")
+@pytest.mark.skipif(
+    BROWSER is None, reason="no headless Chromium (Debian: apt-get install chromium-headless-shell)"
+)
 def test_the_report_renders_in_a_headless_browser(report, tmp_path):
     from matplotlib import image
 

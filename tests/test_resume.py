@@ -26,7 +26,7 @@ def _state(experiment: Path) -> dict[str, dict]:
     """Per trial folder: its reports and whether it holds a checkpoint."""
     return {
         d.name: {"reports": _reports(d), "checkpointed": any(d.glob("checkpoint_*"))}
-        for d in experiment.glob("run_trial_*")
+        for d in experiment.glob("trial_*")
         if d.is_dir()
     }
 
@@ -88,7 +88,7 @@ def test_sigkill_then_resume_completes_the_study_without_rerunning_or_losing_tri
     assert finished_before
     # The trials table is refreshed during the run: after the kill it lists exactly the finished trials.
     partial = pd.read_parquet(experiment / "trials.parquet")
-    assert set(partial["trial_id"]) == {name.split("_")[2] for name in finished_before}  # run_trial_<id>_...
+    assert set(partial["trial_id"]) == {name.split("_")[1] for name in finished_before}  # trial_<id>
 
     resumed = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, env=env, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]

@@ -146,7 +146,7 @@ def test_smoke_study_on_local_ray_writes_the_trials_table_and_phi_free_wandb_run
     assert not {"config/seed", "config/device", "config/checkpoint_every"} & set(trials.columns)
     _assert_best_is_the_highest_mean(result)
     assert len(result.best()) == 2
-    for trial_dir in result.experiment.glob("run_trial_*"):  # the final checkpoint holds the trial's tables
+    for trial_dir in result.experiment.glob("trial_*"):  # the final checkpoint holds the trial's tables
         assert len(list(trial_dir.glob("checkpoint_*/predictions.csv"))) == 1, trial_dir
     losses = pd.read_parquet(result.experiment / "losses.parquet")
     predictions = pd.read_parquet(result.experiment / "predictions.parquet")

@@ -34,6 +34,7 @@ from mmt_tune.study.records import (
 
 if TYPE_CHECKING:
     from ray.tune import ResultGrid
+    from ray.tune.experiment import Trial
 
 
 @dataclass(frozen=True)
@@ -249,6 +250,7 @@ def _run(study, table: pd.DataFrame, where: _Where, identity: dict, opts: StudyO
                 metric="auc",
                 mode="max",
                 reuse_actors=True,  # one worker process per slot, not one per trial
+                trial_dirname_creator=trial_folder_name,
             ),
             run_config=tune.RunConfig(
                 name=where.name,
@@ -284,6 +286,11 @@ def _run(study, table: pd.DataFrame, where: _Where, identity: dict, opts: StudyO
         if result.error is not None and result.config:
             errors.setdefault(result.config.get("configuration", "?"), first_line(result.error))
     return StudyResult(where.tables, trials, errors)
+
+
+def trial_folder_name(trial: Trial) -> str:
+    """``trial_<id>``: Tune's default folder name repeats every hyperparameter, rounded (``lr=0.0000``)."""
+    return f"trial_{trial.trial_id}"
 
 
 def records_from_grid(grid: ResultGrid) -> list[TrialRecord]:
