@@ -58,3 +58,18 @@ def report(section: str, title: str, lines: list[str], save: bool) -> None:
     print("\n".join(lines))
     if save:
         record(section, f"### {title}\n\n" + "\n".join(lines))
+
+
+def load_average() -> str:
+    """The 1/5/15-minute load averages, as ``uptime`` prints them."""
+    try:
+        return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "load average unknown"
+
+
+def min_median(seconds: list[float]) -> tuple[float, float]:
+    ordered = sorted(seconds)
+    n = len(ordered)
+    median = ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
+    return ordered[0], median

@@ -377,3 +377,23 @@ def test_kl_warmup_ramps_the_kl_weight():
     assert [_epoch_weights(config, e)["kl_weight"] for e in range(6)] == [0.125, 0.25, 0.375, 0.5, 0.5, 0.5]
     with pytest.raises(InputError, match="kl_warmup: only MFN-VAE"):
         TrainConfig.from_options("mmt1m", ("DWI",), {"kl_warmup": 4})
+
+
+def test_cli_pins_torch_threads(tmp_path, capsys):
+    """The training command sets torch's intra-op threads (default 1) instead of torch's one per core."""
+    import torch
+
+    from mmt_tune.data.table import write_feature_table
+
+    features = tmp_path / "features.parquet"
+    write_feature_table(make_table(40), features, {})
+    argv = ["--features", str(features), "--model", "logreg", "--present", "DWI", "--folds", "2"]
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert train_cli.main(argv) == 0 and torch.get_num_threads() == 1
+        assert train_cli.main([*argv, "--threads", "2"]) == 0 and torch.get_num_threads() == 2
+        assert train_cli.main([*argv, "--threads", "0"]) == 2
+        assert "--threads must be >= 1" in capsys.readouterr().err
+    finally:
+        torch.set_num_threads(before)
