@@ -101,6 +101,7 @@ def run_demo_study(features: Path, out: Path, space: str, samples: int, seed: in
         resume=resume,
         verbose=0 if progress else 1,
         progress=progress,
+        phantom=True,
     )
     # Each configuration has `samples` trials; analyse it when at least that many finished.
     options = ImportanceOptions(min_trials=min(samples, ImportanceOptions().min_trials))

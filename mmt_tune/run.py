@@ -19,6 +19,11 @@ from mmt_tune.metrics import METRICS, mean_std
 from mmt_tune.study import StudyResult, run_study
 from mmt_tune.study.records import JOURNAL_FILE, TRIALS_TABLE
 
+PHANTOM_NOTE = (
+    "note: no --features given: this study ran on the PHANTOM cohort (synthetic images made by mmt-tune), not "
+    "on patient data; its data.json and report say so. Give --features your_table.parquet for your cohort."
+)
+
 
 def format_best(result: StudyResult) -> str:
     """The best trial of each configuration, mean ± std over folds of every metric, one line each."""
@@ -113,6 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.features is None:
             from mmt_tune.data.phantom import phantom_features
 
+            print(PHANTOM_NOTE, file=sys.stderr)
             features = phantom_features(60 if args.smoke_test else None)
         else:
             features = args.features
@@ -135,6 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             wandb_project=args.wandb_project,
             asha=args.asha,
             verbose=1 if args.verbose else 0,
+            phantom=args.features is None,
             progress=not args.verbose,
         )
     except InputError as exc:
@@ -145,6 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\nbest trial per configuration (mean ± std over folds), study {space.name}:")
         print(format_best(result))
     folder = result.experiment
+    if args.features is None:
+        print(f"\n{PHANTOM_NOTE}")
     print(f"\ntrials table: {folder / (TRIALS_TABLE + '.parquet')} (+ .csv)")
     print(f"report:       python -m analysis.report {folder}")
     print(f"Optuna:       optuna-dashboard {folder / JOURNAL_FILE}")

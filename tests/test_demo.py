@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -51,3 +53,9 @@ def test_demo_runs_and_reuses_its_outputs(tmp_path, capsys):
     )
     for name in ("index.html", "table2.tex", "table3.tex", "roc.png", "losses.png", "importance.png"):
         assert (tmp_path / "report" / name).is_file(), name
+    # The demo's data is the phantom, and everything it writes says so.
+    data = json.loads((tmp_path / "results" / "demo" / "data.json").read_text())
+    assert data["phantom"] is True and data["modalities"] == ["T1WI", "FLAIR", "DWI"]
+    assert data["positives"] + data["negatives"] == data["rows"] == 30
+    assert "PHANTOM COHORT" in (tmp_path / "report" / "index.html").read_text()
+    assert "PHANTOM COHORT" in (tmp_path / "report" / "index.md").read_text()

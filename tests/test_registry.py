@@ -144,3 +144,32 @@ def test_the_study_command_is_quiet_names_each_failed_trial_and_points_to_the_re
     failures = [line for line in err.splitlines() if "(broken/DWI) failed: RuntimeError: this model" in line]
     assert len(failures) == 2 and all(line.startswith("error: trial ") for line in failures), err
     assert "no trial of 1 configuration(s) completed (broken/DWI)" in err
+
+
+def test_a_study_records_its_data_without_identifiers(toy, ray_local, tmp_path):
+    """data.json: counts, class balance, modalities and hashes of the feature table, not the phantom; no
+    patient ID, path or date. The report states it."""
+    import json
+
+    from mmt_tune.analysis.report import write_report
+    from mmt_tune.analysis.results import load_study
+    from mmt_tune.data.table import write_feature_table
+    from mmt_tune.study import run_study
+
+    table = make_table(90, signal={"DWI": 2.0})
+    features = tmp_path / "features.parquet"
+    write_feature_table(table, features, {"pyradiomics_version": "3.1.0", "settings_sha256": "ab" * 32})
+    space = tmp_path / "toy.yaml"
+    space.write_text(
+        "name: toy\nconfigurations:\n  - {model: toy, present: [DWI]}\n"
+        "parameters:\n  scale: {distribution: uniform, low: 0.5, high: 2.0}\nfixed: {epochs: 3, folds: 2, k: 4}\n"
+    )
+    result = run_study(space, features, samples=1, storage=tmp_path / "results", wandb="off", verbose=0)
+    text = (result.experiment / "data.json").read_text()
+    data = json.loads(text)
+    assert data["phantom"] is False and data["rows"] == 90 and data["positives"] == int(table["label"].sum())
+    assert data["pyradiomics_version"] == "3.1.0" and data["features_per_modality"]["DWI"] == 12
+    assert not any(pid in text for pid in table["patient_id"]) and str(tmp_path) not in text
+    report = write_report(load_study(result.experiment), tmp_path / "report", progress=False)
+    page = report.index.read_text()
+    assert "PHANTOM" not in page and "Data: 90 rows (90 patients)" in page

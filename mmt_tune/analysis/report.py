@@ -121,7 +121,11 @@ def _figures(folder: Path) -> list[tuple[str, str]]:
 
 
 def _markdown(sections, figures: list[tuple[str, str]], study: Study) -> str:
-    parts = [f"# Study report: {_study_name(study)}\n", _summary(study) + "\n"]
+    parts = [
+        f"# Study report: {_study_name(study)}\n",
+        *(f"**{line}**\n" for line in _data_lines(study)[:-1]),
+    ]
+    parts += [_data_lines(study)[-1] + "\n", _summary(study) + "\n"]
     for title, table, notes, files in sections:
         parts.append(f"## {title}\n")
         parts.append(to_markdown(table, notes))
@@ -134,6 +138,8 @@ def _markdown(sections, figures: list[tuple[str, str]], study: Study) -> str:
 def _html(sections, figures: list[tuple[str, str]], study: Study) -> str:
     body = [
         f"<h1>Study report: {html.escape(_study_name(study))}</h1>",
+        *(f'<p class="warning">{html.escape(line)}</p>' for line in _data_lines(study)[:-1]),
+        f"<p>{html.escape(_data_lines(study)[-1])}</p>",
         f"<p>{html.escape(_summary(study))}</p>",
     ]
     for title, table, notes, files in sections:
@@ -152,6 +158,7 @@ def _html(sections, figures: list[tuple[str, str]], study: Study) -> str:
         "body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
         "table{border-collapse:collapse;font-size:13px}td,th{padding:3px 8px;border-bottom:1px solid #ddd;"
         "text-align:center}img{max-width:100%}figure{margin:1em 0}"
+        ".warning{background:#fde8e8;border:1px solid #b22222;padding:.5em;font-weight:bold}"
     )
     return (
         "<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>Study report</title>"
@@ -162,6 +169,26 @@ def _html(sections, figures: list[tuple[str, str]], study: Study) -> str:
 def _study_name(study: Study) -> str:
     names = sorted(set(study.trials["study"].astype(str)))
     return ", ".join(names)
+
+
+def _data_lines(study: Study) -> list[str]:
+    """Where the numbers come from (data.json): a loud line for the phantom, then size, balance, provenance."""
+    data = study.data
+    if not data:
+        return ["Data: not recorded (a trials table without the study's data.json)."]
+    lines = []
+    if data.get("phantom"):
+        lines.append(
+            "PHANTOM COHORT: these results come from synthetic images made by mmt-tune, not from patients."
+        )
+    features = ", ".join(f"{m} {n}" for m, n in (data.get("features_per_modality") or {}).items())
+    lines.append(
+        f"Data: {data.get('rows')} rows ({data.get('patients')} patients), {data.get('positives')} positive / "
+        f"{data.get('negatives')} negative; modalities {', '.join(data.get('modalities', []))} "
+        f"(features: {features}); feature table sha256 {str(data.get('features_sha256'))[:16]}; PyRadiomics "
+        f"{data.get('pyradiomics_version') or 'unknown'}, settings sha256 {str(data.get('settings_sha256'))[:16]}."
+    )
+    return lines
 
 
 def _summary(study: Study) -> str:

@@ -28,6 +28,7 @@ from mmt_tune.modalities import MODALITIES
 from mmt_tune.spaces import Distribution, load_space
 from mmt_tune.study.records import (  # noqa: F401 - the contract, re-exported for the analysis
     CONFIG_PREFIX,
+    DATA_FILE,
     STATUSES,
     complete_trials,
     per_trial,
@@ -45,6 +46,7 @@ class Study:
     losses: pd.DataFrame | None = None
     predictions: pd.DataFrame | None = None
     space: dict[str, dict[str, Distribution]] = field(default_factory=dict)
+    data: dict = field(default_factory=dict)  # data.json: counts, modalities, hashes, phantom or not
 
 
 def configuration_key(model: str, present: str) -> str:
@@ -78,6 +80,11 @@ def load_study(path: str | Path, space: str | Path | None = None, study: str | N
     if folder is not None:
         study.losses = _read_optional(folder / "losses.parquet")
         study.predictions = _read_optional(folder / "predictions.parquet")
+        if (folder / DATA_FILE).is_file():
+            try:
+                study.data = json.loads((folder / DATA_FILE).read_text())
+            except ValueError as exc:
+                raise InputError(f"{folder / DATA_FILE}: not readable JSON ({exc})") from None
         if (folder / "space.json").is_file() and space is None:
             study.space = read_space(folder / "space.json")
     if space is not None:

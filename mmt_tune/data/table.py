@@ -136,3 +136,20 @@ def table_shape(path: str | Path) -> tuple[int, list[str]]:
 
     meta = pq.read_metadata(path)
     return meta.num_rows, list(meta.schema.names)
+
+
+def describe_table(table: pd.DataFrame, metadata: Mapping[str, str]) -> dict:
+    """What a report says about the data a study used: size, class balance, modalities, extraction
+    provenance. Counts and hashes only: no patient identifier, path or date."""
+    columns = modality_columns(table)
+    labels = table["label"].astype(int)
+    return {
+        "rows": len(table),
+        "patients": int(table["patient_id"].nunique()),
+        "positives": int((labels == 1).sum()),
+        "negatives": int((labels == 0).sum()),
+        "modalities": [m for m, names in columns.items() if names],
+        "features_per_modality": {m: len(names) for m, names in columns.items() if names},
+        "pyradiomics_version": metadata.get("pyradiomics_version"),
+        "settings_sha256": metadata.get("settings_sha256"),
+    }

@@ -22,6 +22,7 @@ import pandas as pd
 from mmt_tune.errors import InputError
 from mmt_tune.study.guards import IDENTITY_FILE, StudyLock, check_identity, check_inputs, study_identity
 from mmt_tune.study.records import (
+    DATA_FILE,
     JOURNAL_FILE,
     TRIALS_TABLE,
     TrialRecord,
@@ -35,6 +36,8 @@ from mmt_tune.study.records import (
 if TYPE_CHECKING:
     from ray.tune import ResultGrid
     from ray.tune.experiment import Trial
+
+    from mmt_tune.spaces import SearchSpace
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,9 @@ class StudyOptions:
     asha: bool = False  # per-configuration ASHA early stopping
     verbose: int = 1  # Tune's: 0 silent, 1 status tables
     progress: bool = False  # one progress bar of finished trials instead
+    phantom: bool = (
+        False  # the features are the phantom cohort's (synthetic): data.json and the report say so
+    )
 
 
 @dataclass
@@ -100,7 +106,7 @@ def run_study(space: str | Path, features: str | Path, **options: Any) -> StudyR
     continue from their last epoch checkpoint, and every configuration's Optuna study continues from its
     saved state.
     """
-    from mmt_tune.data.table import read_feature_table
+    from mmt_tune.data.table import describe_table, read_feature_table
     from mmt_tune.spaces import load_space
 
     unknown = set(options) - {f.name for f in fields(StudyOptions)}
@@ -118,7 +124,7 @@ def run_study(space: str | Path, features: str | Path, **options: Any) -> StudyR
         )
     if opts.samples < 1:
         raise InputError(f"--num-samples must be >= 1 (got {opts.samples})")
-    table, _ = read_feature_table(features)
+    table, metadata = read_feature_table(features)
     check_inputs(study, table, str(features), {"seed": opts.seed, "epochs": opts.epochs, "folds": opts.folds})
     name = opts.name or study.name
     storage = Path(opts.storage).expanduser().resolve() if "://" not in str(opts.storage) else opts.storage
@@ -134,7 +140,7 @@ def run_study(space: str | Path, features: str | Path, **options: Any) -> StudyR
     identity = study_identity(study, features, opts.samples, opts.seed, opts.epochs, opts.folds)
     with StudyLock(where.tables):
         check_identity(where.tables, identity, opts.resume)
-        return _run(study, table, where, identity, opts)
+        return _run(study, table, where, identity, opts, describe_table(table, metadata))
 
 
 def _start_ray(opts: StudyOptions) -> float:
@@ -190,7 +196,14 @@ def _with_overrides(study, opts: StudyOptions):
     return replace(study, configurations=configurations)
 
 
-def _run(study, table: pd.DataFrame, where: _Where, identity: dict, opts: StudyOptions) -> StudyResult:
+def _run(
+    study: SearchSpace,
+    table: pd.DataFrame,
+    where: _Where,
+    identity: dict,
+    opts: StudyOptions,
+    description: dict,
+) -> StudyResult:
     """The study itself, while this process holds the study's lock and its inputs are checked."""
     from ray import tune
 
@@ -276,6 +289,8 @@ def _run(study, table: pd.DataFrame, where: _Where, identity: dict, opts: StudyO
         from mmt_tune._io import write_text_atomic
 
         write_text_atomic(where.tables / IDENTITY_FILE, json.dumps(identity, indent=2) + "\n")
+        data = {"phantom": opts.phantom, "features_sha256": identity["features_sha256"], **description}
+        write_text_atomic(where.tables / DATA_FILE, json.dumps(data, indent=2) + "\n")
     grid = tuner.fit()
     records = records_from_grid(grid)
     trials = trials_table(records, study.name)

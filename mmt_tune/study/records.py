@@ -28,6 +28,8 @@ TRIALS_TABLE = "trials"
 SPACE_FILE = "space.json"
 #: Optuna's journal storage of every configuration's study (:func:`mmt_tune.study.search.open_storage`).
 JOURNAL_FILE = "optuna.journal"
+#: What the study's data was: counts, modalities, hashes, and whether it was the phantom (no IDs, no paths).
+DATA_FILE = "data.json"
 CONFIG_PREFIX = "config/"
 #: Trial statuses of the contract: finished, failed, stopped early by the scheduler.
 STATUSES = ("ok", "error", "stopped")
