@@ -18,7 +18,7 @@ from typing import Any
 
 from mmt_tune import models
 from mmt_tune.errors import InputError
-from mmt_tune.modalities import MODALITIES
+from mmt_tune.modalities import MODALITIES, ordered
 from mmt_tune.models import ModelSpec
 
 
@@ -81,6 +81,8 @@ class TrainConfig:
 
     model: str
     present: tuple[str, ...]
+    # The study's modalities (from its feature table); the present ones are inputs, the others are missing.
+    modalities: tuple[str, ...] = MODALITIES
     epochs: int = 200
     batch_size: int = 32
     folds: int = 5
@@ -109,7 +111,7 @@ class TrainConfig:
 
     @property
     def missing(self) -> tuple[str, ...]:
-        return tuple(m for m in MODALITIES if m not in self.present)
+        return tuple(m for m in self.modalities if m not in self.present)
 
     @property
     def reconstructed(self) -> tuple[str, ...]:
@@ -119,7 +121,7 @@ class TrainConfig:
     @property
     def modalities_used(self) -> tuple[str, ...]:
         """Modalities whose features the fold pipeline must prepare (inputs and reconstruction targets)."""
-        return MODALITIES if self.spec.inputs == "all" else self.present
+        return self.modalities if self.spec.inputs == "all" else self.present
 
     @property
     def baseline(self) -> bool:
@@ -127,16 +129,21 @@ class TrainConfig:
 
     def validate(self) -> None:
         spec = self.spec
-        unknown = [m for m in self.present if m not in MODALITIES]
+        unknown = [m for m in self.present if m not in self.modalities]
         if unknown:
-            raise InputError(f"unknown modality {unknown[0]!r} (known: {', '.join(MODALITIES)})")
+            raise InputError(f"unknown modality {unknown[0]!r} (known: {', '.join(self.modalities)})")
         if len(set(self.present)) != len(self.present) or not self.present:
             raise InputError(f"present modalities must be distinct and non-empty, got {list(self.present)}")
         need = spec.present
         if need is not None and len(self.present) != need:
             raise InputError(
                 f"{self.model} needs exactly {need} present modalit{'y' if need == 1 else 'ies'} "
-                f"({len(MODALITIES) - need} missing), got present={'+'.join(self.present)}"
+                f"({len(self.modalities) - need} missing), got present={'+'.join(self.present)}"
+            )
+        if spec.reconstructs == "missing" and not self.missing:
+            raise InputError(
+                f"{self.model} needs at least one missing modality to reconstruct; present="
+                f"{'+'.join(self.present)} is all of {', '.join(self.modalities)}"
             )
         for key in self.loss_weights:
             if key.startswith("alpha_") and key.removeprefix("alpha_") not in self.reconstructed:
@@ -164,9 +171,16 @@ class TrainConfig:
 
     @classmethod
     def from_options(
-        cls, model: str, present: Sequence[str], options: Mapping | None = None, **overrides: Any
+        cls,
+        model: str,
+        present: Sequence[str],
+        options: Mapping | None = None,
+        *,
+        modalities: Sequence[str] | None = None,
+        **overrides: Any,
     ) -> TrainConfig:
-        """Build from a flat mapping (a config file or a Tune config); unknown keys are errors naming the key."""
+        """Build from a flat mapping (a config file or a Tune config); unknown keys are errors naming the key.
+        ``modalities``: the study's (default: the paper's three)."""
         options = dict(options or {})
         # Explicit overrides (command-line options) win over the same key in ``options``.
         options.update({key: value for key, value in overrides.items() if value is not None})
@@ -185,9 +199,11 @@ class TrainConfig:
                 weights[key] = float(value)
             else:
                 preprocess[key] = value
+        study = tuple(modalities) if modalities is not None else MODALITIES
         config = cls(
             model=model,
-            present=tuple(present),
+            present=ordered(present, study),
+            modalities=study,
             model_options=model_options,
             loss_weights=weights,
             preprocess=PreprocessConfig(**preprocess),

@@ -19,6 +19,21 @@ from mmt_tune.metrics import METRICS, mean_std
 from mmt_tune.study import StudyResult, run_study
 from mmt_tune.study.records import JOURNAL_FILE, TRIALS_TABLE
 
+
+def _table_modalities(features: Path | None) -> tuple[str, ...] | None:
+    """The modalities of a feature table from its Parquet schema (None: no table, or not readable yet)."""
+    if features is None or not Path(features).is_file():
+        return None
+    try:
+        import pyarrow.parquet as pq
+
+        from mmt_tune.modalities import table_modalities
+
+        return table_modalities(pq.read_schema(features).names) or None
+    except Exception:  # not Parquet: run_study reports it with the file's name
+        return None
+
+
 PHANTOM_NOTE = (
     "note: no --features given: this study ran on the PHANTOM cohort (synthetic images made by mmt-tune), not "
     "on patient data; its data.json and report say so. Give --features your_table.parquet for your cohort."
@@ -108,9 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        from mmt_tune.spaces import load_space
+        from mmt_tune.study.guards import study_space
 
-        space = load_space(args.space)  # fail fast, before any data work
+        # Fail fast, before any data work: the space against the table's modalities (its schema only).
+        space = study_space(args.space, _table_modalities(args.features), str(args.features))
         configurations = None
         if args.smoke_test:
             args.num_samples, args.epochs, args.folds = 2, args.epochs or 2, args.folds or 2

@@ -18,7 +18,7 @@ Everything is checked before Ray sees it; an error names the file and the key.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,13 +30,13 @@ from mmt_tune import models as _models
 from mmt_tune._io import parse_yaml
 from mmt_tune.config import TrainConfig
 from mmt_tune.errors import InputError
-from mmt_tune.modalities import MODALITIES
+from mmt_tune.modalities import MAX_MODALITIES, MIN_MODALITIES, MODALITIES
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
     from ray.tune.search.sample import Domain
 
-TOP_KEYS = {"name", "description", "configurations", "parameters", "fixed"}
+TOP_KEYS = {"name", "description", "modalities", "configurations", "parameters", "fixed"}
 CONFIGURATION_KEYS = {"model", "present"}
 DISTRIBUTION_KEYS = {"distribution", "low", "high", "values", "models"}
 DISTRIBUTIONS = ("loguniform", "uniform", "int", "choice")
@@ -162,6 +162,7 @@ class SearchSpace:
     description: str
     source: str
     configurations: tuple[Configuration, ...]
+    modalities: tuple[str, ...] = MODALITIES  # the study's: missing = these minus a configuration's present
 
     def configuration(self, key: str) -> Configuration:
         for configuration in self.configurations:
@@ -190,8 +191,13 @@ def resolve_space(name_or_path: str | Path) -> Path:
     )
 
 
-def load_space(name_or_path: str | Path) -> SearchSpace:
-    """Load and validate a search space; raise :class:`InputError` naming the file and key on any problem."""
+def load_space(name_or_path: str | Path, modalities: Sequence[str] | None = None) -> SearchSpace:
+    """Load and validate a search space; raise :class:`InputError` naming the file and key on any problem.
+
+    The study's modalities (what a configuration's missing ones are taken from, and what ``alpha_*`` expands
+    to) are ``modalities`` (a study passes its feature table's), else the file's ``modalities:`` list, else
+    the paper's three when every configuration uses only those, else every modality the configurations name.
+    """
     path = resolve_space(name_or_path)
     source = str(path)
     raw = parse_yaml(path.read_text(), source)
@@ -205,13 +211,24 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
     fixed = raw.get("fixed") or {}
     if not isinstance(fixed, dict):
         raise InputError(f"{source}: fixed: expected a mapping of option: value")
-    configurations = _configurations(raw["configurations"], source)
+    declared = raw.get("modalities")
+    if declared is not None and (
+        not isinstance(declared, list) or not all(isinstance(m, str) and m for m in declared)
+    ):
+        raise InputError(f"{source}: modalities: expected a list of modality names")
+    study = tuple(modalities or declared or MODALITIES)
+    if not MIN_MODALITIES <= len(study) <= MAX_MODALITIES:
+        raise InputError(
+            f"{source}: a study has {MIN_MODALITIES} to {MAX_MODALITIES} modalities, got {len(study)} "
+            f"({', '.join(study)})"
+        )
+    configurations = _configurations(raw["configurations"], source, study)
 
     built, used = [], set()
     for index, (model, present) in enumerate(configurations):
         where = f"{source}: configurations[{index}]"
         try:
-            config = TrainConfig.from_options(model, present, {})
+            config = TrainConfig.from_options(model, present, {}, modalities=study)
         except InputError as exc:
             raise InputError(f"{where}: {exc}") from None
         chosen: dict[str, Distribution] = {}
@@ -220,17 +237,20 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
                 continue
             names = [f"alpha_{m}" for m in config.reconstructed] if name == "alpha_*" else [name]
             for concrete in names:
-                if _applies(model, present, {concrete: distribution.example()}):
+                if _applies(model, present, {concrete: distribution.example()}, study):
                     chosen[concrete] = distribution
                     used.add(name)
         kept_fixed = {}
         for key, value in fixed.items():
-            if _applies(model, present, {key: value}):
+            if _applies(model, present, {key: value}, study):
                 kept_fixed[key] = value
                 used.add(f"fixed.{key}")
         try:  # the whole combination must be acceptable to the trainer
             TrainConfig.from_options(
-                model, present, {**kept_fixed, **{k: d.example() for k, d in chosen.items()}}
+                model,
+                present,
+                {**kept_fixed, **{k: d.example() for k, d in chosen.items()}},
+                modalities=study,
             )
         except InputError as exc:
             raise InputError(f"{where}: {exc}") from None
@@ -242,12 +262,14 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
     for key in fixed:
         if f"fixed.{key}" not in used:
             raise InputError(f"{source}: fixed.{key}: not an option of any configuration's model")
-    return SearchSpace(str(raw.get("name", path.stem)), str(raw.get("description", "")), source, tuple(built))
+    return SearchSpace(
+        str(raw.get("name", path.stem)), str(raw.get("description", "")), source, tuple(built), study
+    )
 
 
-def _applies(model: str, present, options: Mapping) -> bool:
+def _applies(model: str, present: Sequence[str], options: Mapping, modalities: Sequence[str]) -> bool:
     try:
-        TrainConfig.from_options(model, present, options)
+        TrainConfig.from_options(model, present, options, modalities=modalities)
     except InputError:
         return False
     return True
@@ -259,7 +281,7 @@ def _unknown(mapping: Mapping, known: set[str], source: str, prefix: str) -> Non
             raise InputError(f"{source}: {prefix}{key}: unknown key (known: {', '.join(sorted(known))})")
 
 
-def _configurations(raw, source: str) -> list[tuple[str, tuple[str, ...]]]:
+def _configurations(raw, source: str, modalities: Sequence[str]) -> list[tuple[str, tuple[str, ...]]]:
     if not isinstance(raw, list) or not raw:
         raise InputError(f"{source}: configurations: expected a non-empty list of {{model, present}}")
     seen: dict[tuple, int] = {}
@@ -274,14 +296,15 @@ def _configurations(raw, source: str) -> list[tuple[str, tuple[str, ...]]]:
             present = [present]
         if not isinstance(present, list) or not present:
             raise InputError(
-                f"{source}: {where}.present: expected a list of modalities ({', '.join(MODALITIES)})"
+                f"{source}: {where}.present: expected a list of modalities ({', '.join(modalities)})"
             )
         for modality in present:
-            if modality not in MODALITIES:
+            if modality not in modalities:
                 raise InputError(
-                    f"{source}: {where}.present: unknown modality {modality!r} (known: {', '.join(MODALITIES)})"
+                    f"{source}: {where}.present: unknown modality {modality!r} (known: {', '.join(modalities)}; "
+                    "a study of other modalities lists them under `modalities:` or runs on a table that has them)"
                 )
-        key = (model, tuple(m for m in MODALITIES if m in present))
+        key = (model, tuple(m for m in modalities if m in present))
         if key in seen:
             raise InputError(f"{source}: {where}: duplicate of configurations[{seen[key]}]")
         seen[key] = index

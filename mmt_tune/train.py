@@ -26,6 +26,7 @@ from mmt_tune.cli import add_version
 from mmt_tune.config import TrainConfig
 from mmt_tune.errors import InputError
 from mmt_tune.metrics import METRICS, all_metrics, summary_line
+from mmt_tune.modalities import table_modalities
 from mmt_tune.packed import EpochInfo, Layout, fit_packed, resolve_device
 from mmt_tune.preprocess import (
     inner_split,
@@ -231,11 +232,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             options = parse_yaml(args.config.read_text(), str(args.config)) or {}
             if not isinstance(options, dict):
                 raise InputError(f"{args.config}: expected a mapping of option: value")
+        table, _ = read_feature_table(args.features)
         try:
             config = TrainConfig.from_options(
                 args.model,
                 parse_present(args.present),
                 options,
+                modalities=table_modalities(list(table.columns)),
                 epochs=args.epochs,
                 folds=args.folds,
                 seed=args.seed,
@@ -244,7 +247,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         except InputError as exc:
             raise InputError(f"{args.config}: {exc}" if args.config else str(exc)) from None
         resolve_device(config.device)
-        table, _ = read_feature_table(args.features)
         if table["patient_id"].duplicated().any():
             print(
                 "note: some rows repeat a patient_id: folds are grouped by patient (stratified group k-fold)",

@@ -44,7 +44,6 @@ from mmt_tune.metrics import METRICS
 from mmt_tune.modalities import MODALITIES
 from mmt_tune.study.records import rank_trials
 
-FULL = "+".join(MODALITIES)
 #: The paper's headline pair: its one-missing proposed model and the reference it is compared with.
 HEADLINE_MODEL, REFERENCE = models.HEADLINE
 LABELS = {
@@ -65,13 +64,19 @@ class MetricsResult:
     folds: pd.DataFrame  # the best trials' rows of the trials table (one per fold)
     comparisons: pd.DataFrame  # long: comparison x metric, with the paired test
     notes: list[str] = field(default_factory=list)
+    modalities: tuple[str, ...] = MODALITIES  # the study's: Table 2's tick columns
+
+    @property
+    def full(self) -> str:
+        """The present set with every modality (the full-modality reference's)."""
+        return "+".join(self.modalities)
 
     def table2(self) -> pd.DataFrame:
         """The paper's Table 2: model, ticks for the present modalities, mean ± std of each metric."""
         rows = []
         for _, best in self.best.iterrows():
             row = {"Model": model_label(best["model"])}
-            row.update({m: TICK if m in best["present"].split("+") else "" for m in MODALITIES})
+            row.update({m: TICK if m in best["present"].split("+") else "" for m in self.modalities})
             for metric in METRICS:
                 row[LABELS[metric]] = mean_std(best[f"{metric}_mean"], best[f"{metric}_std"])
             row["Trials"] = str(int(best["n_trials"]))
@@ -129,7 +134,8 @@ def aggregate(study: Study, objective: str = "auc") -> MetricsResult:
             if f"{metric}_{stat}" not in best.columns:
                 best[f"{metric}_{stat}"] = np.nan
     folds = pd.concat(fold_frames, ignore_index=True) if fold_frames else trials.iloc[:0]
-    comparisons = _comparisons(best, folds, notes, objective)
+    full = "+".join(study.modalities)
+    comparisons = _comparisons(best, folds, notes, objective, full)
     notes.extend(_baseline_notes(best, objective))
     majority = majority_accuracy(study.predictions)
     if majority is not None:
@@ -138,7 +144,7 @@ def aggregate(study: Study, objective: str = "auc") -> MetricsResult:
         f"best trial per configuration chosen by mean validation {objective} on the same folds it is reported "
         "on: optimistic; use a held-out set or nested CV for unbiased estimates"
     )
-    return MetricsResult(objective, best, folds, comparisons, notes)
+    return MetricsResult(objective, best, folds, comparisons, notes, study.modalities)
 
 
 def best_baselines(best: pd.DataFrame, objective: str) -> dict[str, tuple[str, str]]:
@@ -186,7 +192,7 @@ def majority_accuracy(predictions: pd.DataFrame | None) -> float | None:
 
 
 def _comparisons(
-    best: pd.DataFrame, folds: pd.DataFrame, notes: list[str], objective: str = "auc"
+    best: pd.DataFrame, folds: pd.DataFrame, notes: list[str], objective: str, full: str
 ) -> pd.DataFrame:
     """Every deep configuration vs its best baseline, MMT vs MFN-VAE on the same subset, and every deep
     configuration vs the full-modality MFN-VAE."""
@@ -205,10 +211,10 @@ def _comparisons(
     for model, present in deep:
         if model in models.with_role("proposed") and (REFERENCE, present) in available:
             pairs.append(((model, present), (REFERENCE, present)))
-    if (REFERENCE, FULL) in available:
+    if (REFERENCE, full) in available:
         for model, present in deep:
-            if (model, present) != (REFERENCE, FULL):
-                pairs.append(((model, present), (REFERENCE, FULL)))
+            if (model, present) != (REFERENCE, full):
+                pairs.append(((model, present), (REFERENCE, full)))
     rows = []
     for left, right in pairs:
         a = _fold_frame(folds, *left)
@@ -276,13 +282,13 @@ def headline(result: MetricsResult, metric: str = "accuracy") -> str | None:
     one-missing proposed model (MMT-2M) vs the full-modality reference (MFN-VAE)."""
     best = result.best.dropna(subset=["trial_id"])
     mmt = best[best["model"] == HEADLINE_MODEL]
-    full = best[(best["model"] == REFERENCE) & (best["present"] == FULL)]
+    full = best[(best["model"] == REFERENCE) & (best["present"] == result.full)]
     if mmt.empty or full.empty:
         return None
     top = mmt.sort_values(f"{result.objective}_mean", ascending=False).iloc[0]
     row = result.comparisons[
         (result.comparisons["left"] == _name((HEADLINE_MODEL, top["present"])))
-        & (result.comparisons["right"] == _name((REFERENCE, FULL)))
+        & (result.comparisons["right"] == _name((REFERENCE, result.full)))
         & (result.comparisons["metric"] == metric)
     ].iloc[0]
     p = (

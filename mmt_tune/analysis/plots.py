@@ -16,7 +16,6 @@ from mmt_tune.analysis.importance._base import FEW_TRIALS
 from mmt_tune.analysis.results import model_label
 from mmt_tune.analysis.tables import parameter_label
 from mmt_tune.metrics import METRICS
-from mmt_tune.modalities import MODALITIES
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -63,6 +62,10 @@ def _grid(n: int, columns: int = 3):
 
 def _title(model: str, present: str) -> str:
     return f"{model_label(model)} · {present}"
+
+
+def ordered_index(modalities: tuple[str, ...], name: str) -> int:
+    return modalities.index(name) if name in modalities else len(modalities)
 
 
 def importance_bars(result: ImportanceResult, path: Path, dpi: int = DPI) -> Path:
@@ -141,7 +144,8 @@ def configuration_bars(result: MetricsResult, path: Path, dpi: int = DPI) -> Pat
     plt = _pyplot()
     best = result.best.dropna(subset=["trial_id"])
     subsets = sorted(
-        set(best["present"]), key=lambda p: (len(p.split("+")), [MODALITIES.index(m) for m in p.split("+")])
+        set(best["present"]),
+        key=lambda p: (len(p.split("+")), [ordered_index(result.modalities, m) for m in p.split("+")]),
     )
     shown = [m for m in models.names() if m in set(best["model"])] + sorted(
         set(best["model"]) - set(models.names())

@@ -15,6 +15,7 @@ row or column.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +49,15 @@ class Study:
     space: dict[str, dict[str, Distribution]] = field(default_factory=dict)
     data: dict = field(default_factory=dict)  # data.json: counts, modalities, hashes, phantom or not
 
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """The study's modalities: data.json's, else those its configurations name (the paper's order)."""
+        if self.data.get("modalities"):
+            return tuple(self.data["modalities"])
+        named = list(dict.fromkeys(p for value in self.trials["present"] for p in str(value).split("+")))
+        named += [p for key in self.space for p in key.partition("/")[2].split("+") if p not in named]
+        return MODALITIES if set(named) <= set(MODALITIES) else tuple(named)
+
 
 def configuration_key(model: str, present: str) -> str:
     return f"{model}/{present}"
@@ -72,19 +82,15 @@ def load_study(path: str | Path, space: str | Path | None = None, study: str | N
         table, folder = path, None
     else:
         raise InputError(f"{path}: no such file or folder")
-    trials = select_study(read_trials(table), table, study)
+    data = _read_data(folder / DATA_FILE) if folder is not None else {}
+    trials = select_study(read_trials(table, data.get("modalities")), table, study)
     if not ((trials["status"] == "ok") & trials[list(METRICS)].notna().any(axis=1)).any():
         counts = ", ".join(f"{n} {s}" for s, n in trials.groupby("status")["trial_id"].nunique().items())
         raise InputError(f"{table}: no trial completed ({counts or 'no trials'}): nothing to analyse")
-    study = Study(source=path, trials=trials)
+    study = Study(source=path, trials=trials, data=data)
     if folder is not None:
         study.losses = _read_optional(folder / "losses.parquet")
         study.predictions = _read_optional(folder / "predictions.parquet")
-        if (folder / DATA_FILE).is_file():
-            try:
-                study.data = json.loads((folder / DATA_FILE).read_text())
-            except ValueError as exc:
-                raise InputError(f"{folder / DATA_FILE}: not readable JSON ({exc})") from None
         if (folder / "space.json").is_file() and space is None:
             study.space = read_space(folder / "space.json")
     if space is not None:
@@ -92,8 +98,21 @@ def load_study(path: str | Path, space: str | Path | None = None, study: str | N
     return study
 
 
-def read_trials(path: str | Path) -> pd.DataFrame:
-    """A trials table, validated against the contract and normalised (canonical modality order, a status)."""
+def _read_data(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as exc:
+        raise InputError(f"{path}: not readable JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a JSON object")
+    return data
+
+
+def read_trials(path: str | Path, modalities: Sequence[str] | None = None) -> pd.DataFrame:
+    """A trials table, validated against the contract and normalised (canonical modality order, a status).
+    ``modalities``: the study's, when known (data.json); otherwise the names the table uses."""
     path = Path(path)
     try:
         if path.suffix == ".parquet":
@@ -118,7 +137,18 @@ def read_trials(path: str | Path) -> pd.DataFrame:
     frame = frame.copy()
     frame["trial_id"] = frame["trial_id"].astype(str)
     frame["model"] = frame["model"].astype(str)
-    frame["present"] = [_canonical_present(value, path, i) for i, value in enumerate(frame["present"])]
+    if modalities is None:
+        named = [
+            p
+            for value in frame["present"]
+            if isinstance(value, str)
+            for p in value.replace(",", "+").split("+")
+        ]
+        named = list(dict.fromkeys(p for p in named if p))
+        modalities = MODALITIES if set(named) <= set(MODALITIES) else tuple(named)
+    frame["present"] = [
+        _canonical_present(value, path, i, tuple(modalities)) for i, value in enumerate(frame["present"])
+    ]
     for metric in metrics:
         values = pd.to_numeric(frame[metric], errors="coerce")
         bad = values.isna() & frame[metric].notna()
@@ -182,17 +212,17 @@ def _row(path: Path, index: int) -> str:
     return str(index + 2) if path.suffix == ".csv" else str(index)
 
 
-def _canonical_present(value, path: Path, index: int) -> str:
+def _canonical_present(value: object, path: Path, index: int, modalities: tuple[str, ...]) -> str:
     if not isinstance(value, str) or not value:
         raise InputError(f"{path}: row {_row(path, index)}: present is empty (expected e.g. T1WI+FLAIR)")
     parts = value.replace(",", "+").split("+")
     for part in parts:
-        if part not in MODALITIES:
+        if part not in modalities:
             raise InputError(
                 f"{path}: row {_row(path, index)}: present names unknown modality {part!r} "
-                f"(known: {', '.join(MODALITIES)})"
+                f"(the study's: {', '.join(m for m in modalities if m)})"
             )
-    return "+".join(m for m in MODALITIES if m in parts)
+    return "+".join(m for m in modalities if m in parts)
 
 
 def _read_optional(path: Path) -> pd.DataFrame | None:

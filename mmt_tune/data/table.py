@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from mmt_tune._io import atomic_path
 from mmt_tune.errors import InputError
-from mmt_tune.modalities import COLUMN_SEPARATOR, MODALITIES
+from mmt_tune.modalities import COLUMN_SEPARATOR, MAX_MODALITIES, table_modalities
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -24,8 +24,9 @@ META_PREFIX = "mmt_tune."
 RUN_KEY = f"{META_PREFIX}inputs_sha256"
 
 
-def modality_columns(table: pd.DataFrame, modalities: Sequence[str] = MODALITIES) -> dict[str, list[str]]:
-    """Feature columns of each modality, in table order."""
+def modality_columns(table: pd.DataFrame, modalities: Sequence[str] | None = None) -> dict[str, list[str]]:
+    """Feature columns of each modality (default: the table's own, :func:`table_modalities`), in table order."""
+    modalities = table_modalities(list(table.columns)) if modalities is None else modalities
     return {m: [c for c in table.columns if c.startswith(f"{m}{COLUMN_SEPARATOR}")] for m in modalities}
 
 
@@ -71,9 +72,12 @@ def read_feature_table(path: str | Path) -> tuple[pd.DataFrame, dict[str, str]]:
     for column in ("patient_id", "label"):
         if column not in table.columns:
             raise InputError(f"{path}: missing required column {column!r}")
-    if not any(modality_columns(table).values()):
+    found = table_modalities(list(table.columns))
+    if not found:
+        raise InputError(f"{path}: no feature columns named <MODALITY>{COLUMN_SEPARATOR}<feature>")
+    if len(found) > MAX_MODALITIES:
         raise InputError(
-            f"{path}: no feature columns named <MODALITY>{COLUMN_SEPARATOR}<feature> for {', '.join(MODALITIES)}"
+            f"{path}: {len(found)} modalities ({', '.join(found)}); a study takes at most {MAX_MODALITIES}"
         )
     return validate_table(table, str(path)), metadata
 

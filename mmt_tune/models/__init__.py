@@ -121,6 +121,12 @@ def _build_mmt(n_models: int, feature_dims: Mapping[str, int], present, options:
     return MMT(n_models, feature_dims, present, **options)
 
 
+def _build_mmt_plain(n_models: int, feature_dims: Mapping[str, int], present, options: Mapping):
+    from mmt_tune.models.mmt import MMT
+
+    return MMT(n_models, feature_dims, present, auxiliary_head=False, **options)
+
+
 def _build_mfnvae(n_models: int, feature_dims: Mapping[str, int], present, options: Mapping):
     from mmt_tune.models.vae import MFNVAE
 
@@ -185,6 +191,22 @@ register(
         terms=("classification", "auxiliary", "reconstruction_<MOD>"),  # eq. 5: CLS auxiliary classifier
         default_lr=MMT_LR,
         build=_build_mmt,
+    )
+)
+register(
+    ModelSpec(
+        name="mmt",
+        label="MMT",
+        colour="#8172B3",
+        role="proposed",
+        # any present set with at least one missing modality, for a study of any 2-6 modalities (mmt2m and
+        # mmt1m are the paper's names for the three-modality case); no auxiliary CLS classifier
+        reconstructs="missing",
+        inputs="all",
+        options=MMT_OPTIONS,
+        terms=("classification", "reconstruction_<MOD>"),
+        default_lr=MMT_LR,
+        build=_build_mmt_plain,
     )
 )
 register(

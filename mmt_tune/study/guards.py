@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,36 @@ IDENTITY_FILE = "study.json"
 IDENTITY_KEYS = ("space", "space_sha256", "features_sha256", "configurations", "seed", "epochs", "folds")
 
 
+def study_space(space: str | Path, modalities: Sequence[str] | None, source: str) -> SearchSpace:
+    """The search space as this feature table (with ``modalities``; ``source`` names it) can run it.
+
+    A space over the paper's sequences, or one that lists its ``modalities:``, keeps them, and the table must
+    have each (a configuration names the one it lacks); a space over other sequences takes the table's.
+    """
+    from mmt_tune.spaces import load_space
+
+    if modalities is None:
+        return load_space(space)
+    try:
+        study = load_space(space)
+    except InputError:
+        return load_space(space, modalities=modalities)  # the table's own sequences
+    for modality in study.modalities:
+        if modality not in modalities:
+            from mmt_tune.config import TrainConfig
+
+            for c in study.configurations:
+                used = TrainConfig.from_options(
+                    c.model, c.present, {}, modalities=study.modalities
+                ).modalities_used
+                if modality in used:
+                    raise InputError(
+                        f"{source}: configuration {c.key}: feature table has no columns for modality {modality} "
+                        f"(its modalities: {', '.join(modalities)})"
+                    )
+    return study
+
+
 def check_inputs(space: SearchSpace, table: pd.DataFrame, source: str, overrides: dict) -> None:
     """Validate every configuration against the table: one line naming the configuration."""
     from mmt_tune.config import TrainConfig, accepted_options
@@ -32,7 +63,10 @@ def check_inputs(space: SearchSpace, table: pd.DataFrame, source: str, overrides
         accepted = accepted_options(configuration.model)
         options.update({k: v for k, v in overrides.items() if v is not None and k in accepted})
         try:
-            check_table(table, TrainConfig.from_options(configuration.model, configuration.present, options))
+            config = TrainConfig.from_options(
+                configuration.model, configuration.present, options, modalities=space.modalities
+            )
+            check_table(table, config)
         except InputError as exc:
             raise InputError(f"{source}: configuration {configuration.key}: {exc}") from None
     for note in table_notes(table, space.configurations[0], overrides):

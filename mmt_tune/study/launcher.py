@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from mmt_tune.errors import InputError
-from mmt_tune.study.guards import IDENTITY_FILE, StudyLock, check_identity, check_inputs, study_identity
+from mmt_tune.study.guards import (
+    IDENTITY_FILE,
+    StudyLock,
+    check_identity,
+    check_inputs,
+    study_identity,
+    study_space,
+)
 from mmt_tune.study.records import (
     DATA_FILE,
     JOURNAL_FILE,
@@ -107,13 +114,15 @@ def run_study(space: str | Path, features: str | Path, **options: Any) -> StudyR
     saved state.
     """
     from mmt_tune.data.table import describe_table, read_feature_table
-    from mmt_tune.spaces import load_space
+    from mmt_tune.modalities import table_modalities
 
     unknown = set(options) - {f.name for f in fields(StudyOptions)}
     if unknown:
         raise TypeError(f"run_study() got unknown options {sorted(unknown)}")
     opts = StudyOptions(**options)
-    study = load_space(space)
+    table, metadata = read_feature_table(features)
+    # The study's modalities are its table's: a configuration's missing modalities are the table's others.
+    study = study_space(space, table_modalities(list(table.columns)), str(features))
     if opts.configurations:
         known = {c.key for c in study.configurations}
         unknown_keys = [c for c in opts.configurations if c not in known]
@@ -124,7 +133,6 @@ def run_study(space: str | Path, features: str | Path, **options: Any) -> StudyR
         )
     if opts.samples < 1:
         raise InputError(f"--num-samples must be >= 1 (got {opts.samples})")
-    table, metadata = read_feature_table(features)
     check_inputs(study, table, str(features), {"seed": opts.seed, "epochs": opts.epochs, "folds": opts.folds})
     name = opts.name or study.name
     storage = Path(opts.storage).expanduser().resolve() if "://" not in str(opts.storage) else opts.storage
@@ -240,7 +248,10 @@ def _run(
         mode=opts.wandb, project=opts.wandb_project, study=study.name, dir=str(where.tables / "wandb")
     )
     settings = TrialSettings(
-        seed=opts.seed, device="cuda" if gpus > 0 else "cpu", checkpoint_every=opts.checkpoint_every
+        seed=opts.seed,
+        device="cuda" if gpus > 0 else "cpu",
+        checkpoint_every=opts.checkpoint_every,
+        modalities=study.modalities,
     )
     specs = tuple(models.get(m) for m in dict.fromkeys(c.model for c in study.configurations))
     trainable = tune.with_resources(

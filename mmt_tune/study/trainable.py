@@ -24,6 +24,7 @@ import pandas as pd
 from mmt_tune import models
 from mmt_tune.config import TrainConfig
 from mmt_tune.metrics import METRICS, auc
+from mmt_tune.modalities import MODALITIES
 from mmt_tune.packed import EpochInfo
 from mmt_tune.study.records import TRIAL_KEYS
 from mmt_tune.train import TrainResult, train_configuration
@@ -39,6 +40,7 @@ class TrialSettings:
     seed: int = 0  # folds, SMOTE, initialisation
     device: str = "cpu"
     checkpoint_every: int = 10  # epochs between checkpoints a resumed trial continues from
+    modalities: tuple[str, ...] = MODALITIES  # the study's (its feature table's)
 
 
 def train_options(config: dict) -> dict:
@@ -96,7 +98,12 @@ def run_trial(
         models.register(spec, replace=True)
     options = train_options(config)
     train_config = TrainConfig.from_options(
-        config["model"], config["present"], options, seed=settings.seed, device=settings.device
+        config["model"],
+        config["present"],
+        options,
+        modalities=settings.modalities,
+        seed=settings.seed,
+        device=settings.device,
     )
     every = settings.checkpoint_every
     # Hyperparameters and the configuration's identity only: nothing about the data or this machine.

@@ -19,6 +19,7 @@ from mmt_tune.analysis.importance._base import (
 from mmt_tune.analysis.results import CONFIG_PREFIX, Study, configuration_key, configurations_in, per_trial
 from mmt_tune.errors import InputError
 from mmt_tune.metrics import METRICS
+from mmt_tune.modalities import MODALITIES
 from mmt_tune.spaces import Distribution
 
 #: The engines: ``--engine`` name -> evaluator class (:mod:`.fanova`, :mod:`.optuna_fanova`).
@@ -64,6 +65,7 @@ class ImportanceResult:
     configurations: list[ConfigurationImportance]
     notes: list[str]
     options: ImportanceOptions
+    modalities: tuple[str, ...] = MODALITIES  # the study's: Table 3's tick and α columns
 
     def frame(self) -> pd.DataFrame:
         """``importance.csv``: one row per model x configuration x hyperparameter."""
@@ -126,7 +128,7 @@ def importance(
             "no space.json: bounds and log scales were inferred from the sampled values (give --space with "
             "the study's search space for the sampler's true bounds)"
         )
-    return ImportanceResult(configurations, notes, options)
+    return ImportanceResult(configurations, notes, options, study.modalities)
 
 
 def _check_options(options: ImportanceOptions) -> None:

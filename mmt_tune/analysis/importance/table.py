@@ -20,7 +20,7 @@ def importance_frame(result: ImportanceResult) -> pd.DataFrame:
     """``importance.csv``: one row per model x configuration x hyperparameter."""
     rows = []
     for c in result.configurations:
-        for name in _ordered({*c.main, *c.cells}):
+        for name in _ordered({*c.main, *c.cells}, result.modalities):
             spec = c.params.get(name)
             mean, std = c.main.get(name, (np.nan, np.nan))
             rows.append(
@@ -57,11 +57,12 @@ def interactions_frame(result: ImportanceResult) -> pd.DataFrame:
 def table3(result: ImportanceResult) -> pd.DataFrame:
     """The paper's Table 3 layout: rows model x present modalities (ticks), columns the classification
     weight, the reconstruction weight of each modality, then lr and any other searched parameter."""
-    names = _ordered({n for c in result.configurations for n in (*c.main, *c.cells)})
+    modalities = result.modalities
+    names = _ordered({n for c in result.configurations for n in (*c.main, *c.cells)}, modalities)
     rows, sums = [], {n: [] for n in names}
     for c in result.configurations:
         row = {"Model": model_label(c.model)}
-        row.update({m: TICK if m in c.present.split("+") else "" for m in MODALITIES})
+        row.update({m: TICK if m in c.present.split("+") else "" for m in modalities})
         for name in names:
             if name in c.main:
                 row[parameter_label(name)] = mean_std(*c.main[name])
@@ -71,7 +72,7 @@ def table3(result: ImportanceResult) -> pd.DataFrame:
         row["Top interaction"] = _top_pair(c)
         row["Trials"] = str(c.n_trials)
         rows.append(row)
-    average = {"Model": "Average", **dict.fromkeys(MODALITIES, "")}
+    average = {"Model": "Average", **dict.fromkeys(modalities, "")}
     average.update({parameter_label(n): (f"{np.mean(v):.3f}" if v else DASH) for n, v in sums.items()})
     average["Top interaction"] = ""
     average["Trials"] = ""
@@ -85,7 +86,7 @@ def _top_pair(c: ConfigurationImportance) -> str:
     return f"{a} × {b}: {mean:.3f}"
 
 
-def _ordered(names) -> list[str]:
+def _ordered(names: set[str], modalities: tuple[str, ...] = MODALITIES) -> list[str]:
     """Table 3's column order: beta, alpha per modality, gamma, lr, then the rest alphabetically."""
 
     def rank(name: str) -> tuple:
@@ -93,7 +94,7 @@ def _ordered(names) -> list[str]:
             return (0, 0, name)
         if name.startswith("alpha_"):
             modality = name.removeprefix("alpha_")
-            return (1, MODALITIES.index(modality) if modality in MODALITIES else 9, name)
+            return (1, modalities.index(modality) if modality in modalities else 9, name)
         fixed = {"gamma": 2, "kl_weight": 3, "lr": 4}
         return (fixed.get(name, 5), 0, name)
 
