@@ -16,6 +16,7 @@ def make_table(
     n_features: int = 12,
     seed: int = 0,
     positive_fraction: float = 100 / 279,
+    modalities: tuple[str, ...] = ("T1WI", "FLAIR", "DWI"),
 ):
     """A feature table that follows the contract, with a planted class signal per modality.
 
@@ -29,7 +30,7 @@ def make_table(
     y = (rng.random(n) < positive_fraction).astype(int)
     y[:2] = [0, 1]
     data = {"patient_id": [f"P{i:04d}" for i in range(n)], "label": y}
-    for modality in ("T1WI", "FLAIR", "DWI"):
+    for modality in modalities:
         values = rng.standard_normal((n, n_features))
         values[:, :3] += (signal or {}).get(modality, 0.0) * y[:, None]
         for j in range(n_features):

@@ -1,0 +1,200 @@
+"""Import a radiomics table computed elsewhere into the feature-table contract.
+
+``python -m mmt_tune.data.convert SRC --out features.parquet [--id ID] [--label Target] [--positive 1]
+[--sequences T1,FLAIR] [--shared drop|MOD]``
+
+SRC is a wide CSV (optionally gzipped) or Parquet table with one row per patient: an identifier column, a
+label column with two values, and feature columns whose names start with the MRI sequence they come from
+(``T1_original_glcm_Contrast``), the layout of the radMLBench collection and of most shared radiomics tables.
+Each becomes ``T1__original_glcm_Contrast``. The sequences are the prefixes given with ``--sequences``, or
+every prefix that is not one of PyRadiomics' image types (``original``, ``wavelet``, ...). Columns without a
+sequence prefix (e.g. shape features computed once on a shared mask) are dropped, or given to the sequence
+named with ``--shared``; the command says which. Anything that does not fit is one line naming the file and
+the column or row, exit 2, nothing written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mmt_tune.cli import add_version
+from mmt_tune.errors import InputError
+from mmt_tune.modalities import COLUMN_SEPARATOR, MAX_MODALITIES, MIN_MODALITIES, feature_column
+
+#: Leading words of PyRadiomics feature names (image types): never a sequence prefix.
+IMAGE_TYPES = {
+    "original",
+    "wavelet",
+    "log",
+    "square",
+    "squareroot",
+    "logarithm",
+    "exponential",
+    "gradient",
+    "lbp",
+    "diagnostics",
+}
+
+
+@dataclass
+class Imported:
+    table: pd.DataFrame  # the feature-table contract: patient_id, label (1 = positive), MOD__feature...
+    sequences: tuple[str, ...]
+    positive: str  # the source's label value that became 1
+    dropped: list[str] = field(default_factory=list)  # shared columns left out
+    shared_to: str | None = None  # or the sequence they were given to
+
+
+def read_source(path: Path) -> pd.DataFrame:
+    """A CSV (``.csv``, ``.csv.gz``) or Parquet table; one line naming the file when it cannot be read."""
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path)
+    except Exception as exc:  # parser errors come in many classes
+        raise InputError(f"{path}: cannot read the table ({str(exc).splitlines()[0]})") from None
+
+
+def import_wide_table(
+    source: pd.DataFrame,
+    where: str,
+    id_column: str = "ID",
+    label_column: str = "Target",
+    positive: str | None = None,
+    sequences: Sequence[str] | None = None,
+    shared: str = "drop",
+) -> Imported:
+    """Turn a wide radiomics table into the feature-table contract (see the module docstring)."""
+    for column in (id_column, label_column):
+        if column not in source.columns:
+            raise InputError(f"{where}: no column {column!r} (choose it with --id / --label)")
+    features = [c for c in source.columns if c not in (id_column, label_column)]
+    prefixes = {c: c.split("_", 1)[0] for c in features if "_" in c}
+    if sequences is None:
+        counts = pd.Series(list(prefixes.values())).value_counts()
+        sequences = [
+            p for p in dict.fromkeys(prefixes.values()) if p.lower() not in IMAGE_TYPES and counts[p] > 1
+        ]
+    sequences = tuple(sequences)
+    if not MIN_MODALITIES <= len(sequences) <= MAX_MODALITIES:
+        raise InputError(
+            f"{where}: found {len(sequences)} sequence prefix(es) ({', '.join(sequences) or 'none'}); a study "
+            f"takes {MIN_MODALITIES} to {MAX_MODALITIES} (name them with --sequences)"
+        )
+    if shared != "drop" and shared not in sequences:
+        raise InputError(f"{where}: --shared {shared!r} is not one of the sequences ({', '.join(sequences)})")
+    renamed, dropped = {}, []
+    for column in features:
+        prefix = prefixes.get(column)
+        if prefix in sequences:
+            renamed[column] = feature_column(prefix, column.split("_", 1)[1])
+        elif shared == "drop":
+            dropped.append(column)
+        else:
+            renamed[column] = feature_column(shared, column)
+    for sequence in sequences:
+        if not any(name.startswith(f"{sequence}{COLUMN_SEPARATOR}") for name in renamed.values()):
+            raise InputError(f"{where}: no feature column starts with {sequence}_")
+    labels = source[label_column]
+    values = list(dict.fromkeys(labels.dropna().astype(str)))
+    if labels.isna().any():
+        raise InputError(f"{where}: row {int(np.flatnonzero(labels.isna())[0]) + 2}: {label_column} is empty")
+    if len(values) != 2:
+        raise InputError(
+            f"{where}: {label_column} has {len(values)} distinct values ({values[:5]}); need two"
+        )
+    if positive is None:
+        if set(values) != {"0", "1"}:
+            raise InputError(
+                f"{where}: {label_column} values {values}: say which is positive with --positive"
+            )
+        positive = "1"
+    if str(positive) not in values:
+        raise InputError(
+            f"{where}: --positive {positive!r} is not a value of {label_column} ({', '.join(values)})"
+        )
+    ids = source[id_column].astype(str)
+    if ids.duplicated().any():
+        raise InputError(f"{where}: {id_column} {ids[ids.duplicated()].iloc[0]!r} appears twice")
+    table = pd.DataFrame({"patient_id": ids, "label": (labels.astype(str) == str(positive)).astype(int)})
+    values_frame = source[list(renamed)].apply(pd.to_numeric, errors="coerce")
+    bad = values_frame.isna() & source[list(renamed)].notna()
+    if bad.any().any():
+        column = bad.any().idxmax()
+        row = int(np.flatnonzero(bad[column].to_numpy())[0])
+        raise InputError(f"{where}: row {row + 2}: {column} is not a number ({source[column].iloc[row]!r})")
+    values_frame.columns = list(renamed.values())
+    table = pd.concat([table, values_frame.astype(float)], axis=1)
+    return Imported(table, sequences, str(positive), dropped, None if shared == "drop" else shared)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m mmt_tune.data.convert",
+        description="Import a wide radiomics table (per-sequence column prefixes) as a feature table.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add_version(parser)
+    parser.add_argument("source", type=Path, help="CSV (.csv, .csv.gz) or Parquet table, one row per patient")
+    parser.add_argument("--out", type=Path, required=True, help="feature table to write (.parquet)")
+    parser.add_argument("--id", default="ID", help="patient identifier column")
+    parser.add_argument("--label", default="Target", help="label column (two values)")
+    parser.add_argument(
+        "--positive", default=None, help="the label value that is the positive class (default 1)"
+    )
+    parser.add_argument(
+        "--sequences", default=None, help="comma-separated sequence prefixes (default: found from the names)"
+    )
+    parser.add_argument(
+        "--shared",
+        default="drop",
+        help="columns without a sequence prefix: drop, or the sequence to give them",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from mmt_tune._io import check_writable
+    from mmt_tune.data.table import validate_table, write_feature_table
+
+    args = build_parser().parse_args(argv)
+    try:
+        check_writable(args.out.parent, "--out")
+        source = read_source(args.source)
+        sequences = [s for s in args.sequences.split(",") if s] if args.sequences else None
+        result = import_wide_table(
+            source, str(args.source), args.id, args.label, args.positive, sequences, args.shared
+        )
+        validate_table(result.table, str(args.source))
+        metadata = {"modalities": list(result.sequences), "unit": "patient", "source": "imported"}
+        write_feature_table(result.table, args.out, metadata)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    table = result.table
+    print(
+        f"{len(table)} patients ({int(table['label'].sum())} positive: {args.label} = {result.positive}), "
+        f"sequences {', '.join(result.sequences)} "
+        f"({', '.join(str(sum(c.startswith(s + COLUMN_SEPARATOR) for c in table.columns)) for s in result.sequences)}"
+        " features) -> " + str(args.out)
+    )
+    if result.dropped:
+        print(
+            f"note: {len(result.dropped)} columns without a sequence prefix were dropped (e.g. {result.dropped[0]})"
+        )
+    elif result.shared_to:
+        print(f"note: columns without a sequence prefix were given to {result.shared_to}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

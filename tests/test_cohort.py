@@ -1,0 +1,134 @@
+"""Your own cohort: other sequences than the paper's, and a radiomics table computed elsewhere."""
+
+from __future__ import annotations
+
+import gzip
+
+import pandas as pd
+import pytest
+from helpers import SHARED, make_table
+
+from mmt_tune.config import TrainConfig
+from mmt_tune.data import convert
+from mmt_tune.errors import InputError
+
+RADMLBENCH = SHARED / "reference" / "radmlbench"
+OTHER = ("T2", "ADC", "HBV")  # a prostate-MRI-like set: none of the paper's names
+
+
+def test_mmt_runs_with_one_and_two_missing_on_sequences_of_other_names():
+    from mmt_tune.train import train_configuration
+
+    table = make_table(120, signal={"ADC": 1.5}, modalities=OTHER)
+    for model, present, missing in (
+        ("mmt2m", ("T2", "ADC"), ("HBV",)),
+        ("mmt1m", ("ADC",), ("T2", "HBV")),
+        ("mmt", ("HBV", "ADC"), ("T2",)),  # given out of order: the study's order is kept
+    ):
+        config = TrainConfig.from_options(model, present, {"epochs": 20, "k": 4}, modalities=OTHER, folds=3)
+        assert config.missing == missing and config.reconstructed == missing
+        result = train_configuration(table, config)
+        terms = {c for c in result.losses.columns if c.startswith("reconstruction_")}
+        assert terms == {f"reconstruction_{m}" for m in missing}
+        assert result.folds["auc"].notna().all()
+    with pytest.raises(InputError, match="unknown modality 'DWI' \\(known: T2, ADC, HBV\\)"):
+        TrainConfig.from_options("mmt1m", ("DWI",), {}, modalities=OTHER)
+    with pytest.raises(InputError, match="needs at least one missing modality"):
+        TrainConfig.from_options("mmt", ("T2", "ADC", "HBV"), {}, modalities=OTHER)
+
+
+def test_a_space_takes_the_table_s_sequences_and_alpha_expands_to_them():
+    from mmt_tune.spaces import load_space
+
+    space = load_space("paper", modalities=("T1WI", "FLAIR", "DWI"))
+    assert space.modalities == ("T1WI", "FLAIR", "DWI")
+    text = (
+        "name: other\nmodalities: [T2, ADC, HBV]\nconfigurations:\n  - {model: mmt1m, present: [ADC]}\n"
+        "  - {model: mfnvae, present: [T2, HBV]}\n"
+        "parameters:\n  alpha_*: {distribution: uniform, low: 0.1, high: 1.0}\n"
+    )
+    from pathlib import Path
+    from tempfile import TemporaryDirectory
+
+    with TemporaryDirectory() as folder:
+        path = Path(folder) / "other.yaml"
+        path.write_text(text)
+        other = load_space(path)
+    assert other.modalities == OTHER
+    assert set(other.configuration("mmt1m/ADC").parameters) == {"alpha_T2", "alpha_HBV"}
+    assert set(other.configuration("mfnvae/T2+HBV").parameters) == {"alpha_T2", "alpha_HBV"}
+
+
+def test_a_wide_table_with_sequence_prefixes_is_imported(tmp_path, capsys):
+    rows = {
+        "ID": ["a", "b", "c", "d"],
+        "Target": ["yes", "no", "no", "yes"],
+        "T2_original_glcm_Contrast": [1.0, 2.0, 3.0, 4.0],
+        "T2_original_firstorder_Mean": [1.0, 2.0, 3.0, 5.0],
+        "ADC_original_glcm_Contrast": [0.5, 0.1, 0.2, 0.3],
+        "ADC_wavelet-LLH_glcm_Contrast": [0.5, 0.1, 0.2, 0.4],
+        "original_shape_Elongation": [0.9, 0.8, 0.7, 0.6],
+    }
+    source = tmp_path / "table.csv.gz"
+    with gzip.open(source, "wt") as handle:
+        pd.DataFrame(rows).to_csv(handle, index=False)
+    out = tmp_path / "features.parquet"
+    assert convert.main([str(source), "--out", str(out)]) == 2
+    assert "say which is positive with --positive" in capsys.readouterr().err
+    assert not out.exists(), "nothing written on bad input"
+    assert convert.main([str(source), "--out", str(out), "--positive", "yes"]) == 0
+    printed = capsys.readouterr().out
+    assert "sequences T2, ADC" in printed and "1 columns without a sequence prefix were dropped" in printed
+    from mmt_tune.data.table import read_feature_table
+
+    table, metadata = read_feature_table(out)
+    assert table["label"].tolist() == [1, 0, 0, 1]
+    assert [c for c in table.columns if "__" in c] == [
+        "T2__original_glcm_Contrast",
+        "T2__original_firstorder_Mean",
+        "ADC__original_glcm_Contrast",
+        "ADC__wavelet-LLH_glcm_Contrast",
+    ]
+    assert convert.main([str(source), "--out", str(out), "--positive", "yes", "--shared", "T2"]) == 0
+    table, _ = read_feature_table(out)
+    assert "T2__original_shape_Elongation" in table.columns
+    assert convert.main([str(source), "--out", str(out), "--positive", "maybe"]) == 2
+    assert "--positive 'maybe' is not a value of Target" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not RADMLBENCH.is_dir(), reason=f"{RADMLBENCH} not found (public tables beside the project)"
+)
+def test_the_meningioma_table_runs_a_study_and_the_analysis_under_its_own_sequence_names(
+    ray_local, tmp_path, capsys
+):
+    """A real published table (88 patients, T1 + FLAIR): imported under its own names, a small study of MMT,
+    MFN-VAE and a baseline, then the report."""
+    from mmt_tune.analysis.report import write_report
+    from mmt_tune.analysis.results import load_study
+    from mmt_tune.study import run_study
+
+    features = tmp_path / "meningioma.parquet"
+    assert convert.main([str(RADMLBENCH / "Meningioma-SEG-CLASS.csv.gz"), "--out", str(features)]) == 0
+    space = tmp_path / "meningioma.yaml"
+    space.write_text(
+        "name: meningioma\n"
+        "configurations:\n"
+        "  - {model: mmt, present: [T1]}\n  - {model: mmt, present: [FLAIR]}\n"
+        "  - {model: mfnvae, present: [T1, FLAIR]}\n  - {model: logreg, present: [T1, FLAIR]}\n"
+        "parameters:\n  lr: {distribution: loguniform, low: 1.0e-5, high: 1.0e-3, models: [mmt, mfnvae]}\n"
+        "  alpha_*: {distribution: uniform, low: 0.1, high: 1.0}\n"
+        "  C: {distribution: loguniform, low: 0.01, high: 1.0}\n"
+        "fixed: {epochs: 5, folds: 3, k: 8}\n"
+    )
+    result = run_study(space, features, samples=2, storage=tmp_path / "results", wandb="off", verbose=0)
+    assert result.failed_configurations() == []
+    assert set(result.trials["present"]) == {"T1", "FLAIR", "FLAIR+T1"}
+    report = write_report(load_study(result.experiment), tmp_path / "report", progress=False)
+    table2 = pd.read_csv(tmp_path / "report" / "table2.csv", keep_default_na=False)
+    assert {"FLAIR", "T1"} <= set(table2.columns) and "DWI" not in table2.columns
+    assert (
+        "Data: 88 rows (88 patients), 38 positive / 50 negative; modalities FLAIR, T1"
+        in report.index.read_text()
+    )
