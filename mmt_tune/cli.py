@@ -18,6 +18,7 @@ from mmt_tune import __version__
 COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("mmt_tune.data.synth", "generate a phantom cohort (volumes, masks, manifest)"),
     "extract": ("mmt_tune.radiomics.cli", "PyRadiomics features of a manifest's scans -> feature table"),
+    "convert": ("mmt_tune.data.convert", "a radiomics table computed elsewhere -> feature table"),
     "train": ("mmt_tune.train", "cross-validate one configuration"),
     "run": ("mmt_tune.run", "a study: every configuration of a search space (Ray Tune + Optuna)"),
     "report": ("mmt_tune.analysis.report", "Table 2, Table 3, comparisons and figures of a study"),
