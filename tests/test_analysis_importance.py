@@ -190,9 +190,11 @@ HEADER = "model,present,trial_id,fold,auc\n"
         (lambda p: _write(p, "t.csv", "model,present,fold\nmmt1m,T1WI,0\n"), "no 'trial_id'"),
         (
             lambda p: (
-                _write(p, "data.json", '{"modalities": ["T1WI", "FLAIR", "DWI"]}'),
-                _write(p, "trials.csv", HEADER + "mmt1m,T2,a,0,0.5\n"),
-            )[1].parent,
+                (
+                    _write(p, "data.json", '{"modalities": ["T1WI", "FLAIR", "DWI"]}'),
+                    _write(p, "trials.csv", HEADER + "mmt1m,T2,a,0,0.5\n"),
+                )[1].parent
+            ),
             "row 2: present names unknown modality 'T2' (the study's: T1WI, FLAIR, DWI)",
         ),
         (lambda p: _write(p, "t.csv", HEADER + "mmt1m,T1WI,a,0,high\n"), "row 2: auc is not a number"),
