@@ -132,3 +132,64 @@ def test_the_meningioma_table_runs_a_study_and_the_analysis_under_its_own_sequen
         "Data: 88 rows (88 patients), 38 positive / 50 negative; modalities FLAIR, T1"
         in report.index.read_text()
     )
+
+
+def _renamed_manifest(small_cohort, tmp_path, names: dict[str, str], labels: dict[str, str]):
+    """The small phantom's manifest with other sequence names and class names (paths made absolute)."""
+    import csv
+
+    with small_cohort.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    renamed = []
+    for row in rows:
+        new = {"patient_id": row["patient_id"], "label": labels[row["label"]]}
+        for old, name in names.items():
+            for kind in ("image", "mask"):
+                value = row[f"{old}_{kind}"]
+                new[f"{name}_{kind}"] = str(small_cohort.parent / value) if value else ""
+        renamed.append(new)
+    path = tmp_path / "manifest.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(renamed[0]))
+        writer.writeheader()
+        writer.writerows(renamed)
+    return path
+
+
+def test_a_manifest_names_its_own_sequences_and_classes(small_cohort, tmp_path, capsys):
+    """Sequences from the header's <MOD>_image/<MOD>_mask pairs, any two class names with --positive; the
+    feature table carries the manifest's names."""
+    from mmt_tune.data.manifest import read_manifest
+    from mmt_tune.data.table import read_feature_table
+    from mmt_tune.radiomics import cli
+
+    names = {"T1WI": "T1", "FLAIR": "T2", "DWI": "ADC"}
+    manifest = _renamed_manifest(small_cohort, tmp_path, names, {"SCLC": "grade2", "NSCLC": "grade1"})
+    with pytest.raises(InputError, match="label 'grade1' is not binary"):
+        read_manifest(manifest)
+    cases = read_manifest(manifest, positive="grade2")
+    assert sorted({m for c in cases for m in c.images}) == ["ADC", "T1", "T2"]
+    assert sum(c.label for c in cases) == 3  # the small phantom's 3 SCLC patients
+    out = tmp_path / "features.parquet"
+    argv = [
+        "--manifest",
+        str(manifest),
+        "--params",
+        "fast",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--workers",
+        "2",
+    ]
+    assert cli.main([*argv, "--positive", "grade2"]) == 0
+    table, metadata = read_feature_table(out)
+    assert {c.split("__")[0] for c in table.columns if "__" in c} == {"T1", "T2", "ADC"}
+    assert int(table["label"].sum()) == 3
+    third = _renamed_manifest(small_cohort, tmp_path, names, {"SCLC": "grade2", "NSCLC": "grade3"})
+    lines = third.read_text().splitlines()
+    last = max(i for i, line in enumerate(lines) if ",grade3," in line)
+    lines[last] = lines[last].replace(",grade3,", ",grade1,")
+    third.write_text("\n".join(lines) + "\n")
+    assert cli.main([*argv, "--manifest", str(third), "--positive", "grade2"]) == 2
+    assert f"line {last + 1}: label 'grade1' is a third class" in capsys.readouterr().err

@@ -52,8 +52,33 @@ def parse_label(value: str, where: str) -> int:
     raise InputError(f"{where}: label {value!r} is not binary (expected SCLC/NSCLC or 1/0)")
 
 
-def read_manifest(path: str | Path, modalities: Sequence[str] = MODALITIES) -> list[Case]:
-    """Parse ``path`` into cases; raise :class:`InputError` naming the file and line on structural errors."""
+def header_modalities(header: Sequence[str]) -> tuple[str, ...]:
+    """The modalities a manifest's header has ``<MOD>_image`` or ``<MOD>_mask`` columns for, in order (the
+    paper's order when they are the paper's three); a column without its pair is then reported missing."""
+    found = tuple(
+        dict.fromkeys(
+            c.rsplit("_", 1)[0] for c in header if c.endswith(("_image", "_mask")) and c.rsplit("_", 1)[0]
+        )
+    )
+    return MODALITIES if set(found) == set(MODALITIES) else found
+
+
+def manifest_modalities(path: str | Path) -> tuple[str, ...]:
+    """:func:`header_modalities` of the manifest file at ``path`` (empty when it cannot be read)."""
+    try:
+        with Path(path).open(newline="", encoding="utf-8-sig") as handle:
+            return header_modalities(next(csv.reader(handle), []))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return ()
+
+
+def read_manifest(
+    path: str | Path, modalities: Sequence[str] | None = None, positive: str | None = None
+) -> list[Case]:
+    """Parse ``path`` into cases; raise :class:`InputError` naming the file and line on structural errors.
+
+    ``modalities``: default, every ``<MOD>_image``/``<MOD>_mask`` pair of the header. ``positive``: the
+    label value of the positive class when labels are not SCLC/NSCLC or 1/0 (any two values then)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: manifest not found")
@@ -62,6 +87,12 @@ def read_manifest(path: str | Path, modalities: Sequence[str] = MODALITIES) -> l
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             header = reader.fieldnames or []
+            if modalities is None:
+                modalities = header_modalities(header)
+                if not modalities:
+                    raise InputError(
+                        f"{path}: no <MODALITY>_image and <MODALITY>_mask column pair (e.g. T1WI_image, T1WI_mask)"
+                    )
             missing = [c for c in required_columns(modalities) if c not in header]
             if missing:
                 raise InputError(f"{path}: missing required column(s): {', '.join(missing)}")
@@ -76,6 +107,7 @@ def read_manifest(path: str | Path, modalities: Sequence[str] = MODALITIES) -> l
 
     cases: list[Case] = []
     first_line: dict[tuple[str, str | None], int] = {}
+    seen_labels: dict[str, int] = {}
     for offset, row in enumerate(rows):
         line = offset + 2
         where = f"{path} line {line}"
@@ -90,7 +122,7 @@ def read_manifest(path: str | Path, modalities: Sequence[str] = MODALITIES) -> l
             what = f"patient_id {patient_id!r}" + (f" lesion_id {lesion_id!r}" if lesion_id else "")
             raise InputError(f"{where}: duplicate {what} (first on line {first_line[key]})")
         first_line[key] = line
-        label = parse_label(row.get("label") or "", where)
+        label = _label(row.get("label") or "", where, positive, seen_labels)
         images: dict[str, Path] = {}
         masks: dict[str, Path] = {}
         for modality in modalities:
@@ -108,6 +140,23 @@ def read_manifest(path: str | Path, modalities: Sequence[str] = MODALITIES) -> l
             raise InputError(f"{where}: no modality has an image for patient_id {patient_id!r}")
         cases.append(Case(patient_id, lesion_id, label, line, images, masks))
     return cases
+
+
+def _label(value: str, where: str, positive: str | None, seen: dict[str, int]) -> int:
+    """1 for the positive class. Without ``positive``: SCLC/NSCLC or 1/0. With it: ``positive`` is 1 and the
+    one other value the manifest uses is 0 (a third value is an error naming its line)."""
+    if positive is None:
+        return parse_label(value, where)
+    key = value.strip()
+    if not key:
+        raise InputError(f"{where}: empty label")
+    seen.setdefault(key, len(seen))
+    if len(seen) > 2 + (positive not in seen):
+        others = [v for v in seen if v != positive]
+        raise InputError(
+            f"{where}: label {key!r} is a third class (the manifest already has {', '.join(others[:2])})"
+        )
+    return int(key == positive)
 
 
 def _resolve(base: Path, value: str) -> Path:

@@ -55,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="exit 0 even if some cases failed (they are still listed)",
     )
+    parser.add_argument(
+        "--positive",
+        default=None,
+        help="the label value of the positive class, when the manifest's labels are not SCLC/NSCLC or 1/0",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -72,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             address=args.address,
             workers=args.workers,
             cache_dir=args.cache_dir,
+            positive=args.positive,
             progress=not args.no_progress,
         )
     except InputError as exc:

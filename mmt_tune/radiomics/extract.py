@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mmt_tune._io import atomic_path, check_writable
-from mmt_tune.data.manifest import Case, read_manifest
+from mmt_tune.data.manifest import Case, manifest_modalities, read_manifest
 from mmt_tune.data.table import read_feature_table, read_run_key, write_feature_table
 from mmt_tune.errors import InputError
-from mmt_tune.modalities import MODALITIES, feature_column
+from mmt_tune.modalities import feature_column
 from mmt_tune.radiomics.cache import FeatureCache, file_sha256
 from mmt_tune.radiomics.settings import Settings, load_settings, pyradiomics_version, validate_settings
 from mmt_tune.radiomics.worker import extract_one
@@ -87,11 +87,15 @@ def extract_features(
     address: str | None = None,
     workers: int | None = None,
     cache_dir: str | Path | None = None,
-    modalities: Sequence[str] = MODALITIES,
+    modalities: Sequence[str] | None = None,
+    positive: str | None = None,
     progress: bool = True,
     on_result: Callable[[int], None] | None = None,
 ) -> ExtractionResult:
     """Extract features for every case of ``manifest`` and write the feature table to ``out``.
+
+    ``modalities``: default, every ``<MOD>_image``/``<MOD>_mask`` pair of the manifest. ``positive``: the
+    positive class's label value when the labels are not SCLC/NSCLC or 1/0.
 
     Structural problems (manifest columns, duplicate cases, invalid settings) raise :class:`InputError`
     before any work starts. Per-case failures are returned in ``result.failures`` and written to
@@ -105,7 +109,8 @@ def extract_features(
         raise InputError(f"{out}: the feature table must be a .parquet file")
     if workers is not None and workers < 1:
         raise InputError(f"--workers must be >= 1 (got {workers})")
-    cases = read_manifest(manifest, modalities)
+    cases = read_manifest(manifest, modalities, positive)
+    modalities = tuple(modalities or manifest_modalities(manifest))
     settings = load_settings(params, validate=False)
     check_writable(out.parent, "--out")
     version = pyradiomics_version()
