@@ -17,6 +17,7 @@ from mmt_tune import __version__
 #: command -> (module whose ``main(argv)`` runs it, what it does)
 COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("mmt_tune.data.synth", "generate a phantom cohort (volumes, masks, manifest)"),
+    "scan": ("mmt_tune.data.scan", "a manifest from a folder of images and masks named by a pattern"),
     "extract": ("mmt_tune.radiomics.cli", "PyRadiomics features of a manifest's scans -> feature table"),
     "convert": ("mmt_tune.data.convert", "a radiomics table computed elsewhere -> feature table"),
     "train": ("mmt_tune.train", "cross-validate one configuration"),

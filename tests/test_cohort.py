@@ -193,3 +193,40 @@ def test_a_manifest_names_its_own_sequences_and_classes(small_cohort, tmp_path, 
     third.write_text("\n".join(lines) + "\n")
     assert cli.main([*argv, "--manifest", str(third), "--positive", "grade2"]) == 2
     assert f"line {last + 1}: label 'grade1' is a third class" in capsys.readouterr().err
+
+
+def test_a_manifest_is_written_from_a_folder_and_says_what_is_missing(tmp_path, capsys):
+    from mmt_tune.data import scan
+    from mmt_tune.data.manifest import read_manifest
+
+    data = tmp_path / "cohort"
+    files = {
+        "P1/T1.nii.gz",
+        "P1/T1_mask.nii.gz",
+        "P1/FLAIR.nii.gz",
+        "P1/FLAIR_mask.nii.gz",
+        "P2/T1.nii.gz",
+        "P2/T1_mask.nii.gz",  # P2 has no FLAIR
+        "P3/T1.nii.gz",
+        "P3/FLAIR.nii.gz",
+        "P3/FLAIR_mask.nii.gz",  # P3's T1 has no mask
+        "P4/T1.nii.gz",
+        "P4/T1_mask.nii.gz",  # P4 has no label
+    }
+    for name in files:
+        (data / name).parent.mkdir(parents=True, exist_ok=True)
+        (data / name).write_bytes(b"")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("patient_id,label\nP1,grade2\nP2,grade1\nP3,grade1\nP5,grade2\n")
+    argv = [str(data), "--image", "{patient}/{modality}.nii.gz", "--mask", "{patient}/{modality}_mask.nii.gz"]
+    assert scan.main([*argv, "--labels", str(labels)]) == 0
+    err = capsys.readouterr().err
+    assert "P2: missing FLAIR (no image)" in err
+    assert "P3: missing T1 (image without mask P3/T1_mask.nii.gz)" in err
+    assert "P4: images but no label" in err and "P5: no usable image: left out" in err
+    cases = read_manifest(data / "manifest.csv", positive="grade2")
+    assert [c.patient_id for c in cases] == ["P1", "P2", "P3"]
+    assert sorted(cases[0].images) == ["FLAIR", "T1"] and list(cases[1].images) == ["T1"]
+    assert cases[0].images["T1"] == data / "P1" / "T1.nii.gz"
+    assert scan.main([*argv, "--labels", str(labels), "--mask", "{patient}.nii.gz"]) == 2
+    assert "--mask: '{patient}.nii.gz' must contain {modality} exactly once" in capsys.readouterr().err
