@@ -25,22 +25,25 @@ from mmt_tune.metrics import METRICS
 from mmt_tune.modalities import MODALITIES
 
 
-def hyperparameters() -> list[str]:
+def hyperparameters(modalities: Sequence[str] = MODALITIES) -> list[str]:
     """The searched values a panel plots: lr and every registered model's loss weights, per modality."""
     names = ["lr"]
     for weight in models.TERM_WEIGHTS.values():
-        for name in [weight.replace("<MOD>", m) for m in MODALITIES] if "<MOD>" in weight else [weight]:
+        for name in [weight.replace("<MOD>", m) for m in modalities] if "<MOD>" in weight else [weight]:
             if name not in names and any(weight in models.get(m).weights for m in models.names()):
                 names.append(name)
     return names
 
 
-def build_workspace(entity: str, project: str, name: str = "mmt-tune study") -> Any:
+def build_workspace(
+    entity: str, project: str, name: str = "mmt-tune study", modalities: Sequence[str] = MODALITIES
+) -> Any:
     import wandb_workspaces.reports.v2 as wr
     import wandb_workspaces.workspaces as ws
 
     columns = [
-        wr.ParallelCoordinatesPlotColumn(metric=wr.Config(p), log=(p == "lr")) for p in hyperparameters()
+        wr.ParallelCoordinatesPlotColumn(metric=wr.Config(p), log=(p == "lr"))
+        for p in hyperparameters(modalities)
     ]
     # The last column colours the lines.
     columns.append(wr.ParallelCoordinatesPlotColumn(metric=wr.SummaryMetric("cv/auc"), display_name="CV AUC"))
@@ -60,7 +63,7 @@ def build_workspace(entity: str, project: str, name: str = "mmt-tune study") -> 
         wr.LinePlot(
             title="reconstruction losses",
             x="epoch",
-            y=[f"{s}/reconstruction_{m}" for s in ("train", "val") for m in MODALITIES],
+            y=[f"{s}/reconstruction_{m}" for s in ("train", "val") for m in modalities],
         ),
         wr.LinePlot(
             title="validation AUC per epoch",
@@ -104,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--project", required=True, help="W&B project of the study's runs")
     parser.add_argument("--name", default="mmt-tune study", help="workspace name")
     parser.add_argument(
+        "--modalities", default=",".join(MODALITIES), help="the study's modalities, comma-separated"
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         default=None,
@@ -117,7 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        workspace = build_workspace(args.entity, args.project, args.name)
+        modalities = [m for m in args.modalities.split(",") if m]
+        workspace = build_workspace(args.entity, args.project, args.name, modalities)
     except Exception as exc:  # pydantic validation of names and the like
         print(f"error: {' '.join(str(exc).split())[:300]}", file=sys.stderr)
         return 2

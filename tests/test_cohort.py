@@ -230,3 +230,44 @@ def test_a_manifest_is_written_from_a_folder_and_says_what_is_missing(tmp_path, 
     assert cases[0].images["T1"] == data / "P1" / "T1.nii.gz"
     assert scan.main([*argv, "--labels", str(labels), "--mask", "{patient}.nii.gz"]) == 2
     assert "--mask: '{patient}.nii.gz' must contain {modality} exactly once" in capsys.readouterr().err
+
+
+def test_pyradiomics_batch_output_becomes_one_row_per_patient(tmp_path, capsys):
+    """PyRadiomics' batch CLI writes one row per image/mask: the batch file's columns, diagnostics, then
+    the features; with the column naming the sequence it becomes the feature-table contract."""
+    rows = []
+    for patient, label in (("p1", "high"), ("p2", "low"), ("p3", "low")):
+        for j, sequence in enumerate(("T2", "ADC")):
+            rows.append(
+                {
+                    "Image": f"/data/{patient}/{sequence}.nrrd",
+                    "Mask": f"/data/{patient}/{sequence}_mask.nrrd",
+                    "ID": patient,
+                    "Sequence": sequence,
+                    "Grade": label,
+                    "diagnostics_Versions_PyRadiomics": "v3.1.0",
+                    "diagnostics_Mask-original_VoxelNum": 100,
+                    "original_firstorder_Mean": 10.0 * j + len(patient),
+                    "original_glcm_Contrast": 0.5 + j,
+                }
+            )
+    source = tmp_path / "batch.csv"
+    pd.DataFrame(rows).to_csv(source, index=False)
+    out = tmp_path / "features.parquet"
+    argv = [str(source), "--out", str(out), "--sequence-column", "Sequence", "--label", "Grade"]
+    assert convert.main([*argv, "--positive", "high"]) == 0
+    from mmt_tune.data.table import read_feature_table
+
+    table, metadata = read_feature_table(out)
+    assert table["patient_id"].tolist() == ["p1", "p2", "p3"] and table["label"].tolist() == [1, 0, 0]
+    assert [c for c in table.columns if "__" in c] == [
+        "T2__original_firstorder_Mean",
+        "T2__original_glcm_Contrast",
+        "ADC__original_firstorder_Mean",
+        "ADC__original_glcm_Contrast",
+    ]
+    assert not any("diagnostics" in c or c in ("Image", "Mask") for c in table.columns)
+    assert metadata["positive_class"] == "high"
+    pd.DataFrame([*rows, rows[0]]).to_csv(source, index=False)
+    assert convert.main([*argv, "--positive", "high"]) == 2
+    assert "'p1' has two rows for 'T2'" in capsys.readouterr().err

@@ -183,8 +183,8 @@ def _data_lines(study: Study) -> list[str]:
         )
     features = ", ".join(f"{m} {n}" for m, n in (data.get("features_per_modality") or {}).items())
     lines.append(
-        f"Data: {data.get('rows')} rows ({data.get('patients')} patients), {data.get('positives')} positive / "
-        f"{data.get('negatives')} negative; modalities {', '.join(data.get('modalities', []))} "
+        f"Data: {data.get('rows')} rows ({data.get('patients')} patients), {data.get('positives')} positive "
+        f"(label 1: {data.get('positive_class') or 'as the table says'}) / {data.get('negatives')} negative; modalities {', '.join(data.get('modalities', []))} "
         f"(features: {features}); feature table sha256 {str(data.get('features_sha256'))[:16]}; PyRadiomics "
         f"{data.get('pyradiomics_version') or 'unknown'}, settings sha256 {str(data.get('settings_sha256'))[:16]}."
     )

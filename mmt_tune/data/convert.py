@@ -1,7 +1,8 @@
 """Import a radiomics table computed elsewhere into the feature-table contract.
 
 ``python -m mmt_tune.data.convert SRC --out features.parquet [--id ID] [--label Target] [--positive 1]
-[--sequences T1,FLAIR] [--shared drop|MOD]``
+[--sequences T1,FLAIR] [--shared drop|MOD]``, or for PyRadiomics' batch output (one row per image/mask)
+``... --sequence-column Sequence [--labels labels.csv]``
 
 SRC is a wide CSV (optionally gzipped) or Parquet table with one row per patient: an identifier column, a
 label column with two values, and feature columns whose names start with the MRI sequence they come from
@@ -137,6 +138,64 @@ def import_wide_table(
     return Imported(table, sequences, str(positive), dropped, None if shared == "drop" else shared)
 
 
+def import_long_table(
+    source: pd.DataFrame,
+    where: str,
+    id_column: str,
+    sequence_column: str,
+    label_column: str | None,
+    labels: dict[str, str] | None,
+    positive: str | None,
+) -> Imported:
+    """PyRadiomics' batch output (one row per image/mask, the batch file's own columns passed through, then
+    ``diagnostics_*`` and the features) -> one row per patient with ``<SEQUENCE>__<feature>`` columns."""
+    for column in (id_column, sequence_column, *([label_column] if label_column else [])):
+        if column not in source.columns:
+            raise InputError(f"{where}: no column {column!r}")
+    source = source.copy()
+    source[id_column] = source[id_column].astype(str)
+    source[sequence_column] = source[sequence_column].astype(str)
+    duplicated = source.duplicated([id_column, sequence_column])
+    if duplicated.any():
+        row = source[duplicated].iloc[0]
+        raise InputError(f"{where}: {row[id_column]!r} has two rows for {row[sequence_column]!r}")
+    passthrough = {id_column, sequence_column, label_column, "Image", "Mask", "Label", "label"}
+    features = [
+        c
+        for c in source.columns
+        if c not in passthrough
+        and not c.startswith("diagnostics_")
+        and pd.api.types.is_numeric_dtype(source[c])
+    ]
+    if not features:
+        raise InputError(
+            f"{where}: no numeric feature column besides {id_column}, {sequence_column} and diagnostics"
+        )
+    sequences = tuple(dict.fromkeys(source[sequence_column]))
+    for sequence in sequences:
+        if "_" in sequence or COLUMN_SEPARATOR in sequence:
+            raise InputError(
+                f"{where}: sequence name {sequence!r} contains '_' (rename it in {sequence_column})"
+            )
+    wide = source.pivot(index=id_column, columns=sequence_column, values=features)
+    wide.columns = [feature_column(sequence, feature) for feature, sequence in wide.columns]
+    ordered = [feature_column(q, f) for q in sequences for f in features]
+    wide = wide[ordered].reset_index()
+    if label_column:
+        per_patient = source.groupby(id_column)[label_column].nunique()
+        if (per_patient > 1).any():
+            raise InputError(f"{where}: patient {per_patient[per_patient > 1].index[0]!r} has two labels")
+        labels = source.groupby(id_column)[label_column].first().astype(str).to_dict()
+    if not labels:
+        raise InputError(f"{where}: give the labels with --label COLUMN or --labels labels.csv")
+    unlabelled = [p for p in wide[id_column] if p not in labels]
+    if unlabelled:
+        raise InputError(f"{where}: patient {unlabelled[0]!r} has no label")
+    wide.insert(1, "Target", [labels[p] for p in wide[id_column]])
+    renamed = wide.rename(columns={f: f.replace(COLUMN_SEPARATOR, "_", 1) for f in ordered})
+    return import_wide_table(renamed, where, id_column, "Target", positive, sequences)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m mmt_tune.data.convert",
@@ -159,6 +218,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="drop",
         help="columns without a sequence prefix: drop, or the sequence to give them",
     )
+    parser.add_argument(
+        "--sequence-column",
+        default=None,
+        help="PyRadiomics batch output (one row per image/mask): the column naming each row's sequence",
+    )
+    parser.add_argument(
+        "--labels", type=Path, default=None, help="with --sequence-column: CSV of patient_id,label"
+    )
     return parser
 
 
@@ -170,12 +237,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         check_writable(args.out.parent, "--out")
         source = read_source(args.source)
-        sequences = [s for s in args.sequences.split(",") if s] if args.sequences else None
-        result = import_wide_table(
-            source, str(args.source), args.id, args.label, args.positive, sequences, args.shared
-        )
+        if args.sequence_column:
+            from mmt_tune.data.scan import read_labels
+
+            labels = read_labels(args.labels) if args.labels else None
+            label = args.label if args.label in source.columns else None
+            result = import_long_table(
+                source, str(args.source), args.id, args.sequence_column, label, labels, args.positive
+            )
+        else:
+            sequences = [s for s in args.sequences.split(",") if s] if args.sequences else None
+            result = import_wide_table(
+                source, str(args.source), args.id, args.label, args.positive, sequences, args.shared
+            )
         validate_table(result.table, str(args.source))
-        metadata = {"modalities": list(result.sequences), "unit": "patient", "source": "imported"}
+        metadata = {
+            "modalities": list(result.sequences),
+            "unit": "patient",
+            "source": "imported",
+            "positive_class": result.positive,
+        }
         write_feature_table(result.table, args.out, metadata)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -154,6 +154,7 @@ def describe_table(table: pd.DataFrame, metadata: Mapping[str, str]) -> dict:
         "negatives": int((labels == 0).sum()),
         "modalities": [m for m, names in columns.items() if names],
         "features_per_modality": {m: len(names) for m, names in columns.items() if names},
+        "positive_class": metadata.get("positive_class"),
         "pyradiomics_version": metadata.get("pyradiomics_version"),
         "settings_sha256": metadata.get("settings_sha256"),
     }

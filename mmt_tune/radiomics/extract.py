@@ -116,7 +116,7 @@ def extract_features(
     version = pyradiomics_version()
     cache = FeatureCache(Path(cache_dir) if cache_dir else default_cache_dir(out))
     items, failures = _plan(cases, modalities, settings, version, cache)
-    run_key = _run_key(items, modalities, settings, version)
+    run_key = _run_key(items, modalities, settings, version, positive)
     if not failures and out.is_file() and read_run_key(out) == run_key:
         _remove_stale_failures(out)
         return ExtractionResult(output=out, failures=[], n_cached=len(items), up_to_date=True)
@@ -156,6 +156,7 @@ def extract_features(
         "settings_sha256": settings.sha256,
         "settings_yaml": settings.text,
         "modalities": list(modalities),
+        "positive_class": positive or "SCLC (or label 1)",
         "unit": "lesion" if "lesion_id" in table.columns else "patient",
     }
     # Only a complete run may short-circuit the next one: failed scans must be retried.
@@ -203,7 +204,9 @@ def _plan(cases, modalities, settings, version, cache) -> tuple[list[_Item], lis
     return items, failures
 
 
-def _run_key(items: list[_Item], modalities, settings: Settings, version: str) -> str:
+def _run_key(
+    items: list[_Item], modalities, settings: Settings, version: str, positive: str | None = None
+) -> str:
     """Hash of everything the output table depends on: rows, labels, per-scan cache keys, settings, version."""
     rows = [[i.case.patient_id, i.case.lesion_id, i.case.label, i.modality, i.key] for i in items]
     payload = {
@@ -212,6 +215,7 @@ def _run_key(items: list[_Item], modalities, settings: Settings, version: str) -
         "settings": settings.sha256,
         "pyradiomics": version,
         "format": 1,
+        **({"positive": positive} if positive is not None else {}),
     }
     return hashlib.sha256(json.dumps(payload).encode()).hexdigest()
 
