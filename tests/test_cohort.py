@@ -68,6 +68,8 @@ def test_a_wide_table_with_sequence_prefixes_is_imported(tmp_path, capsys):
         "ADC_original_glcm_Contrast": [0.5, 0.1, 0.2, 0.3],
         "ADC_wavelet-LLH_glcm_Contrast": [0.5, 0.1, 0.2, 0.4],
         "original_shape_Elongation": [0.9, 0.8, 0.7, 0.6],
+        "wavelet-LLH_shape_X": [0.1, 0.2, 0.3, 0.4],  # unprefixed filter features: not a sequence
+        "wavelet-LLH_shape_Y": [0.1, 0.2, 0.3, 0.5],
     }
     source = tmp_path / "table.csv.gz"
     with gzip.open(source, "wt") as handle:
@@ -78,7 +80,7 @@ def test_a_wide_table_with_sequence_prefixes_is_imported(tmp_path, capsys):
     assert not out.exists(), "nothing written on bad input"
     assert convert.main([str(source), "--out", str(out), "--positive", "yes"]) == 0
     printed = capsys.readouterr().out
-    assert "sequences T2, ADC" in printed and "1 columns without a sequence prefix were dropped" in printed
+    assert "sequences T2, ADC" in printed and "3 columns without a sequence prefix were dropped" in printed
     from mmt_tune.data.table import read_feature_table
 
     table, metadata = read_feature_table(out)
@@ -269,3 +271,21 @@ def test_pyradiomics_batch_output_becomes_one_row_per_patient(tmp_path, capsys):
     pd.DataFrame([*rows, rows[0]]).to_csv(source, index=False)
     assert convert.main([*argv, "--positive", "high"]) == 2
     assert "'p1' has two rows for 'T2'" in capsys.readouterr().err
+
+
+def test_sequence_names_may_contain_underscores_when_named():
+    source = pd.DataFrame(
+        {
+            "ID": ["a", "b"],
+            "Target": [1, 0],
+            "T1_post_original_glcm_Contrast": [1.0, 2.0],
+            "T1_original_glcm_Contrast": [3.0, 4.0],
+            "FLAIR_original_glcm_Contrast": [5.0, 6.0],
+        }
+    )
+    result = convert.import_wide_table(source, "t.csv", sequences=["T1", "T1_post", "FLAIR"])
+    assert [c for c in result.table.columns if "__" in c] == [
+        "T1_post__original_glcm_Contrast",
+        "T1__original_glcm_Contrast",
+        "FLAIR__original_glcm_Contrast",
+    ]

@@ -24,6 +24,17 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1 (argparse prints the one-line error and exits 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "results",
@@ -43,5 +54,5 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--study", default=None, help="the study to analyse, when the table holds several")
     parser.add_argument("--no-plots", action="store_true", help="tables only")
     parser.add_argument(
-        "--dpi", type=int, default=None, help="PNG resolution (default 150); a PDF is written beside each PNG"
+        "--dpi", type=positive_int, default=None, help="PNG resolution (default 150); a PDF is written beside each PNG"
     )

@@ -79,13 +79,18 @@ def import_wide_table(
         if column not in source.columns:
             raise InputError(f"{where}: no column {column!r} (choose it with --id / --label)")
     features = [c for c in source.columns if c not in (id_column, label_column)]
-    prefixes = {c: c.split("_", 1)[0] for c in features if "_" in c}
     if sequences is None:
-        counts = pd.Series(list(prefixes.values())).value_counts()
+        first = [c.split("_", 1)[0] for c in features if "_" in c]
+        counts = pd.Series(first, dtype=object).value_counts()
+        # an image type's prefix carries its filter after a dash: wavelet-LLH, log-sigma-1-0-mm-3D
         sequences = [
-            p for p in dict.fromkeys(prefixes.values()) if p.lower() not in IMAGE_TYPES and counts[p] > 1
+            p for p in dict.fromkeys(first) if p.split("-")[0].lower() not in IMAGE_TYPES and counts[p] > 1
         ]
     sequences = tuple(sequences)
+    # a column's sequence: the longest sequence name it starts with (names may contain "_": T1_post)
+    prefixes = {
+        c: max((q for q in sequences if c.startswith(f"{q}_")), key=len, default=None) for c in features
+    }
     if not MIN_MODALITIES <= len(sequences) <= MAX_MODALITIES:
         raise InputError(
             f"{where}: found {len(sequences)} sequence prefix(es) ({', '.join(sequences) or 'none'}); a study "
@@ -95,9 +100,9 @@ def import_wide_table(
         raise InputError(f"{where}: --shared {shared!r} is not one of the sequences ({', '.join(sequences)})")
     renamed, dropped = {}, []
     for column in features:
-        prefix = prefixes.get(column)
-        if prefix in sequences:
-            renamed[column] = feature_column(prefix, column.split("_", 1)[1])
+        prefix = prefixes[column]
+        if prefix is not None:
+            renamed[column] = feature_column(prefix, column[len(prefix) + 1 :])
         elif shared == "drop":
             dropped.append(column)
         else:
@@ -173,10 +178,8 @@ def import_long_table(
         )
     sequences = tuple(dict.fromkeys(source[sequence_column]))
     for sequence in sequences:
-        if "_" in sequence or COLUMN_SEPARATOR in sequence:
-            raise InputError(
-                f"{where}: sequence name {sequence!r} contains '_' (rename it in {sequence_column})"
-            )
+        if COLUMN_SEPARATOR in sequence:
+            raise InputError(f"{where}: sequence name {sequence!r} contains '{COLUMN_SEPARATOR}'")
     wide = source.pivot(index=id_column, columns=sequence_column, values=features)
     wide.columns = [feature_column(sequence, feature) for feature, sequence in wide.columns]
     ordered = [feature_column(q, f) for q in sequences for f in features]
