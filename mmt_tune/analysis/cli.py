@@ -54,5 +54,8 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--study", default=None, help="the study to analyse, when the table holds several")
     parser.add_argument("--no-plots", action="store_true", help="tables only")
     parser.add_argument(
-        "--dpi", type=positive_int, default=None, help="PNG resolution (default 150); a PDF is written beside each PNG"
+        "--dpi",
+        type=positive_int,
+        default=None,
+        help="PNG resolution (default 150); a PDF is written beside each PNG",
     )
