@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("mmt_tune.data.convert", "a radiomics table computed elsewhere -> feature table"),
     "train": ("mmt_tune.train", "cross-validate one configuration"),
     "run": ("mmt_tune.run", "a study: every configuration of a search space (Ray Tune + Optuna)"),
+    "fit": ("mmt_tune.fit", "refit a study's best configurations on all rows -> a bundle"),
+    "predict": ("mmt_tune.predict", "score new patients with a bundle (any modality subset)"),
     "report": ("mmt_tune.analysis.report", "Table 2, Table 3, comparisons and figures of a study"),
     "importance": ("mmt_tune.analysis.importance.cli", "hyperparameter importance (Table 3) alone"),
     "metrics": ("mmt_tune.analysis.metrics", "cross-validated metrics (Table 2) and comparisons alone"),

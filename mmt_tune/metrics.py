@@ -68,6 +68,16 @@ def all_metrics(y_true: ArrayLike, y_score: ArrayLike, threshold: float = 0.5) -
     }
 
 
+#: metric name -> ``f(y_true, y_score)`` (threshold 0.5 where one is needed)
+METRIC_FUNCTIONS = {
+    "accuracy": accuracy,
+    "auc": auc,
+    "precision": precision,
+    "sensitivity": sensitivity,
+    "specificity": specificity,
+}
+
+
 def mean_std(mean: float, std: float, digits: int = 3, missing: str = "—") -> str:
     """``0.877 ± 0.033``: how every table and summary prints a metric over folds (``missing`` when the mean
     is undefined, the mean alone when the spread is)."""

@@ -212,8 +212,10 @@ def fit_packed(
     on_epoch: Callable[[int, EpochInfo], None] | None = None,
     resume: dict | None = None,
     layout: Layout | None = None,
-) -> tuple[list[np.ndarray], pd.DataFrame]:
-    """Train the folds of ``group`` packed; return their validation probabilities and loss history."""
+    return_model: bool = False,
+) -> tuple[list[np.ndarray], pd.DataFrame] | tuple[list[np.ndarray], pd.DataFrame, torch.nn.Module]:
+    """Train the folds of ``group`` packed; return their validation probabilities and loss history (and,
+    with ``return_model``, the trained packed model in eval mode, with each slice's kept best weights)."""
     from mmt_tune.models.blocks import initialize
     from mmt_tune.models.losses import loss_terms, weighted_total
     from mmt_tune.optim import MaskedAdamW
@@ -350,7 +352,8 @@ def fit_packed(
     # A fold that stopped early has no epochs after it, packed (where the others go on) or alone.
     last = progress.last_epoch[np.searchsorted(folds, history["fold"])]
     history = history[history["epoch"].to_numpy() <= last].reset_index(drop=True)
-    return [probabilities[i, : len(fd.y_val)] for i, fd in enumerate(group)], history
+    probabilities = [probabilities[i, : len(fd.y_val)] for i, fd in enumerate(group)]
+    return (probabilities, history, model) if return_model else (probabilities, history)
 
 
 def _epoch_weights(config: TrainConfig, epoch: int) -> dict:

@@ -166,6 +166,40 @@ class FoldData:
     # Early-stopping rows: held out of the fold's training rows (never resampled, never fitted on).
     monitor: dict[str, np.ndarray] | None = None
     y_monitor: np.ndarray | None = None
+    # The fitted per-modality transform as plain arrays (what a saved bundle applies to new rows).
+    transforms: dict[str, ModalityTransform] | None = None
+
+
+@dataclass
+class ModalityTransform:
+    """A fitted modality branch reduced to what it does to the features it keeps: fill a missing value with
+    the training median, then standardise. Plain arrays (no estimator object), so a bundle stores it without
+    pickle; :meth:`apply` gives the same numbers as the fitted branch's ``transform``."""
+
+    columns: list[str]  # the selected feature columns, in the model's order
+    median: np.ndarray
+    mean: np.ndarray
+    scale: np.ndarray
+
+    @classmethod
+    def of(cls, branch, columns: Sequence[str]) -> ModalityTransform:
+        """From a fitted branch of :func:`build_pipeline` over ``columns``."""
+        steps = branch.named_steps
+        kept = np.flatnonzero(steps["variance"].get_support())  # positions after the variance filter
+        chosen = np.flatnonzero(steps["correlation"].get_support())[steps["top_k"].get_support()]
+        original = kept[chosen]
+        return cls(
+            columns=[columns[i] for i in original],
+            median=np.asarray(steps["impute"].statistics_, dtype=float)[original],
+            mean=np.asarray(steps["scale"].mean_, dtype=float)[chosen],
+            scale=np.asarray(steps["scale"].scale_, dtype=float)[chosen],
+        )
+
+    def apply(self, frame: pd.DataFrame) -> np.ndarray:
+        """``[rows, kept features]`` float32 for the rows of ``frame`` (which must have :attr:`columns`)."""
+        values = frame[self.columns].to_numpy(dtype=float)
+        values = np.where(np.isnan(values), self.median[None, :], values)
+        return np.asarray((values - self.mean) / self.scale, dtype=np.float32)
 
 
 def preprocess_fold(
@@ -206,7 +240,7 @@ def preprocess_fold(
     features = pipeline.named_steps["features"]
     Z_val = features.transform(X_val)
     Z_monitor = None if monitor_index is None else features.transform(table.iloc[monitor_index][columns])
-    train, val, monitor, selected = {}, {}, {}, {}
+    train, val, monitor, selected, transforms = {}, {}, {}, {}, {}
     for modality in modality_columns:
         block = features.output_indices_[modality]
         train[modality] = np.asarray(Z_train[:, block], dtype=np.float32)
@@ -218,6 +252,7 @@ def preprocess_fold(
         for step in ("variance", "correlation", "top_k"):
             names = names[branch.named_steps[step].get_support()]
         selected[modality] = list(names)
+        transforms[modality] = ModalityTransform.of(branch, modality_columns[modality])
     return FoldData(
         fold,
         train,
@@ -229,6 +264,7 @@ def preprocess_fold(
         selected,
         monitor=monitor if Z_monitor is not None else None,
         y_monitor=None if monitor_index is None else table["label"].to_numpy()[monitor_index],
+        transforms=transforms,
     )
 
 

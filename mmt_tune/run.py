@@ -113,6 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="Tune's status tables and logs instead of one progress bar of finished trials",
     )
     parser.add_argument(
+        "--test-features",
+        type=Path,
+        default=None,
+        help="held-out table (other patients, same feature columns): after the search each configuration's "
+        "best trial is refitted on all --features rows and scored on it (test.csv, Table 2's test columns)",
+    )
+    parser.add_argument(
         "--smoke-test",
         action="store_true",
         help="tiny study: 2 configurations x 2 trials, 2 folds, 2 epochs, 60-patient phantom",
@@ -159,6 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             verbose=1 if args.verbose else 0,
             phantom=args.features is None,
             progress=not args.verbose,
+            test_features=args.test_features,
         )
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -168,6 +176,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\nbest trial per configuration (mean ± std over folds), study {space.name}:")
         print(format_best(result))
     folder = result.experiment
+    if result.test is not None and not result.test.empty:
+        from mmt_tune.study.holdout import format_test
+
+        print(f"\nheld-out table ({args.test_features.name}), best trials refitted on all --features rows:")
+        print(format_test(result.test))
     if args.features is None:
         print(f"\n{PHANTOM_NOTE}")
     print(f"\ntrials table: {folder / (TRIALS_TABLE + '.parquet')} (+ .csv)")

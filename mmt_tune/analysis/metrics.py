@@ -65,6 +65,7 @@ class MetricsResult:
     comparisons: pd.DataFrame  # long: comparison x metric, with the paired test
     notes: list[str] = field(default_factory=list)
     modalities: tuple[str, ...] = MODALITIES  # the study's: Table 2's tick columns
+    test: pd.DataFrame | None = None  # held-out metrics per configuration (--test-features)
 
     @property
     def full(self) -> str:
@@ -81,8 +82,26 @@ class MetricsResult:
                 row[LABELS[metric]] = mean_std(best[f"{metric}_mean"], best[f"{metric}_std"])
             row["Trials"] = str(int(best["n_trials"]))
             row["Best trial"] = str(best["trial_id"]) if best["n_trials"] else DASH
+            if self.test is not None:
+                row.update(self._test_cells(best["model"], best["present"]))
             rows.append(row)
         return pd.DataFrame(rows)
+
+    def _test_cells(self, model: str, present: str) -> dict[str, str]:
+        """Held-out AUC and accuracy with their 95% bootstrap intervals (the best trial refitted on all
+        training rows)."""
+        match = self.test[(self.test["model"] == model) & (self.test["present"] == present)]
+        cells = {}
+        for metric in ("auc", "accuracy"):
+            name = f"Test {LABELS[metric] if metric == 'auc' else metric} [95% CI]"
+            if match.empty:
+                cells[name] = DASH
+                continue
+            row = match.iloc[0]
+            cells[name] = (
+                f"{row[f'test_{metric}']:.3f} [{row[f'test_{metric}_low']:.3f}, {row[f'test_{metric}_high']:.3f}]"
+            )
+        return cells
 
     def comparison_table(self) -> pd.DataFrame:
         """One row per comparison: the difference of fold means of each metric, with the paired p-value."""
@@ -144,7 +163,13 @@ def aggregate(study: Study, objective: str = "auc") -> MetricsResult:
         f"best trial per configuration chosen by mean validation {objective} on the same folds it is reported "
         "on: optimistic; use a held-out set or nested CV for unbiased estimates"
     )
-    return MetricsResult(objective, best, folds, comparisons, notes, study.modalities)
+    if study.test is not None:
+        n = int(study.test["n_test"].max()) if len(study.test) else 0
+        notes.append(
+            f"test columns: each best trial refitted on all training rows, scored on the held-out table "
+            f"({n} rows) the search never saw; 95% percentile bootstrap intervals over its rows"
+        )
+    return MetricsResult(objective, best, folds, comparisons, notes, study.modalities, study.test)
 
 
 def best_baselines(best: pd.DataFrame, objective: str) -> dict[str, tuple[str, str]]:

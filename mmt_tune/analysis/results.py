@@ -48,6 +48,7 @@ class Study:
     predictions: pd.DataFrame | None = None
     space: dict[str, dict[str, Distribution]] = field(default_factory=dict)
     data: dict = field(default_factory=dict)  # data.json: counts, modalities, hashes, phantom or not
+    test: pd.DataFrame | None = None  # test.csv (--test-features): held-out metrics per configuration
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -91,6 +92,8 @@ def load_study(path: str | Path, space: str | Path | None = None, study: str | N
     if folder is not None:
         study.losses = _read_optional(folder / "losses.parquet")
         study.predictions = _read_optional(folder / "predictions.parquet")
+        if (folder / "test.csv").is_file():
+            study.test = pd.read_csv(folder / "test.csv", dtype={"trial_id": str, "present": str})
         if (folder / "space.json").is_file() and space is None:
             study.space = read_space(folder / "space.json")
     if space is not None:

@@ -56,6 +56,9 @@ class ModelSpec:
     build: Callable | None = None  # deep: (n_models, feature_dims, present, options) -> packed nn.Module
     estimator: Callable | None = None  # baseline: (options, random_state) -> scikit-learn classifier
     check: Callable[[Mapping], None] | None = None  # raises ValueError naming an invalid option value
+    # True: a model trained on some modalities also scores a patient who has only a non-empty subset of them
+    # (MFN-VAE's product of experts); predict and the robustness table use it so.
+    subsets: bool = False
 
     @property
     def baseline(self) -> bool:
@@ -220,6 +223,7 @@ register(
         terms=("classification", "kl", "reconstruction_<MOD>"),
         default_lr=1e-4,  # 1e-5 is still learning at epoch 200
         build=_build_mfnvae,
+        subsets=True,
     )
 )
 register(

@@ -54,7 +54,12 @@ class MFNVAE(nn.Module):
         self.predictor = MLP(n_models, latent, hidden, 2, dropout, self.noise)
 
     def forward(self, inputs: Mapping[str, torch.Tensor]) -> dict:
-        stats = [self.encoders[m](inputs[m]).chunk(2, dim=-1) for m in self.modalities]
+        """Fuse the experts of the modalities in ``inputs`` (any non-empty subset of the trained ones: a
+        patient without a sequence is scored by the product of the remaining experts and the prior)."""
+        given = [m for m in self.modalities if m in inputs]
+        if not given:
+            raise ValueError(f"MFN-VAE needs at least one of {', '.join(self.modalities)}")
+        stats = [self.encoders[m](inputs[m]).chunk(2, dim=-1) for m in given]
         # Clamp log-variances so exp() stays finite early in training.
         mu, logvar = product_of_experts([s[0] for s in stats], [s[1].clamp(-8.0, 8.0) for s in stats])
         z = mu + torch.exp(0.5 * logvar) * self.noise.normal(mu) if self.training else mu

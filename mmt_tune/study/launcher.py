@@ -71,6 +71,9 @@ class StudyOptions:
     phantom: bool = (
         False  # the features are the phantom cohort's (synthetic): data.json and the report say so
     )
+    # A held-out table: after the search each configuration's best trial is refitted on all rows and scored
+    # on it (test.csv); the search never sees it.
+    test_features: str | Path | None = None
 
 
 @dataclass
@@ -78,6 +81,7 @@ class StudyResult:
     experiment: Path
     trials: pd.DataFrame
     errors: dict[str, str] = field(default_factory=dict)  # configuration -> first error of its failed trials
+    test: pd.DataFrame | None = None  # --test-features: each configuration's held-out metrics (test.csv)
 
     def failed_configurations(self) -> list[str]:
         """Configurations of which no trial completed."""
@@ -134,6 +138,11 @@ def run_study(space: str | Path, features: str | Path, **options: Any) -> StudyR
     if opts.samples < 1:
         raise InputError(f"--num-samples must be >= 1 (got {opts.samples})")
     check_inputs(study, table, str(features), {"seed": opts.seed, "epochs": opts.epochs, "folds": opts.folds})
+    holdout = None
+    if opts.test_features is not None:
+        from mmt_tune.study.holdout import read_holdout
+
+        holdout = read_holdout(opts.test_features, table)
     name = opts.name or study.name
     storage = Path(opts.storage).expanduser().resolve() if "://" not in str(opts.storage) else opts.storage
     remote = "://" in str(storage)
@@ -148,7 +157,17 @@ def run_study(space: str | Path, features: str | Path, **options: Any) -> StudyR
     identity = study_identity(study, features, opts.samples, opts.seed, opts.epochs, opts.folds)
     with StudyLock(where.tables):
         check_identity(where.tables, identity, opts.resume)
-        return _run(study, table, where, identity, opts, describe_table(table, metadata))
+        result = _run(study, table, where, identity, opts, describe_table(table, metadata))
+        if holdout is not None and not result.trials.empty:
+            import torch
+
+            from mmt_tune.study.holdout import evaluate_holdout
+
+            torch.set_num_threads(max(1, int(opts.cpus_per_trial)))  # as one trial: not one per core
+            result.test = evaluate_holdout(
+                table, holdout, result.trials, study.modalities, opts.seed, where.tables
+            )
+        return result
 
 
 def _start_ray(opts: StudyOptions) -> float:
