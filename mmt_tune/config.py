@@ -46,11 +46,12 @@ TRAIN_KEYS = (
     "early_stopping_fraction",
     "kl_warmup",
     "folds",
+    "repeats",
     "seed",
     "device",
 )
 #: The training options a classical baseline takes (it has no epochs, optimizer or loss weights).
-BASELINE_TRAIN_KEYS = ("folds", "seed", "device")
+BASELINE_TRAIN_KEYS = ("folds", "repeats", "seed", "device")
 PREPROCESS_KEYS = tuple(f.name for f in fields(PreprocessConfig))
 #: Stands for every reconstruction weight ``alpha_<MOD>`` in :func:`accepted_options`.
 ALPHA = "alpha_<MOD>"
@@ -86,6 +87,7 @@ class TrainConfig:
     epochs: int = 200
     batch_size: int = 32
     folds: int = 5
+    repeats: int = 1  # repeated CV: this many k-fold splits, each from its own seed (repeat_seed)
     seed: int = 0  # folds, SMOTE, initialisation and noise streams all derive from it
     device: str = "cpu"  # cpu, cuda, cuda:N or auto
     lr: float | None = None  # None: the model's default_lr (from the sweep in benchmarks/RESULTS.md)
@@ -165,7 +167,12 @@ class TrainConfig:
                 spec.check(self.model_options)
             except ValueError as exc:
                 raise InputError(f"{self.model}: {exc}") from None
-        for name, value in (("epochs", self.epochs), ("batch_size", self.batch_size), ("folds", self.folds)):
+        for name, value in (
+            ("epochs", self.epochs),
+            ("batch_size", self.batch_size),
+            ("folds", self.folds),
+            ("repeats", self.repeats),
+        ):
             if int(value) < (2 if name == "folds" else 1):
                 raise InputError(f"{name} must be >= {2 if name == 'folds' else 1}, got {value}")
 

@@ -291,6 +291,18 @@ def inner_split(
     return np.asarray(train_index)[fit_rows], np.asarray(train_index)[monitor_rows]
 
 
+def repeat_seed(seed: int, repeat: int) -> int:
+    """The split seed of repeat ``repeat`` of a repeated CV (repeat 0 is the study seed itself)."""
+    return seed + 1_000_003 * repeat
+
+
+def make_repeated_folds(
+    table: pd.DataFrame, n_folds: int, seed: int, repeats: int = 1
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``repeats`` x ``n_folds`` splits, repeat by repeat: split ``r * n_folds + i`` is fold i of repeat r."""
+    return [split for r in range(repeats) for split in make_folds(table, n_folds, repeat_seed(seed, r))]
+
+
 def make_folds(table: pd.DataFrame, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Stratified folds fixed by ``seed``; grouped by patient when the table has several rows per patient."""
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold

@@ -72,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-samples", type=int, default=10, help="trials per configuration")
     parser.add_argument("--epochs", type=int, default=None, help="override the space's epochs")
     parser.add_argument("--folds", type=int, default=None, help="cross-validation folds (default 5)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="repeated CV: every trial runs k folds x this many seeded splits; the objective and Table 2 "
+        "average them all (default 1)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="study seed: folds, samplers, initialisation")
     parser.add_argument("--address", default=None, help="existing Ray cluster (default: start a local one)")
     parser.add_argument("--storage", default="results", help="where Tune writes the experiment (path or URI)")
@@ -120,6 +127,26 @@ def build_parser() -> argparse.ArgumentParser:
         "best trial is refitted on all --features rows and scored on it (test.csv, Table 2's test columns)",
     )
     parser.add_argument(
+        "--outer-folds",
+        type=int,
+        default=None,
+        help="nested CV: a study per outer fold on its training rows; each configuration's inner-best trial "
+        "refitted and scored on the outer test rows (nested.csv; the estimate to report)",
+    )
+    parser.add_argument(
+        "--no-robustness",
+        action="store_true",
+        help="skip the missing-modality robustness table (the full-modality MFN-VAE's folds scored with "
+        "every modality subset; one extra cross-validation after the search)",
+    )
+    parser.add_argument(
+        "--modality-dropout",
+        type=float,
+        default=0.0,
+        help="also retrain the full-modality MFN-VAE with this modality-dropout rate for the robustness "
+        "table (0: off)",
+    )
+    parser.add_argument(
         "--smoke-test",
         action="store_true",
         help="tiny study: 2 configurations x 2 trials, 2 folds, 2 epochs, 60-patient phantom",
@@ -151,6 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             samples=args.num_samples,
             epochs=args.epochs,
             folds=args.folds,
+            repeats=args.repeats,
             seed=args.seed,
             address=args.address,
             storage=args.storage,
@@ -167,12 +195,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             phantom=args.features is None,
             progress=not args.verbose,
             test_features=args.test_features,
+            robustness=not args.no_robustness,
+            modality_dropout=args.modality_dropout,
+            outer_folds=args.outer_folds,
         )
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     failed = result.failed_configurations()
-    if not result.trials.empty and (result.trials["status"] == "ok").any():
+    if result.nested is not None:
+        from mmt_tune.study.nested import nested_summary
+
+        print(f"\nnested CV, study {space.name}: outer-fold AUC of each configuration's inner-best trial")
+        print(nested_summary(result.nested).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    elif not result.trials.empty and (result.trials["status"] == "ok").any():
         print(f"\nbest trial per configuration (mean ± std over folds), study {space.name}:")
         print(format_best(result))
     folder = result.experiment

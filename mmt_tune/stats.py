@@ -42,6 +42,11 @@ def corrected_t_interval(
     return (float(x.mean() - half), float(x.mean() + half))
 
 
+def clipped(interval: tuple[float, float], low: float = 0.0, high: float = 1.0) -> tuple[float, float]:
+    """An interval of a bounded metric (AUC, accuracy, ...) cut to its range, NaN kept."""
+    return tuple(float(np.clip(v, low, high)) if not np.isnan(v) else v for v in interval)
+
+
 def corrected_t_test(differences: ArrayLike, test_fraction: float) -> float:
     """Two-sided p-value of the corrected resampled t-test that the mean paired difference is 0 (NaN when
     undefined: fewer than 2 scores, or a constant difference)."""

@@ -30,7 +30,7 @@ from mmt_tune.modalities import table_modalities
 from mmt_tune.packed import EpochInfo, Layout, fit_packed, resolve_device
 from mmt_tune.preprocess import (
     inner_split,
-    make_folds,
+    make_repeated_folds,
     modality_columns_of,
     preprocess_fold,
 )
@@ -43,6 +43,8 @@ class TrainResult:
     predictions: pd.DataFrame  # out-of-fold positive-class probability of every row
     selected: dict[int, dict[str, list[str]]]  # fold -> modality -> selected feature columns
     seconds: float = 0.0
+    # subsets=: one row per (test-time modality subset, fold) with the five metrics (the robustness table)
+    subset_folds: pd.DataFrame | None = None
 
     def summary(self) -> dict[str, tuple[float, float]]:
         """Mean and standard deviation over folds of each metric."""
@@ -57,8 +59,13 @@ def train_configuration(
     packed: bool = True,
     on_epoch: Callable[[int, EpochInfo], None] | None = None,
     resume: dict | None = None,
+    subsets: Sequence[tuple[str, ...]] = (),
 ) -> TrainResult:
     """Cross-validate ``config`` on ``table`` (a feature table); see the module docstring.
+
+    ``subsets``: for a model that scores any subset of its modalities (MFN-VAE), also score every fold's
+    validation rows with only these modalities given (the others dropped at test time), in
+    :attr:`TrainResult.subset_folds`.
 
     ``on_epoch(epoch, info)`` is called after every epoch with an :class:`~mmt_tune.packed.EpochInfo`;
     ``info.state()`` returns a checkpoint of the packed training state, which ``resume=`` continues from (the folds and preprocessing are recomputed from
@@ -96,8 +103,16 @@ def train_configuration(
     else:
         layout = Layout.of(fold_data, config, columns)
         groups = [fold_data] if packed else [[fd] for fd in fold_data]
-        outcomes = [fit_packed(group, config, on_epoch, resume, layout) for group in groups]
+        outcomes = [
+            fit_packed(group, config, on_epoch, resume, layout, return_model=bool(subsets))
+            for group in groups
+        ]
+        if subsets:
+            subset_folds = _score_subsets(config, groups, [o[2] for o in outcomes], layout, subsets)
+            outcomes = [o[:2] for o in outcomes]
 
+    if not subsets or config.baseline:
+        subset_folds = None
     fold_rows, loss_frames, prediction_rows = [], [], []
     for group, (probabilities, history) in zip(groups, outcomes, strict=True):
         loss_frames.append(history)
@@ -105,6 +120,7 @@ def train_configuration(
             fold_rows.append(
                 {
                     "fold": fd.fold,
+                    "repeat": fd.fold // config.folds,
                     "n_train": len(fd.y_train) - fd.n_synthetic,
                     "n_synthetic": fd.n_synthetic,
                     "n_val": len(fd.y_val),
@@ -113,9 +129,17 @@ def train_configuration(
             )
             for row, label, p in zip(fd.val_index, fd.y_val, prob, strict=True):
                 prediction_rows.append(
-                    {"row": int(row), "fold": fd.fold, "label": int(label), "probability": float(p)}
+                    {
+                        "row": int(row),
+                        "repeat": fd.fold // config.folds,
+                        "fold": fd.fold,
+                        "label": int(label),
+                        "probability": float(p),
+                    }
                 )
-    predictions = pd.DataFrame(prediction_rows).sort_values("row", kind="stable").reset_index(drop=True)
+    predictions = (
+        pd.DataFrame(prediction_rows).sort_values(["repeat", "row"], kind="stable").reset_index(drop=True)
+    )
     ids = table.iloc[predictions["row"]][[c for c in ("patient_id", "lesion_id") if c in table.columns]]
     predictions = pd.concat([ids.reset_index(drop=True), predictions], axis=1)
     return TrainResult(
@@ -126,7 +150,40 @@ def train_configuration(
         predictions=predictions,
         selected={fd.fold: fd.selected for fd in fold_data},
         seconds=time.perf_counter() - start,
+        subset_folds=subset_folds,
     )
+
+
+def _score_subsets(config: TrainConfig, groups, trained, layout: Layout, subsets) -> pd.DataFrame:
+    """Each fold's validation metrics with only a subset of the modalities given to the trained model."""
+    import torch
+
+    from mmt_tune.packed import pack
+
+    if not config.spec.subsets:
+        raise InputError(f"{config.model} cannot score a subset of its modalities")
+    device = resolve_device(config.device)
+    rows = []
+    for group, model in zip(groups, trained, strict=True):
+        for subset in subsets:
+            if not subset or not set(subset) <= set(config.present):
+                raise InputError(f"subset {'+'.join(subset)}: not a subset of {'+'.join(config.present)}")
+            x = {
+                m: pack([fd.val[m] for fd in group], device, layout.val_rows, layout.features[m])
+                for m in subset
+            }
+            with torch.no_grad():
+                probabilities = torch.softmax(model(x)["logits"], dim=-1)[..., 1].cpu().numpy()
+            for i, fd in enumerate(group):
+                rows.append(
+                    {
+                        "subset": "+".join(subset),
+                        "fold": fd.fold,
+                        "repeat": fd.fold // config.folds,
+                        **all_metrics(fd.y_val, probabilities[i, : len(fd.y_val)]),
+                    }
+                )
+    return pd.DataFrame(rows)
 
 
 def check_table(table: pd.DataFrame, config: TrainConfig) -> tuple[dict[str, list[str]], list]:
@@ -137,7 +194,7 @@ def check_table(table: pd.DataFrame, config: TrainConfig) -> tuple[dict[str, lis
     for modality in config.present:
         if table[columns[modality]].isna().all(axis=1).all():
             raise InputError(f"feature table: modality {modality} is NaN in every row")
-    return columns, make_folds(table, config.folds, config.seed)
+    return columns, make_repeated_folds(table, config.folds, config.seed, config.repeats)
 
 
 # ----------------------------------------------------------------------------------------------- CLI
@@ -167,7 +224,7 @@ def write_outputs(result: TrainResult, config: TrainConfig, out: Path) -> None:
 
 def format_folds(result: TrainResult) -> str:
     """The fold table, then mean ± std over folds of every metric."""
-    frame = result.folds[["fold", "n_train", "n_synthetic", "n_val", *METRICS]]
+    frame = result.folds[["fold", "repeat", "n_train", "n_synthetic", "n_val", *METRICS]]
     table = frame.to_string(index=False, float_format=lambda v: f"{v:.3f}")
     return f"{table}\nmean ± std: {summary_line(result.summary())}"
 
@@ -195,6 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default 200, the paper's)")
     parser.add_argument("--folds", type=int, default=None, help="cross-validation folds (default 5)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="repeated CV: k-fold splits from this many seeds (default 1)",
+    )
     parser.add_argument(
         "--seed", type=int, default=None, help="study seed: folds, SMOTE, initialisation (default 0)"
     )
@@ -241,6 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 modalities=table_modalities(list(table.columns)),
                 epochs=args.epochs,
                 folds=args.folds,
+                repeats=args.repeats,
                 seed=args.seed,
                 device=args.device,
             )
@@ -262,7 +326,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         else f"x {config.epochs} epochs, {'sequential' if args.sequential else 'packed'}"
     )
     print(
-        f"{config.model} present={'+'.join(config.present)}: {config.folds} folds ({how}) in {result.seconds:.1f} s"
+        f"{config.model} present={'+'.join(config.present)}: {config.folds} folds"
+        f"{f' x {config.repeats} repeats' if config.repeats > 1 else ''} ({how}) in {result.seconds:.1f} s"
     )
     print(format_folds(result))
     if args.out is not None:

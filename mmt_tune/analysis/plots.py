@@ -179,10 +179,9 @@ def configuration_bars(result: MetricsResult, path: Path, dpi: int = DPI) -> Pat
     return _save(fig, path, dpi)
 
 
-def roc_curves(result: MetricsResult, predictions: pd.DataFrame, path: Path, dpi: int = DPI) -> Path:
-    """Paper Fig. 7: ROC curves of the best trials from their pooled out-of-fold probabilities."""
-    from sklearn.metrics import roc_auc_score, roc_curve
-
+def roc_curves(result: MetricsResult, curves: pd.DataFrame, path: Path, dpi: int = DPI) -> Path:
+    """Paper Fig. 7: each best trial's fold ROC curves averaged vertically, ± one std over folds as a band
+    (:func:`mmt_tune.analysis.curves.roc_table`); the legend's AUC is the mean fold AUC, as in Table 2."""
     best = result.best.dropna(subset=["trial_id"])
     families = [
         (models.ROLE_TITLES[role], best[best["model"].isin(models.with_role(role))]) for role in models.ROLES
@@ -191,20 +190,26 @@ def roc_curves(result: MetricsResult, predictions: pd.DataFrame, path: Path, dpi
     fig, axes = _grid(len(families), columns=len(families))
     for ax, (family, rows) in zip(axes, families, strict=True):
         for _, row in rows.iterrows():
-            oof = predictions[
-                (predictions["model"] == row["model"])
-                & (predictions["present"] == row["present"])
-                & (predictions["trial_id"].astype(str) == str(row["trial_id"]))
-            ]
-            if oof["label"].nunique() < 2:
+            curve = (
+                curves[
+                    (curves["model"] == row["model"])
+                    & (curves["present"] == row["present"])
+                    & (curves["trial_id"] == str(row["trial_id"]))
+                ]
+                if not curves.empty
+                else curves
+            )
+            if curve.empty:
                 continue
-            fpr, tpr, _ = roc_curve(oof["label"], oof["probability"])
-            auc = roc_auc_score(oof["label"], oof["probability"])
-            ax.plot(fpr, tpr, label=f"{_title(row['model'], row['present'])} ({auc:.3f})", lw=1.2)
+            label = f"{_title(row['model'], row['present'])} ({row['auc_mean']:.3f})"
+            (line,) = ax.plot(curve["fpr"], curve["tpr_mean"], label=label, lw=1.2)
+            ax.fill_between(
+                curve["fpr"], curve["tpr_low"], curve["tpr_high"], color=line.get_color(), alpha=0.12
+            )
         ax.plot([0, 1], [0, 1], ls=":", color="grey", lw=0.8)
         ax.set_xlabel("1 − specificity")
         ax.set_ylabel("sensitivity")
-        ax.set_title(f"{family} best trials (pooled out-of-fold AUC)", fontsize=9)
+        ax.set_title(f"{family} best trials (fold-averaged ROC ± std; mean fold AUC)", fontsize=9)
         ax.legend(fontsize=7, loc="lower right")
     return _save(fig, path, dpi)
 

@@ -28,7 +28,8 @@ from mmt_tune.errors import InputError
 
 FIGURES = (
     ("configurations.png", "Best trial per configuration (paper Fig. 6)"),
-    ("roc.png", "ROC curves of the best trials, pooled out-of-fold predictions (paper Fig. 7)"),
+    ("roc.png", "ROC curves of the best trials, fold-averaged with ± std bands (paper Fig. 7)"),
+    ("robustness.png", "Missing-modality robustness: AUC per modality subset at test time"),
     ("losses.png", "Loss curves of the best MMT configuration (paper Fig. 8)"),
     ("importance.png", "Hyperparameter importance (paper Table 3)"),
     ("marginals.png", "Main-effect (marginal) curves"),
@@ -102,10 +103,12 @@ def _sections(report: Report, study: Study) -> list[tuple[str, pd.DataFrame | No
             "MMT vs MFN-VAE, and every configuration vs the full-modality MFN-VAE",
             metrics.comparison_table(),
             [
-                "differences of fold means; p: paired t-test over the shared folds (Wilcoxon in comparisons.csv)"
+                "differences of fold means; p: corrected resampled t-test over the shared folds; Holm: adjusted "
+                "across the comparisons of each metric (DeLong, plain t and Wilcoxon in comparisons.csv)"
             ],
             ["comparison.md", "comparison.csv", "comparison.tex", "comparisons.csv"],
         ),
+        *_robustness_section(metrics),
         (
             f"Table 3: hyperparameter importance ({result.options.engine}, mean ± std over "
             f"{result.options.seeds} forest seeds)",
@@ -114,6 +117,20 @@ def _sections(report: Report, study: Study) -> list[tuple[str, pd.DataFrame | No
             ["table3.md", "table3.csv", "table3.tex", "importance.csv", "interactions.csv"],
         ),
     ]
+
+
+def _robustness_section(metrics: MetricsResult) -> list:
+    from mmt_tune.analysis.robustness import robustness_long, robustness_table
+
+    table = robustness_table(robustness_long(metrics, metrics.robustness), metrics.modalities)
+    if table.empty:
+        return []
+    notes = [
+        "mean fold AUC [95% corrected resampled t CI]; 'trained for the subset': the best deep configuration "
+        "with exactly those modalities; '(all)': one model trained on all, the others left out at test time"
+    ]
+    files = ["robustness.md", "robustness.csv", "robustness.tex", "robustness_long.csv"]
+    return [("Missing-modality robustness", table, notes, files)]
 
 
 def _figures(folder: Path) -> list[tuple[str, str]]:

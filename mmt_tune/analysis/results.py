@@ -49,6 +49,8 @@ class Study:
     space: dict[str, dict[str, Distribution]] = field(default_factory=dict)
     data: dict = field(default_factory=dict)  # data.json: counts, modalities, hashes, phantom or not
     test: pd.DataFrame | None = None  # test.csv (--test-features): held-out metrics per configuration
+    robustness: pd.DataFrame | None = None  # robustness.csv: fold metrics per test-time modality subset
+    nested: pd.DataFrame | None = None  # nested.csv (--outer-folds): configuration x outer fold scores
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -94,6 +96,16 @@ def load_study(path: str | Path, space: str | Path | None = None, study: str | N
         study.predictions = _read_optional(folder / "predictions.parquet")
         if (folder / "test.csv").is_file():
             study.test = pd.read_csv(folder / "test.csv", dtype={"trial_id": str, "present": str})
+        if (folder / "nested.csv").is_file():
+            study.nested = pd.read_csv(folder / "nested.csv", dtype={"trial_id": str, "present": str})
+            outer = _read_optional(folder / "outer_predictions.parquet")
+            study.predictions = (
+                None if outer is None else outer.assign(trial_id="nested", fold=outer["outer_fold"])
+            )
+        if (folder / "robustness.csv").is_file():
+            study.robustness = pd.read_csv(
+                folder / "robustness.csv", dtype={"trial_id": str, "subset": str, "trained": str}
+            )
         if (folder / "space.json").is_file() and space is None:
             study.space = read_space(folder / "space.json")
     if space is not None:

@@ -19,7 +19,17 @@ if TYPE_CHECKING:
 
 IDENTITY_FILE = "study.json"
 #: What a resumed study must share with the run that started it (--num-samples is checked separately).
-IDENTITY_KEYS = ("space", "space_sha256", "features_sha256", "configurations", "seed", "epochs", "folds")
+IDENTITY_KEYS = (
+    "space",
+    "space_sha256",
+    "features_sha256",
+    "configurations",
+    "seed",
+    "epochs",
+    "folds",
+    "repeats",
+    "outer_folds",
+)
 
 
 def study_space(space: str | Path, modalities: Sequence[str] | None, source: str) -> SearchSpace:
@@ -101,7 +111,13 @@ def table_notes(table: pd.DataFrame, configuration: Configuration, overrides: di
 
 
 def study_identity(
-    space: SearchSpace, features: str | Path, samples: int, seed: int, epochs: int | None, folds: int | None
+    space: SearchSpace,
+    features: str | Path,
+    samples: int,
+    seed: int,
+    epochs: int | None,
+    folds: int | None,
+    repeats: int | None = None,
 ) -> dict:
     """The study's identity: search space (name and content), feature table (content hash), budget, seeds."""
     import hashlib
@@ -116,6 +132,7 @@ def study_identity(
         "seed": seed,
         "epochs": epochs,
         "folds": folds,
+        "repeats": repeats,
         "samples": samples,
     }
 
@@ -134,6 +151,8 @@ def check_identity(folder: Path, identity: dict, resume: bool) -> None:
         "seed": "--seed",
         "epochs": "--epochs",
         "folds": "--folds",
+        "repeats": "--repeats",
+        "outer_folds": "--outer-folds",
     }
     for key in IDENTITY_KEYS:
         if recorded.get(key) != identity.get(key):

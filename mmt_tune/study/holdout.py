@@ -74,6 +74,7 @@ def score_chosen(
         ids = table.iloc[test_index][[c for c in ("patient_id", "lesion_id") if c in table.columns]]
         predictions.append(
             ids.assign(
+                row=np.asarray(test_index),
                 model=config.model,
                 present=row["present"],
                 trial_id=trial_id,

@@ -54,6 +54,7 @@ class StudyOptions:
     samples: int = 10  # trials per configuration
     epochs: int | None = None  # override the space's epochs
     folds: int | None = None  # override the folds (default 5)
+    repeats: int | None = None  # repeated CV: k-fold splits from this many seeds (default 1)
     seed: int = 0  # folds, samplers, initialisation
     address: str | None = None  # an existing Ray cluster (default: start a local instance)
     storage: str | Path = "results"  # where Tune writes the experiment (a path or a URI)
@@ -74,6 +75,12 @@ class StudyOptions:
     # A held-out table: after the search each configuration's best trial is refitted on all rows and scored
     # on it (test.csv); the search never sees it.
     test_features: str | Path | None = None
+    # After the search: the full-modality MFN-VAE's folds scored with every modality subset (robustness.csv),
+    # and with modality_dropout > 0 the same configuration retrained with modality dropout beside it.
+    robustness: bool = True
+    modality_dropout: float = 0.0
+    # Nested CV: a study per outer fold on its training rows, the inner-best trials scored on its test rows
+    outer_folds: int | None = None
 
 
 @dataclass
@@ -82,6 +89,8 @@ class StudyResult:
     trials: pd.DataFrame
     errors: dict[str, str] = field(default_factory=dict)  # configuration -> first error of its failed trials
     test: pd.DataFrame | None = None  # --test-features: each configuration's held-out metrics (test.csv)
+    robustness: pd.DataFrame | None = None  # robustness.csv: metrics per test-time modality subset
+    nested: pd.DataFrame | None = None  # --outer-folds: nested.csv (configuration x outer fold scores)
 
     def failed_configurations(self) -> list[str]:
         """Configurations of which no trial completed."""
@@ -137,8 +146,19 @@ def run_study(space: str | Path, features: str | Path, **options: Any) -> StudyR
         )
     if opts.samples < 1:
         raise InputError(f"--num-samples must be >= 1 (got {opts.samples})")
-    check_inputs(study, table, str(features), {"seed": opts.seed, "epochs": opts.epochs, "folds": opts.folds})
+    if not 0.0 <= opts.modality_dropout < 1.0:
+        raise InputError(f"--modality-dropout must be in [0, 1) (got {opts.modality_dropout})")
+    check_inputs(
+        study,
+        table,
+        str(features),
+        {"seed": opts.seed, "epochs": opts.epochs, "folds": opts.folds, "repeats": opts.repeats},
+    )
     holdout = None
+    if opts.test_features is not None and opts.outer_folds:
+        raise InputError(
+            "--test-features and --outer-folds: choose one way to score rows the search never saw"
+        )
     if opts.test_features is not None:
         from mmt_tune.study.holdout import read_holdout
 
@@ -154,20 +174,42 @@ def run_study(space: str | Path, features: str | Path, **options: Any) -> StudyR
     from mmt_tune._io import check_writable
 
     check_writable(where.tables, "results folder" if remote else "--storage")
-    identity = study_identity(study, features, opts.samples, opts.seed, opts.epochs, opts.folds)
+    identity = study_identity(study, features, opts.samples, opts.seed, opts.epochs, opts.folds, opts.repeats)
+    identity["outer_folds"] = opts.outer_folds
     with StudyLock(where.tables):
         check_identity(where.tables, identity, opts.resume)
+        if opts.outer_folds:
+            from mmt_tune.study.nested import run_nested
+
+            return run_nested(space, table, metadata, where.tables, identity, opts)
         result = _run(study, table, where, identity, opts, describe_table(table, metadata))
-        if holdout is not None and not result.trials.empty:
-            import torch
-
-            from mmt_tune.study.holdout import evaluate_holdout
-
-            torch.set_num_threads(max(1, int(opts.cpus_per_trial)))  # as one trial: not one per core
-            result.test = evaluate_holdout(
-                table, holdout, result.trials, study.modalities, opts.seed, where.tables
-            )
+        _after_search(result, table, holdout, study.modalities, opts)
         return result
+
+
+def _after_search(
+    result: StudyResult, table: pd.DataFrame, holdout: pd.DataFrame | None, modalities, opts: StudyOptions
+) -> None:
+    """What is computed from the finished search: held-out scores and the robustness table."""
+    if result.trials.empty or not (result.trials["status"] == "ok").any():
+        return
+    if holdout is None and not opts.robustness:
+        return
+    import torch
+
+    torch.set_num_threads(max(1, int(opts.cpus_per_trial)))  # as one trial: not one thread per core
+    if holdout is not None:
+        from mmt_tune.study.holdout import evaluate_holdout
+
+        result.test = evaluate_holdout(
+            table, holdout, result.trials, modalities, opts.seed, result.experiment
+        )
+    if opts.robustness:
+        from mmt_tune.study.robustness import evaluate_robustness
+
+        result.robustness = evaluate_robustness(
+            table, result.trials, modalities, opts.seed, result.experiment, opts.modality_dropout
+        )
 
 
 def _start_ray(opts: StudyOptions) -> float:
@@ -213,7 +255,11 @@ def _with_overrides(study, opts: StudyOptions):
     them (a baseline has no epochs)."""
     from mmt_tune.config import accepted_options
 
-    overrides = {k: v for k, v in (("epochs", opts.epochs), ("folds", opts.folds)) if v is not None}
+    overrides = {
+        k: v
+        for k, v in (("epochs", opts.epochs), ("folds", opts.folds), ("repeats", opts.repeats))
+        if v is not None
+    }
     configurations = tuple(
         replace(
             c, fixed={**c.fixed, **{k: v for k, v in overrides.items() if k in accepted_options(c.model)}}

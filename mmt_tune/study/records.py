@@ -71,7 +71,8 @@ def trials_table(records: Sequence[TrialRecord], study: str) -> pd.DataFrame:
             rows.append({**base, "fold": None, **{m: float("nan") for m in METRICS}, "status": status})
             continue
         for fold in folds:
-            rows.append({**base, "fold": int(fold["fold"]), **{m: fold[m] for m in METRICS}, "status": "ok"})
+            where = {"fold": int(fold["fold"]), "repeat": int(fold.get("repeat", 0))}
+            rows.append({**base, **where, **{m: fold[m] for m in METRICS}, "status": "ok"})
     return pd.DataFrame(rows)
 
 

@@ -69,7 +69,7 @@ def final_report(result: TrainResult) -> dict:
         "epoch": int(result.losses["epoch"].max()) if len(result.losses) else 0,  # baselines: no epochs
         "done": True,
         # A JSON string: Tune's TensorBoard logger only takes numbers and skips strings quietly.
-        "fold_metrics": json.dumps(result.folds[["fold", *METRICS]].to_dict("records")),
+        "fold_metrics": json.dumps(result.folds[["fold", "repeat", *METRICS]].to_dict("records")),
     }
     for metric, (mean, std) in result.summary().items():
         final[metric] = mean
