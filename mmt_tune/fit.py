@@ -16,8 +16,9 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,9 @@ import pandas as pd
 from mmt_tune.cli import add_version
 from mmt_tune.config import TrainConfig
 from mmt_tune.errors import InputError
+
+if TYPE_CHECKING:
+    from mmt_tune.bundle import Bundle
 
 
 def study_choices(
@@ -60,8 +64,8 @@ def fit_all(
     table: pd.DataFrame,
     chosen: Sequence[tuple[TrainConfig, float | None]],
     members: int = 1,
-    log=print,
-):
+    log: Callable[[str], None] = print,
+) -> Bundle:
     """Fit every chosen configuration on all rows of ``table``; a :class:`~mmt_tune.bundle.Bundle` of the
     ones that can be saved safely (the others are named in ``log``)."""
     from mmt_tune.bundle import Bundle, savable

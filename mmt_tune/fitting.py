@@ -21,12 +21,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from mmt_tune.config import TrainConfig
+
+if TYPE_CHECKING:
+    import torch
 from mmt_tune.errors import InputError
 from mmt_tune.preprocess import ModalityTransform, inner_split, modality_columns_of, preprocess_fold
 
@@ -92,7 +95,7 @@ class FittedConfiguration:
             logits = model(inputs)["logits"]
             return torch.softmax(logits, dim=-1)[..., 1].mean(0).cpu().numpy().astype(float)
 
-    def model(self, device: str = "cpu"):
+    def model(self, device: str = "cpu") -> torch.nn.Module:
         """The packed torch model (one slice per member) with the fitted weights, in eval mode."""
         if self._model is None:
             from mmt_tune.packed import build_model

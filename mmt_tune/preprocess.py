@@ -28,6 +28,7 @@ from mmt_tune.modalities import COLUMN_SEPARATOR
 
 if TYPE_CHECKING:
     from imblearn.pipeline import Pipeline
+    from sklearn.pipeline import Pipeline as SkPipeline
 
 SCORES = ("anova", "mutual_info", "forest")
 
@@ -182,7 +183,7 @@ class ModalityTransform:
     scale: np.ndarray
 
     @classmethod
-    def of(cls, branch, columns: Sequence[str]) -> ModalityTransform:
+    def of(cls, branch: SkPipeline, columns: Sequence[str]) -> ModalityTransform:
         """From a fitted branch of :func:`build_pipeline` over ``columns``."""
         steps = branch.named_steps
         kept = np.flatnonzero(steps["variance"].get_support())  # positions after the variance filter

@@ -13,6 +13,8 @@ each metric (``p_holm``, ``p_delong_holm``). The plain paired t and Wilcoxon p-v
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
@@ -20,6 +22,9 @@ from mmt_tune import models
 from mmt_tune.analysis.results import CONFIG_PREFIX, baseline_models, model_label, table_order
 from mmt_tune.metrics import METRICS
 from mmt_tune.stats import corrected_t_test, delong_test, holm
+
+if TYPE_CHECKING:
+    from mmt_tune.analysis.metrics import MetricsResult
 
 #: The paper's headline pair: its one-missing proposed model and the reference it is compared with.
 HEADLINE_MODEL, REFERENCE = models.HEADLINE
@@ -137,7 +142,8 @@ def compare(
 
 def _delong(predictions: pd.DataFrame | None, left: tuple, right: tuple) -> float:
     """DeLong's p for two trials' out-of-fold predictions of the first repeat, on the rows both scored."""
-    if predictions is None or predictions.empty or "row" not in predictions.columns:
+    needed = {"model", "present", "trial_id", "row", "label", "probability"}
+    if predictions is None or predictions.empty or not needed <= set(predictions.columns):
         return np.nan
 
     def rows_of(model: str, present: str, trial: str) -> pd.DataFrame:
@@ -185,7 +191,7 @@ def _same_folds(a: pd.DataFrame, b: pd.DataFrame) -> bool:
     return True
 
 
-def headline(result, metric: str = "accuracy") -> str | None:
+def headline(result: MetricsResult, metric: str = "accuracy") -> str | None:
     """The paper's headline comparison (:data:`mmt_tune.models.HEADLINE`): the best configuration of its
     one-missing proposed model (MMT-2M) vs the full-modality reference (MFN-VAE)."""
     best = result.best.dropna(subset=["trial_id"])

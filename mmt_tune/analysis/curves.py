@@ -9,10 +9,15 @@ averaging"); the band is ± one standard deviation over folds, and the legend's 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
 from mmt_tune.metrics import METRICS
+
+if TYPE_CHECKING:
+    from mmt_tune.analysis.metrics import MetricsResult
 
 GRID = np.linspace(0.0, 1.0, 101)
 
@@ -34,6 +39,8 @@ def roc_table(best: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
     from sklearn.metrics import roc_auc_score
 
     frames = []
+    if not {"model", "present", "trial_id", "fold", "label", "probability"} <= set(predictions.columns):
+        return pd.DataFrame()
     for _, row in best.dropna(subset=["trial_id"]).iterrows():
         oof = predictions[
             (predictions["model"] == row["model"])
@@ -69,7 +76,7 @@ def roc_table(best: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def performance(result, data: dict, predictions: pd.DataFrame | None) -> dict:
+def performance(result: MetricsResult, data: dict, predictions: pd.DataFrame | None) -> dict:
     """``performance.json``: per configuration every metric's mean, std, 95% CI and number of fold scores,
     with N, prevalence, folds and repeats; held-out and nested estimates when the study has them."""
     configurations = []

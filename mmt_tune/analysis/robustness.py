@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from itertools import combinations
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,9 @@ from mmt_tune.analysis.results import model_label
 from mmt_tune.analysis.tables import DASH
 from mmt_tune.stats import clipped, corrected_t_interval
 
+if TYPE_CHECKING:
+    from mmt_tune.analysis.metrics import MetricsResult
+
 TRAINED = "trained for the subset"
 
 
@@ -34,7 +38,7 @@ def subsets_of(modalities: tuple[str, ...]) -> list[str]:
     return ["+".join(s) for r in range(1, len(modalities) + 1) for s in combinations(modalities, r)]
 
 
-def robustness_long(result, robustness: pd.DataFrame | None) -> pd.DataFrame:
+def robustness_long(result: MetricsResult, robustness: pd.DataFrame | None) -> pd.DataFrame:
     """One row per (row of the table, test subset): model, mean AUC, interval, folds."""
     rows = []
     deep = models.with_role("proposed") + models.with_role("reference")
@@ -54,7 +58,7 @@ def robustness_long(result, robustness: pd.DataFrame | None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _k(result) -> int:
+def _k(result: MetricsResult) -> int:
     column = "config/folds"
     folds = result.folds
     return (
@@ -132,7 +136,9 @@ def robustness_heatmap(long: pd.DataFrame, modalities: tuple[str, ...], path: Pa
     return _save(fig, path, dpi)
 
 
-def write_robustness(result, robustness: pd.DataFrame | None, out: Path, plots: bool, dpi: int) -> list[Path]:
+def write_robustness(
+    result: MetricsResult, robustness: pd.DataFrame | None, out: Path, plots: bool, dpi: int
+) -> list[Path]:
     """robustness.{md,csv,tex}, robustness_long.csv and robustness.png/.pdf; nothing when there is no row."""
     from mmt_tune.analysis.tables import write_csv, write_table
 

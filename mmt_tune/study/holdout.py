@@ -86,7 +86,12 @@ def score_chosen(
 
 
 def evaluate_holdout(
-    table: pd.DataFrame, holdout: pd.DataFrame, trials: pd.DataFrame, modalities, seed: int, folder: Path
+    table: pd.DataFrame,
+    holdout: pd.DataFrame,
+    trials: pd.DataFrame,
+    modalities: Sequence[str],
+    seed: int,
+    folder: Path,
 ) -> pd.DataFrame:
     """Refit every configuration's best trial on all of ``table`` and score ``holdout``; write
     ``test.csv`` and ``test_predictions.parquet`` into ``folder``; return the summary."""

@@ -181,35 +181,15 @@ def run_study(space: str | Path, features: str | Path, **options: Any) -> StudyR
         if opts.outer_folds:
             from mmt_tune.study.nested import run_nested
 
-            return run_nested(space, table, metadata, where.tables, identity, opts)
+            trials, errors, nested = run_nested(
+                space, table, metadata, where.tables, identity, opts, run_study
+            )
+            return StudyResult(where.tables, trials, errors, nested=nested)
         result = _run(study, table, where, identity, opts, describe_table(table, metadata))
-        _after_search(result, table, holdout, study.modalities, opts)
+        from mmt_tune.study.post_search import after_search
+
+        after_search(result, table, holdout, study.modalities, opts)
         return result
-
-
-def _after_search(
-    result: StudyResult, table: pd.DataFrame, holdout: pd.DataFrame | None, modalities, opts: StudyOptions
-) -> None:
-    """What is computed from the finished search: held-out scores and the robustness table."""
-    if result.trials.empty or not (result.trials["status"] == "ok").any():
-        return
-    if holdout is None and not opts.robustness:
-        return
-    import torch
-
-    torch.set_num_threads(max(1, int(opts.cpus_per_trial)))  # as one trial: not one thread per core
-    if holdout is not None:
-        from mmt_tune.study.holdout import evaluate_holdout
-
-        result.test = evaluate_holdout(
-            table, holdout, result.trials, modalities, opts.seed, result.experiment
-        )
-    if opts.robustness:
-        from mmt_tune.study.robustness import evaluate_robustness
-
-        result.robustness = evaluate_robustness(
-            table, result.trials, modalities, opts.seed, result.experiment, opts.modality_dropout
-        )
 
 
 def _start_ray(opts: StudyOptions) -> float:

@@ -17,13 +17,19 @@ configuration x outer fold), ``outer_predictions.parquet`` and a combined ``tria
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from mmt_tune.errors import InputError
+
+if TYPE_CHECKING:
+    from mmt_tune.spaces import SearchSpace
+    from mmt_tune.study.launcher import StudyOptions, StudyResult
 
 NESTED_FILE = "nested.csv"
 OUTER_PREDICTIONS = "outer_predictions"
@@ -35,15 +41,23 @@ def outer_seed(seed: int) -> int:
     return seed + 7_000_001
 
 
-def run_nested(space, table: pd.DataFrame, metadata: dict, folder: Path, identity: dict, opts):
-    """Run every outer fold's study and score it; return the combined :class:`StudyResult`."""
+def run_nested(
+    space: SearchSpace,
+    table: pd.DataFrame,
+    metadata: dict,
+    folder: Path,
+    identity: dict,
+    opts: StudyOptions,
+    run_study: Callable[..., StudyResult],
+) -> tuple[pd.DataFrame, dict[str, str], pd.DataFrame]:
+    """Run every outer fold's study (with ``run_study``, the launcher's) and score it; return the combined
+    trials table (with ``outer_fold``), the first error of each failed configuration, and ``nested.csv``."""
     from mmt_tune._io import atomic_path, write_text_atomic
     from mmt_tune.data.table import describe_table, write_feature_table
     from mmt_tune.fitting import best_configurations
     from mmt_tune.preprocess import make_folds
     from mmt_tune.study.guards import IDENTITY_FILE
     from mmt_tune.study.holdout import score_chosen
-    from mmt_tune.study.launcher import StudyResult, run_study
     from mmt_tune.study.records import DATA_FILE, TRIALS_TABLE, best_trials, write_tables
 
     if opts.outer_folds < 2:
@@ -116,10 +130,10 @@ def run_nested(space, table: pd.DataFrame, metadata: dict, folder: Path, identit
     write_tables({OUTER_PREDICTIONS: pd.concat(predictions, ignore_index=True)}, folder)
     if (folder / "outer_0" / "space.json").is_file():
         (folder / "space.json").write_text((folder / "outer_0" / "space.json").read_text())
-    return StudyResult(folder, combined, errors, nested=nested)
+    return combined, errors, nested
 
 
-def _fields(options) -> list[str]:
+def _fields(options: StudyOptions) -> list[str]:
     return list(asdict(options))
 
 
