@@ -35,7 +35,9 @@ def test_corrected_resampled_t_matches_the_formula_worked_by_hand():
     differences = np.array([0.02, 0.05, -0.01, 0.04, 0.03])
     t = differences.mean() / np.sqrt((1 / 5 + 0.25) * differences.var(ddof=1))
     assert corrected_t_test(differences, 0.25) == pytest.approx(2 * sp.t.sf(t, 4))
-    assert np.isnan(corrected_t_test([0.1, 0.1, 0.1], 0.25)) and np.isnan(corrected_t_interval([0.7], 0.25)[0])
+    assert np.isnan(corrected_t_test([0.1, 0.1, 0.1], 0.25)) and np.isnan(
+        corrected_t_interval([0.7], 0.25)[0]
+    )
 
 
 def _population(n, rng, d=1.0, features=5):
