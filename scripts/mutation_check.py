@@ -148,6 +148,34 @@ MUTANTS = [
         'ascending=[True, True], kind="stable"',
         ("tests/test_analysis_metrics.py", "-k", "baselines"),
     ),
+    Mutant(
+        "the corrected resampled t forgets the training-set overlap (plain t)",
+        "mmt_tune/stats.py",
+        "se = np.sqrt((1.0 / len(x) + test_fraction) * x.var(ddof=1))",
+        "se = np.sqrt((1.0 / len(x)) * x.var(ddof=1))",
+        ("tests/test_stats.py", "tests/test_analysis_metrics.py"),
+    ),
+    Mutant(
+        "Holm without the running maximum (adjusted p-values can decrease)",
+        "mmt_tune/stats.py",
+        "running = max(running, min(1.0, (len(order) - rank) * p[i]))",
+        "running = min(1.0, (len(order) - rank) * p[i])",
+        ("tests/test_stats.py",),
+    ),
+    Mutant(
+        "predict prefers the subset-capable model over the one trained for exactly the patient's sequences",
+        "mmt_tune/predict.py",
+        "    if exact:\n        return best(exact), available\n",
+        "    if exact and False:\n        return best(exact), available\n",
+        ("tests/test_bundle.py",),
+    ),
+    Mutant(
+        "a fold's probabilities saved by the bundle lose their fitted scale",
+        "mmt_tune/preprocess.py",
+        "return np.asarray((values - self.mean) / self.scale, dtype=np.float32)",
+        "return np.asarray(values - self.mean, dtype=np.float32)",
+        ("tests/test_bundle.py",),
+    ),
 ]
 
 
