@@ -47,7 +47,13 @@ def study_choices(
     data = json.loads((folder / DATA_FILE).read_text()) if (folder / DATA_FILE).is_file() else {}
     from mmt_tune.fitting import best_configurations
 
-    best = best_trials(pd.read_parquet(table), objective)
+    trials = pd.read_parquet(table)
+    if "outer_fold" in trials.columns:
+        raise InputError(
+            f"{folder}: a nested study estimates performance; fit the final model from a flat study on all rows "
+            "(the same space without --outer-folds)"
+        )
+    best = best_trials(trials, objective)
     if best.empty:
         raise InputError(f"{table}: no completed trial to refit")
     keys = list(best["model"] + "/" + best["present"])
@@ -131,6 +137,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.members < 1 or args.threads < 1:
             raise InputError("--members and --threads must be >= 1")
+        from mmt_tune._io import check_writable
+
+        if args.out is not None:
+            check_writable(args.out.parent, "--out")
         if (args.study is None) == (args.model is None):
             raise InputError("give --study (refit its best trials) or --model/--present (one configuration)")
         features = args.features

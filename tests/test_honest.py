@@ -188,3 +188,26 @@ def test_robustness_on_the_phantom_ranks_the_modalities_as_planted(ray_local, tm
     low, high = entry["metrics"]["auc"]["ci95"]
     assert low <= entry["metrics"]["auc"]["mean"] <= high
     assert performance["n"] == 279 and 0 < performance["prevalence"] < 1
+
+
+def test_a_study_with_repeats_records_every_split_and_resumes_only_with_the_same_repeats(ray_local, tmp_path):
+    from mmt_tune.analysis.metrics import aggregate
+    from mmt_tune.analysis.results import load_study
+    from mmt_tune.data.table import write_feature_table
+    from mmt_tune.errors import InputError
+    from mmt_tune.study import run_study
+
+    write_feature_table(make_table(80, signal={"DWI": 1.5}), tmp_path / "t.parquet", {})
+    (tmp_path / "space.yaml").write_text(
+        "name: rep\nconfigurations:\n  - {model: logreg, present: [DWI]}\n"
+        "parameters:\n  C: {distribution: loguniform, low: 1.0e-2, high: 1.0}\n"
+    )
+    options = {"samples": 2, "folds": 3, "repeats": 2, "wandb": "off", "verbose": 0, "storage": tmp_path / "r"}
+    result = run_study(tmp_path / "space.yaml", tmp_path / "t.parquet", **options)
+    trials = result.trials
+    assert trials.groupby("trial_id")["fold"].apply(sorted).tolist() == [list(range(6))] * 2
+    assert sorted(trials["repeat"].unique()) == [0, 1] and (trials["config/repeats"] == 2).all()
+    best = aggregate(load_study(result.experiment)).best.iloc[0]
+    assert best["n_folds"] == 6 and best["auc_ci_low"] < best["auc_mean"] < best["auc_ci_high"]
+    with pytest.raises(InputError, match="--repeats"):
+        run_study(tmp_path / "space.yaml", tmp_path / "t.parquet", **{**options, "repeats": 3, "resume": True})
