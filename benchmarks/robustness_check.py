@@ -48,7 +48,9 @@ def main(argv=None) -> int:
     from mmt_tune.config import TrainConfig
     from mmt_tune.train import train_configuration
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--tables", default="breast,Meningioma-SEG-CLASS,Brancato2023")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--record", action="store_true")
@@ -81,8 +83,11 @@ def main(argv=None) -> int:
             key = "+".join(subset)
             cells = [f"{np.mean(scores[(v, key)]):.3f}" for v in ("dropped", "dropout", "mfnvae", "logreg")]
             lines.append(f"| {name} | {key} | " + " | ".join(cells) + " |")
-        print("\n".join(lines[-len(subsets):]), flush=True)
-    lines += ["", f"Seeds {', '.join(map(str, seeds))}; mean fold AUC, mean over seeds; {load_average()} at the end."]
+        print("\n".join(lines[-len(subsets) :]), flush=True)
+    lines += [
+        "",
+        f"Seeds {', '.join(map(str, seeds))}; mean fold AUC, mean over seeds; {load_average()} at the end.",
+    ]
     report("robustness", "Missing-modality robustness on real tables", lines, args.record)
     return 0
 

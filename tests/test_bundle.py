@@ -215,7 +215,6 @@ SPACE = (
     "  - {model: forest, present: [DWI]}\n"
     "parameters:\n"
     "  lr: {distribution: loguniform, low: 1.0e-4, high: 1.0e-2}\n"
-    "  max_depth: {distribution: int, low: 2, high: 4}\n"
     "fixed: {batch_size: 16, n_estimators: 20}\n"
 )
 
@@ -268,6 +267,8 @@ def test_study_with_a_held_out_table_then_fit_and_predict(ray_local, tmp_path, c
         test_features=tmp_path / "test.parquet",
     )
     assert len(result.test) == 4 and (result.test["n_test"] == 50).all()
+    # the forest has nothing searched (everything fixed): one trial, no Optuna study
+    assert result.trials.groupby("model")["trial_id"].nunique()["forest"] == 1
     low, auc, high = result.test.loc[0, ["test_auc_low", "test_auc", "test_auc_high"]]
     assert low <= auc <= high
     table2 = aggregate(load_study(result.experiment)).table2()

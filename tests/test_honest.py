@@ -202,7 +202,14 @@ def test_a_study_with_repeats_records_every_split_and_resumes_only_with_the_same
         "name: rep\nconfigurations:\n  - {model: logreg, present: [DWI]}\n"
         "parameters:\n  C: {distribution: loguniform, low: 1.0e-2, high: 1.0}\n"
     )
-    options = {"samples": 2, "folds": 3, "repeats": 2, "wandb": "off", "verbose": 0, "storage": tmp_path / "r"}
+    options = {
+        "samples": 2,
+        "folds": 3,
+        "repeats": 2,
+        "wandb": "off",
+        "verbose": 0,
+        "storage": tmp_path / "r",
+    }
     result = run_study(tmp_path / "space.yaml", tmp_path / "t.parquet", **options)
     trials = result.trials
     assert trials.groupby("trial_id")["fold"].apply(sorted).tolist() == [list(range(6))] * 2
@@ -210,4 +217,6 @@ def test_a_study_with_repeats_records_every_split_and_resumes_only_with_the_same
     best = aggregate(load_study(result.experiment)).best.iloc[0]
     assert best["n_folds"] == 6 and best["auc_ci_low"] < best["auc_mean"] < best["auc_ci_high"]
     with pytest.raises(InputError, match="--repeats"):
-        run_study(tmp_path / "space.yaml", tmp_path / "t.parquet", **{**options, "repeats": 3, "resume": True})
+        run_study(
+            tmp_path / "space.yaml", tmp_path / "t.parquet", **{**options, "repeats": 3, "resume": True}
+        )

@@ -42,6 +42,24 @@ def test_round_robin_gives_equal_budgets_then_finishes():
     assert set(first) >= {"lr", "alpha_DWI", "beta", "epochs"} and 1e-6 <= first["lr"] <= 1e-5
 
 
+def test_a_configuration_with_nothing_searched_gets_one_trial_and_no_optuna_study(tmp_path):
+    """Every option fixed (Ray's OptunaSearch would refuse the empty space): one trial, not N copies."""
+    from mmt_tune.spaces import load_space
+
+    space = tmp_path / "space.yaml"
+    space.write_text(
+        "name: fixed\nconfigurations:\n  - {model: logreg, present: [DWI]}\n  - {model: forest, present: [DWI]}\n"
+        "parameters:\n  C: {distribution: loguniform, low: 1.0e-2, high: 1.0}\nfixed: {n_estimators: 20}\n"
+    )
+    searcher = PerConfigurationSearch(load_space(space), samples_per_configuration=3, seed=0)
+    assert searcher.total_trials == 4
+    configs = [searcher.suggest(f"t{i}") for i in range(4)]
+    assert [c["configuration"] for c in configs].count("forest/DWI") == 1
+    assert searcher.suggest("t4") == PerConfigurationSearch.FINISHED
+    forest = next(c for c in configs if c["model"] == "forest")
+    searcher.on_trial_complete(f"t{configs.index(forest)}", result={"auc": 0.7})  # nothing to tell, no error
+
+
 def test_completions_go_to_the_configuration_that_proposed_them():
     searcher = PerConfigurationSearch(load_space("mmt1m"), samples_per_configuration=2, seed=0)
     for i in range(6):

@@ -73,6 +73,9 @@ class PerConfigurationSearch(PickledState, Searcher):
         super().__init__(metric=metric, mode=mode)
         self.budget = int(samples_per_configuration)
         self.order = [c.key for c in space.configurations]
+        # A configuration with nothing searched (every option fixed) has one trial to run, not N identical
+        # ones, and no Optuna study (Ray's OptunaSearch refuses an empty space).
+        self.budgets = {c.key: self.budget if c.parameters else 1 for c in space.configurations}
         self.base = {
             c.key: {"configuration": c.key, "model": c.model, "present": list(c.present), **c.fixed}
             for c in space.configurations
@@ -88,6 +91,8 @@ class PerConfigurationSearch(PickledState, Searcher):
                 study_name=c.key,
                 storage=journal,
             )
+            if c.parameters
+            else None
             for i, c in enumerate(space.configurations)
         }
         self.proposed = {key: 0 for key in self.order}
@@ -95,7 +100,7 @@ class PerConfigurationSearch(PickledState, Searcher):
 
     @property
     def total_trials(self) -> int:
-        return self.budget * len(self.order)
+        return sum(self.budgets.values())
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
         # The metric and mode are fixed at construction (they also configure every Optuna study).
@@ -104,15 +109,19 @@ class PerConfigurationSearch(PickledState, Searcher):
     def suggest(self, trial_id: str) -> dict | str | None:
         if trial_id in self.trial_configuration:  # asked again for the same trial: same answer
             key = self.trial_configuration[trial_id]
-            return {**self.base[key], **self.studies[key].suggest(trial_id)}
-        open_keys = [k for k in self.order if self.proposed[k] < self.budget]
+            return {**self.base[key], **self._suggest(key, trial_id)}
+        open_keys = [k for k in self.order if self.proposed[k] < self.budgets[k]]
         if not open_keys:
             return Searcher.FINISHED
         key = min(open_keys, key=lambda k: (self.proposed[k], self.order.index(k)))  # round-robin
-        params = self.studies[key].suggest(trial_id)
+        params = self._suggest(key, trial_id)
         self.proposed[key] += 1
         self.trial_configuration[trial_id] = key
         return {**self.base[key], **params}
+
+    def _suggest(self, key: str, trial_id: str) -> dict:
+        search = self.studies[key]
+        return search.suggest(trial_id) if search is not None else {}
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         # TPE uses final values only; intermediate results matter to the scheduler (ASHA), not the sampler.
@@ -120,7 +129,7 @@ class PerConfigurationSearch(PickledState, Searcher):
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         key = self.trial_configuration.get(trial_id)
-        if key is not None:
+        if key is not None and self.studies[key] is not None:
             self.studies[key].on_trial_complete(trial_id, result=result, error=error)
 
     def restore(self, checkpoint_path: str) -> None:
@@ -135,6 +144,8 @@ class PerConfigurationSearch(PickledState, Searcher):
         if getattr(self, "storage", None) is None:
             return
         for search in self.studies.values():
+            if search is None:
+                continue
             study = search._ot_study
             known = {trial.number for trial in search._ot_trials.values()}
             for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
