@@ -11,9 +11,14 @@ costs the same for k packed folds as for one fold's worth of parameters times k,
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import torch
+
+# Parameters are views into one flat buffer, and so are their gradients (accumulated in place, no copy);
+# autograd notes that such views are not "dense", which costs nothing here.
+warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout contract")
 
 
 def flatten_parameters(module: torch.nn.Module, n_models: int) -> torch.Tensor:
@@ -32,34 +37,58 @@ def flatten_parameters(module: torch.nn.Module, n_models: int) -> torch.Tensor:
 
 
 class MaskedAdamW:
-    """AdamW over the folds of a packed model; ``step(active)`` updates only the folds marked active."""
+    """AdamW over the slices of a packed model; ``step(active)`` updates only the slices marked active.
+
+    ``lr`` and ``weight_decay`` are one value, or one per slice (trials packed together differ in them):
+    slices sharing both form one AdamW parameter group. Gradients accumulate straight into one flat
+    ``[n_models, P]`` buffer (every parameter's ``.grad`` is a view of it), so a step concatenates nothing.
+    """
 
     def __init__(
         self,
         module: torch.nn.Module,
         n_models: int,
-        lr: float = 1e-3,
+        lr: float | Sequence[float] = 1e-3,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
-        weight_decay: float = 1e-2,
+        weight_decay: float | Sequence[float] = 1e-2,
     ):
         self.params = list(module.parameters())
         self.n_models = n_models
         self.flat = flatten_parameters(module, n_models)
-        self.rows = [self.flat[i] for i in range(n_models)]  # fold i's parameters, as AdamW's i-th tensor
+        self.rows = [self.flat[i] for i in range(n_models)]  # slice i's parameters, as AdamW's i-th tensor
+        self.grad = torch.zeros_like(self.flat)
+        offset = 0
+        for p in self.params:  # each parameter's gradient: a view of the flat buffer, laid out as the flat
+            width = p[0].numel()
+            p.grad = self.grad[:, offset : offset + width].view(p.shape)
+            offset += width
+        self.grad_rows = [self.grad[i] for i in range(n_models)]
+        lrs, decays = _per_slice(lr, n_models), _per_slice(weight_decay, n_models)
+        groups: dict[tuple[float, float], list[torch.Tensor]] = {}
+        for row, key in zip(self.rows, zip(lrs, decays, strict=True), strict=True):
+            groups.setdefault(key, []).append(row)
         fused = self.flat.device.type in ("cpu", "cuda") and self.flat.dtype == torch.float32
         self.optimizer = torch.optim.AdamW(
-            self.rows, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, fused=fused or None
+            [{"params": rows, "lr": lr_, "weight_decay": wd} for (lr_, wd), rows in groups.items()],
+            betas=betas,
+            eps=eps,
+            fused=fused or None,
         )
 
     def zero_grad(self) -> None:
-        for p in self.params:
-            p.grad = None
+        self.grad.zero_()
 
     @torch.no_grad()
     def step(self, active: Sequence[bool]) -> None:
-        """Update the folds whose ``active`` entry (a host-side sequence, so no device sync) is true."""
-        grad = torch.cat([p.grad.reshape(self.n_models, -1) for p in self.params], dim=1)
-        for i, row in enumerate(self.rows):
-            row.grad = grad[i] if active[i] else None
+        """Update the slices whose ``active`` entry (a host-side sequence, so no device sync) is true."""
+        for row, grad, on in zip(self.rows, self.grad_rows, active, strict=True):
+            row.grad = grad if on else None
         self.optimizer.step()
+
+
+def _per_slice(value: float | Sequence[float], n: int) -> list[float]:
+    values = [float(value)] * n if isinstance(value, int | float) else [float(v) for v in value]
+    if len(values) != n:
+        raise ValueError(f"expected one value per slice ({n}), got {len(values)}")
+    return values

@@ -23,6 +23,7 @@ import torch
 from mmt_tune.config import TrainConfig
 from mmt_tune.errors import InputError
 from mmt_tune.preprocess import FoldData
+from mmt_tune.tensors import history_frame, pack, row_mask, schedule, to_cpu
 
 
 def resolve_device(name: str) -> torch.device:
@@ -75,51 +76,6 @@ class EpochInfo:
     val_labels: torch.Tensor  # [k, padded rows]
     val_counts: list[int]  # each fold's real validation rows (the rest is padding)
     state: Callable[[], dict]  # a checkpoint after this epoch (on the CPU, ready for torch.save)
-
-
-def pack(
-    arrays: Sequence[np.ndarray], device: torch.device, rows: int | None = None, cols: int | None = None
-) -> torch.Tensor:
-    """Stack per-fold arrays into one zero-padded tensor ``[k, rows, cols]`` (or ``[k, rows]``)."""
-    rows = rows or max(a.shape[0] for a in arrays)
-    cols = cols or (max(a.shape[1] for a in arrays) if arrays[0].ndim == 2 else None)
-    shape = (len(arrays), rows) + ((cols,) if arrays[0].ndim == 2 else ())
-    out = np.zeros(shape, dtype=np.float32)
-    for i, a in enumerate(arrays):
-        out[(i, slice(0, a.shape[0])) + ((slice(0, a.shape[1]),) if a.ndim == 2 else ())] = a
-    return torch.from_numpy(out).to(device)
-
-
-def row_mask(counts: Sequence[int], device: torch.device, length: int | None = None) -> torch.Tensor:
-    """``[k, length]``: 1 on each fold's real rows, 0 on its padding."""
-    length = length or max(counts)
-    return (torch.arange(length)[None, :] < torch.tensor(counts)[:, None]).float().to(device)
-
-
-def schedule(
-    counts: Sequence[int],
-    epochs: int,
-    batch: int,
-    generators: Sequence[torch.Generator],
-    device: torch.device,
-    steps: int | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """All batches of all epochs, drawn up front: indices ``[E, S, k, B]``, row masks, active ``[E, S, k]``.
-
-    Fold f's epoch is a fresh permutation of its own rows cut into ``ceil(n_f / B)`` batches; steps past its
-    last batch are inactive for that fold (no update), exactly as if it trained alone.
-    """
-    steps = steps or max(math.ceil(n / batch) for n in counts)
-    index = torch.zeros(epochs, steps, len(counts), batch, dtype=torch.long)
-    rows = torch.zeros(epochs, steps, len(counts), batch)
-    for e in range(epochs):
-        for f, (n, g) in enumerate(zip(counts, generators, strict=True)):
-            order = torch.randperm(n, generator=g)
-            padded = torch.zeros(steps * batch, dtype=torch.long)
-            padded[:n] = order
-            index[e, :, f] = padded.view(steps, batch)
-            rows[e, :, f] = (torch.arange(steps * batch) < n).float().view(steps, batch)
-    return index.to(device), rows.to(device), (rows.sum(-1) > 0).to(device)
 
 
 @dataclass
@@ -213,9 +169,15 @@ def fit_packed(
     resume: dict | None = None,
     layout: Layout | None = None,
     return_model: bool = False,
+    slices: Sequence[TrainConfig] | None = None,
 ) -> tuple[list[np.ndarray], pd.DataFrame] | tuple[list[np.ndarray], pd.DataFrame, torch.nn.Module]:
     """Train the folds of ``group`` packed; return their validation probabilities and loss history (and,
-    with ``return_model``, the trained packed model in eval mode, with each slice's kept best weights)."""
+    with ``return_model``, the trained packed model in eval mode, with each slice's kept best weights).
+
+    ``slices`` (one config per entry of ``group``): packed trials of one configuration, which may differ in
+    learning rate, weight decay, loss weights and KL warm-up (as per-slice values; :mod:`mmt_tune.batch`);
+    everything else comes from ``config``. The history then has a ``slice`` column (the position in
+    ``group``), since a fold number repeats across trials."""
     from mmt_tune.models.blocks import initialize
     from mmt_tune.models.losses import loss_terms, weighted_total
     from mmt_tune.optim import MaskedAdamW
@@ -256,7 +218,14 @@ def fit_packed(
     initialize(model, generators(0, torch.device("cpu")))
     model.to(device)
     model.noise.seed([config.seed * 100_003 + f * 101 + 2 for f in folds], device)
-    optimizer = MaskedAdamW(model, k, lr=config.lr, weight_decay=config.weight_decay)
+    if slices is not None and len(slices) != k:
+        raise ValueError(f"slices: one config per slice ({k}), got {len(slices)}")
+    optimizer = MaskedAdamW(
+        model,
+        k,
+        lr=config.lr if slices is None else [c.lr for c in slices],
+        weight_decay=config.weight_decay if slices is None else [c.weight_decay for c in slices],
+    )
     index, batch_rows, active = schedule(
         n_train, config.epochs, config.batch_size, generators(1, torch.device("cpu")), device, layout.steps
     )
@@ -283,8 +252,8 @@ def fit_packed(
             "epoch": epoch,
             "folds": folds,
             "model": config.model,
-            "flat": _to_cpu(optimizer.flat),
-            "adamw": _to_cpu(optimizer.optimizer.state_dict()),  # a copy: AdamW updates its state in place
+            "flat": to_cpu(optimizer.flat),
+            "adamw": to_cpu(optimizer.optimizer.state_dict()),  # a copy: AdamW updates its state in place
             "noise": model.noise.state_dict(),
             **progress.saved(),
         }
@@ -295,7 +264,7 @@ def fit_packed(
         return out, terms, torch.stack([*terms.values(), weighted_total(terms, weights)], dim=1)
 
     for epoch in range(start_epoch, config.epochs):
-        weights = _epoch_weights(config, epoch)
+        weights = _epoch_weights(config, epoch) if slices is None else _slice_weights(slices, epoch, device)
         model.train()
         epoch_sum = None
         for step in range(index.shape[1]):
@@ -346,14 +315,28 @@ def fit_packed(
         probabilities = (
             torch.softmax(model({m: val.x[m] for m in inputs})["logits"], dim=-1)[..., 1].cpu().numpy()
         )
-    history = _history_frame(
+    history = history_frame(
         progress.train_history, progress.val_history, progress.terms or [], folds, progress.monitor_history
     )
     # A fold that stopped early has no epochs after it, packed (where the others go on) or alone.
-    last = progress.last_epoch[np.searchsorted(folds, history["fold"])]
+    last = progress.last_epoch[history["slice"].to_numpy()]
     history = history[history["epoch"].to_numpy() <= last].reset_index(drop=True)
+    if slices is None:
+        history = history.drop(columns="slice")
     probabilities = [probabilities[i, : len(fd.y_val)] for i, fd in enumerate(group)]
     return (probabilities, history, model) if return_model else (probabilities, history)
+
+
+def _slice_weights(
+    slices: Sequence[TrainConfig], epoch: int, device: torch.device
+) -> dict[str, torch.Tensor]:
+    """Every slice's loss weights for ``epoch`` as ``[slices]`` tensors (1 where a slice sets none)."""
+    per_slice = [_epoch_weights(c, epoch) for c in slices]
+    names = dict.fromkeys(name for weights in per_slice for name in weights)
+    return {
+        name: torch.tensor([float(w.get(name, 1.0)) for w in per_slice], dtype=torch.float32, device=device)
+        for name in names
+    }
 
 
 def _epoch_weights(config: TrainConfig, epoch: int) -> dict:
@@ -362,37 +345,3 @@ def _epoch_weights(config: TrainConfig, epoch: int) -> dict:
         return config.loss_weights
     ramp = min(1.0, (epoch + 1) / config.kl_warmup)
     return {**config.loss_weights, "kl_weight": ramp * float(config.loss_weights.get("kl_weight", 1.0))}
-
-
-def _to_cpu(value):
-    """A copy of ``value`` (nested dicts/lists of tensors) whose tensors are on the CPU and share no memory."""
-    if isinstance(value, torch.Tensor):
-        return value.detach().to("cpu", copy=True)
-    if isinstance(value, dict):
-        return {key: _to_cpu(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(_to_cpu(item) for item in value)
-    return value
-
-
-def _history_frame(
-    train: list[torch.Tensor],
-    val: list[torch.Tensor],
-    names: list[str],
-    folds: list[int],
-    monitor: list[torch.Tensor] | None = None,
-) -> pd.DataFrame:
-    """Per-epoch losses ``[epochs, k, terms]`` of each split as one tidy frame (fetched from the device once):
-    ``train``, ``val`` and, with early stopping, ``monitor`` (the held-out training rows it watches)."""
-    frames = []
-    for split, history in (("train", train), ("val", val), ("monitor", monitor or [])):
-        if not history:
-            continue
-        values = torch.stack(history).cpu().numpy()  # [epochs, k, terms]
-        epochs, k, _ = values.shape
-        frame = pd.DataFrame(values.reshape(epochs * k, -1), columns=names)
-        frame.insert(0, "split", split)
-        frame.insert(0, "fold", np.tile(folds, epochs))
-        frame.insert(0, "epoch", np.repeat(np.arange(epochs), k))
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True)

@@ -29,6 +29,7 @@ from mmt_tune.metrics import METRICS, all_metrics, summary_line
 from mmt_tune.modalities import table_modalities
 from mmt_tune.packed import EpochInfo, Layout, fit_packed, resolve_device
 from mmt_tune.preprocess import (
+    FoldData,
     inner_split,
     make_repeated_folds,
     modality_columns_of,
@@ -75,23 +76,7 @@ def train_configuration(
         raise ValueError("resume= continues packed training only")
     start = time.perf_counter()
     columns, splits = check_table(table, config)
-    fold_data = []
-    for f, (train, val) in enumerate(splits):
-        monitor = None
-        if config.early_stopping:
-            train, monitor = inner_split(table, train, config.early_stopping_fraction, config.seed * 1000 + f)
-        fold_data.append(
-            preprocess_fold(
-                table,
-                columns,
-                train,
-                val,
-                config.preprocess,
-                random_state=config.seed * 1000 + f,
-                fold=f,
-                monitor_index=monitor,
-            )
-        )
+    fold_data = prepare_folds(table, config, columns, splits)
     if config.baseline:
         from mmt_tune.models.baselines import fit_predict
 
@@ -113,6 +98,38 @@ def train_configuration(
 
     if not subsets or config.baseline:
         subset_folds = None
+    result = fold_results(table, config, groups, outcomes)
+    result.seconds = time.perf_counter() - start
+    result.subset_folds = subset_folds
+    return result
+
+
+def prepare_folds(table: pd.DataFrame, config: TrainConfig, columns: dict, splits: list) -> list[FoldData]:
+    """Every fold's in-fold preprocessing (and early-stopping rows), seeded by the study seed and the fold."""
+    fold_data = []
+    for f, (train, val) in enumerate(splits):
+        monitor = None
+        if config.early_stopping:
+            train, monitor = inner_split(table, train, config.early_stopping_fraction, config.seed * 1000 + f)
+        fold_data.append(
+            preprocess_fold(
+                table,
+                columns,
+                train,
+                val,
+                config.preprocess,
+                random_state=config.seed * 1000 + f,
+                fold=f,
+                monitor_index=monitor,
+            )
+        )
+    return fold_data
+
+
+def fold_results(
+    table: pd.DataFrame, config: TrainConfig, groups: list[list[FoldData]], outcomes: list
+) -> TrainResult:
+    """A :class:`TrainResult` from each group's folds and its ``(probabilities, history)``."""
     fold_rows, loss_frames, prediction_rows = [], [], []
     for group, (probabilities, history) in zip(groups, outcomes, strict=True):
         loss_frames.append(history)
@@ -148,9 +165,7 @@ def train_configuration(
         .sort_values(["epoch", "fold", "split"], kind="stable")
         .reset_index(drop=True),
         predictions=predictions,
-        selected={fd.fold: fd.selected for fd in fold_data},
-        seconds=time.perf_counter() - start,
-        subset_folds=subset_folds,
+        selected={fd.fold: fd.selected for group in groups for fd in group},
     )
 
 

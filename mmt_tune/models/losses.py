@@ -74,17 +74,22 @@ def loss_terms(
     return terms
 
 
-def weighted_total(terms: Mapping[str, torch.Tensor], weights: Mapping[str, float]) -> torch.Tensor:
-    """Eqs. 4-5: ``sum_m alpha_m * reconstruction_m + beta * classification (+ gamma * auxiliary)``."""
+def weighted_total(
+    terms: Mapping[str, torch.Tensor], weights: Mapping[str, float | torch.Tensor]
+) -> torch.Tensor:
+    """Eqs. 4-5: ``sum_m alpha_m * reconstruction_m + beta * classification (+ gamma * auxiliary)``.
+    A weight is a number, or a ``[n_models]`` tensor when packed trials weigh the terms differently."""
     total = torch.zeros_like(terms["classification"])
     for name, value in terms.items():
         total = total + loss_weight(name, weights) * value
     return total
 
 
-def loss_weight(term: str, weights: Mapping[str, float]) -> float:
+def loss_weight(term: str, weights: Mapping[str, float | torch.Tensor]) -> float | torch.Tensor:
     """The weight of ``term`` (named as in :data:`mmt_tune.models.TERM_WEIGHTS`), 1 when none is given."""
     if term.startswith("reconstruction_"):
         modality = term.removeprefix("reconstruction_")
-        return float(weights.get(TERM_WEIGHTS["reconstruction_<MOD>"].replace("<MOD>", modality), 1.0))
-    return float(weights.get(TERM_WEIGHTS[term], 1.0))
+        value = weights.get(TERM_WEIGHTS["reconstruction_<MOD>"].replace("<MOD>", modality), 1.0)
+    else:
+        value = weights.get(TERM_WEIGHTS[term], 1.0)
+    return value if isinstance(value, torch.Tensor) else float(value)
