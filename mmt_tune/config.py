@@ -72,6 +72,16 @@ def accepted_options(model: str) -> set[str]:
     return {*train, *spec.options, *PREPROCESS_KEYS, *spec.weights}
 
 
+#: Options packed trials may differ in (per-slice values of the packed trainer, :mod:`mmt_tune.batch`).
+PER_SLICE_OPTIONS = ("lr", "weight_decay", "kl_warmup")
+
+
+def per_slice(key: str) -> bool:
+    """Whether trials differing in option ``key`` can still train as one pack (lr, weight decay, KL
+    warm-up and the loss weights)."""
+    return key in PER_SLICE_OPTIONS or _is_weight(key)
+
+
 def _is_weight(key: str) -> bool:
     return key.startswith("alpha_") or key in models.TERM_WEIGHTS.values()
 

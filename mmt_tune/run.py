@@ -134,6 +134,14 @@ def build_parser() -> argparse.ArgumentParser:
         "refitted and scored on the outer test rows (nested.csv; the estimate to report)",
     )
     parser.add_argument(
+        "--pack-trials",
+        type=int,
+        default=1,
+        help="train up to this many trials of a configuration as one batched model in one Tune trial (deep "
+        "configurations searching only lr, weight decay, KL warm-up and loss weights; TPE asks for them "
+        "together, with a constant liar); 1: one trial per Tune trial",
+    )
+    parser.add_argument(
         "--no-robustness",
         action="store_true",
         help="skip the missing-modality robustness table (the full-modality MFN-VAE's folds scored with "
@@ -198,6 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             robustness=not args.no_robustness,
             modality_dropout=args.modality_dropout,
             outer_folds=args.outer_folds,
+            pack_trials=args.pack_trials,
         )
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -62,9 +62,10 @@ MASKED = "masked"
 
 
 def start_trial_run(
-    tracking: Tracking, hyperparameters: dict, configuration: str, model: str
+    tracking: Tracking, hyperparameters: dict, configuration: str, model: str, member: str | None = None
 ) -> wandb.Run | None:
-    """Open this trial's W&B run (inside a Tune trial), or return None when tracking is off."""
+    """Open this trial's W&B run (inside a Tune trial), or return None when tracking is off. ``member``:
+    the id of one trial of a pack (``<tune trial>-<j>``), which gets its own run."""
     if not tracking.enabled:
         return None
     from ray.air.integrations.wandb import setup_wandb
@@ -81,4 +82,5 @@ def start_trial_run(
         dir=tracking.dir,
         mode=tracking.mode,
         settings=privacy_settings(),
+        **({"id": member, "name": member} if member else {}),
     )

@@ -66,3 +66,80 @@ def test_trials_that_differ_in_more_than_per_slice_options_are_not_packed():
     with pytest.raises(InputError, match="may differ only in lr"):
         train_trials(make_table(60), [a, c])
     assert train_trials(make_table(60), []) == []
+
+
+def test_the_searcher_packs_only_configurations_that_search_per_slice_options(tmp_path):
+    from mmt_tune.spaces import load_space
+    from mmt_tune.study.search import PerConfigurationSearch
+
+    space = tmp_path / "space.yaml"
+    space.write_text(
+        "name: packs\nconfigurations:\n  - {model: mmt1m, present: [DWI]}\n  - {model: logreg, present: [DWI]}\n"
+        "parameters:\n  lr: {distribution: loguniform, low: 1.0e-5, high: 1.0e-3}\n"
+        "  beta: {distribution: uniform, low: 0.5, high: 1.5}\n"
+        "  C: {distribution: loguniform, low: 1.0e-2, high: 1.0}\n"
+    )
+    searcher = PerConfigurationSearch(load_space(space), samples_per_configuration=5, seed=0, pack=3)
+    assert searcher.total_trials == 2 + 5  # mmt1m: packs of 3 and 2; logreg: 5 single trials
+    configs = [searcher.suggest(f"t{i}") for i in range(7)]
+    assert searcher.suggest("t7") == PerConfigurationSearch.FINISHED
+    packs = [c for c in configs if "pack" in c]
+    assert [len(c["pack"]) for c in packs] == [3, 2] and all(c["model"] == "mmt1m" for c in packs)
+    lrs = [member["lr"] for c in packs for member in c["pack"]]
+    assert len(set(lrs)) == 5  # the constant liar spreads a pack's members
+    first = configs.index(packs[0])
+    searcher.on_trial_complete(f"t{first}", result={"members": '[{"auc": 0.6}, {"auc": 0.7}, {"auc": 0.8}]'})
+    study = searcher.studies["mmt1m/DWI"]._ot_study
+    assert sorted(t.value for t in study.trials if t.value is not None) == [0.6, 0.7, 0.8]
+    # d_model changes the model's shapes: trials searching it are not packed
+    space.write_text(space.read_text() + "  d_model: {distribution: choice, values: [32, 64]}\n")
+    searcher = PerConfigurationSearch(load_space(space), samples_per_configuration=5, seed=0, pack=3)
+    assert searcher.total_trials == 10
+
+
+def test_a_packed_study_records_every_member_as_a_trial_with_the_numbers_it_gets_alone(ray_local, tmp_path):
+    import json
+
+    import optuna
+    import pandas as pd
+
+    from mmt_tune.config import TrainConfig
+    from mmt_tune.data.table import write_feature_table
+    from mmt_tune.errors import InputError
+    from mmt_tune.fitting import trial_options
+    from mmt_tune.study import run_study
+    from mmt_tune.study.search import open_storage
+    from mmt_tune.train import train_configuration
+
+    table = make_table(60, signal={"DWI": 1.5})
+    write_feature_table(table, tmp_path / "t.parquet", {})
+    options = {"samples": 3, "epochs": 2, "folds": 2, "storage": tmp_path / "r", "verbose": 0}
+    result = run_study(
+        "mmt1m", tmp_path / "t.parquet", pack_trials=3, configurations=["mmt1m/DWI"], **options
+    )
+    trials = result.trials
+    assert sorted(trials["trial_id"].unique()) == sorted(
+        f"{trials['trial_id'].iloc[0][:-2]}-{j}" for j in range(3)
+    )
+    assert (trials["status"] == "ok").all() and len(trials) == 3 * 2
+    for _, rows in trials.groupby("trial_id"):
+        row = rows.iloc[0]
+        config = TrainConfig.from_options("mmt1m", ["DWI"], trial_options(row), seed=0)
+        alone = train_configuration(table, config)
+        np.testing.assert_array_equal(
+            alone.folds["auc"].to_numpy(), rows.sort_values("fold")["auc"].to_numpy()
+        )
+    study = optuna.load_study(
+        study_name="mmt1m/DWI", storage=open_storage(result.experiment / "optuna.journal")
+    )
+    means = trials.groupby("trial_id")["auc"].mean()
+    assert sorted(t.value for t in study.trials) == pytest.approx(sorted(means))
+    predictions = pd.read_parquet(result.experiment / "predictions.parquet")
+    assert set(predictions["trial_id"]) == set(means.index) and "member" not in predictions.columns
+    runs = [p.name for p in (result.experiment / "wandb" / "wandb").glob("offline-run-*")]
+    assert sorted(r.rsplit("-", 2)[-2] + "-" + r.rsplit("-", 1)[-1] for r in runs) == sorted(means.index)
+    for run in (result.experiment / "wandb" / "wandb").glob("offline-run-*/*.wandb"):
+        assert str(tmp_path).encode() not in run.read_bytes()
+    with pytest.raises(InputError, match="ASHA"):
+        run_study("mmt1m", tmp_path / "t.parquet", pack_trials=2, asha=True, name="x", **options)
+    assert json  # members travel as JSON in the final report

@@ -81,6 +81,8 @@ class StudyOptions:
     modality_dropout: float = 0.0
     # Nested CV: a study per outer fold on its training rows, the inner-best trials scored on its test rows
     outer_folds: int | None = None
+    # Trials per pack: a Tune trial trains up to this many of a configuration's trials as one model
+    pack_trials: int = 1
 
 
 @dataclass
@@ -146,6 +148,10 @@ def run_study(space: str | Path, features: str | Path, **options: Any) -> StudyR
         )
     if opts.samples < 1:
         raise InputError(f"--num-samples must be >= 1 (got {opts.samples})")
+    if opts.pack_trials < 1:
+        raise InputError(f"--pack-trials must be >= 1 (got {opts.pack_trials})")
+    if opts.pack_trials > 1 and opts.asha:
+        raise InputError("--pack-trials reports a pack once, at its end: ASHA has nothing to stop early")
     if not 0.0 <= opts.modality_dropout < 1.0:
         raise InputError(f"--modality-dropout must be in [0, 1) (got {opts.modality_dropout})")
     check_inputs(
@@ -282,7 +288,7 @@ def _run(
     if not opts.resume:
         journal.unlink(missing_ok=True)  # a new study in an old folder: the old trials must not inform TPE
     searcher = PerConfigurationSearch(
-        study, opts.samples, metric="auc", mode="max", seed=opts.seed, storage=journal
+        study, opts.samples, metric="auc", mode="max", seed=opts.seed, storage=journal, pack=opts.pack_trials
     )
     if where.remote:
         print(

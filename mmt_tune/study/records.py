@@ -34,7 +34,7 @@ CONFIG_PREFIX = "config/"
 #: Trial statuses of the contract: finished, failed, stopped early by the scheduler.
 STATUSES = ("ok", "error", "stopped")
 #: Keys of a trial's config that name its configuration rather than set an option.
-TRIAL_KEYS = ("configuration", "model", "present")
+TRIAL_KEYS = ("configuration", "model", "present", "pack")
 
 
 @dataclass
@@ -52,11 +52,31 @@ class TrialRecord:
         return str(self.metrics.get("trial_id", self.path.name))
 
 
+def members(record: TrialRecord) -> list[TrialRecord]:
+    """A pack's members as records of their own (``<trial>-<j>``, its parameters, its metrics); any other
+    record as itself (:mod:`mmt_tune.study.packs`)."""
+    pack = record.config.get("pack")
+    if not pack:
+        return [record]
+    base = {k: v for k, v in record.config.items() if k != "pack"}
+    scores = json.loads(record.metrics.get("members") or "[]")
+    return [
+        TrialRecord(
+            {**base, **params},
+            {**(scores[j] if j < len(scores) else {}), "trial_id": f"{record.trial_id}-{j}"},
+            record.failed,
+            record.path,
+            record.outputs,
+        )
+        for j, params in enumerate(pack)
+    ]
+
+
 def trials_table(records: Sequence[TrialRecord], study: str) -> pd.DataFrame:
     """One row per trial x fold; a trial that failed, or that ASHA stopped early, is one row with status
-    'error' or 'stopped' and no metrics."""
+    'error' or 'stopped' and no metrics. A pack's members are trials of their own."""
     rows = []
-    for record in records:
+    for record in [m for r in records for m in members(r)]:
         config = record.config
         base = {
             "study": study,
@@ -84,7 +104,11 @@ def trial_tables(records: Sequence[TrialRecord], study: str) -> dict[str, pd.Dat
             path = record.outputs / f"{name}.csv" if record.outputs is not None else None
             if not record.failed and path is not None and path.is_file():
                 frame = pd.read_csv(path, dtype={"patient_id": str, "lesion_id": str})
-                frame.insert(0, "trial_id", record.trial_id)
+                if "member" in frame.columns:  # a pack: one trial per member
+                    frame = frame.assign(trial_id=[f"{record.trial_id}-{j}" for j in frame.pop("member")])
+                    frame.insert(0, "trial_id", frame.pop("trial_id"))
+                else:
+                    frame.insert(0, "trial_id", record.trial_id)
                 frame.insert(0, "present", "+".join(record.config.get("present", [])))
                 frame.insert(0, "model", record.config.get("model"))
                 frame.insert(0, "study", study)

@@ -18,6 +18,7 @@ holds exactly the trials of the trials table (plus those failures).
 
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,6 +64,7 @@ class PerConfigurationSearch(PickledState, Searcher):
         mode: str = "max",
         seed: int = 0,
         storage: str | Path | None = None,
+        pack: int = 1,
     ):
         import optuna
         from optuna.samplers import TPESampler
@@ -76,6 +78,10 @@ class PerConfigurationSearch(PickledState, Searcher):
         # A configuration with nothing searched (every option fixed) has one trial to run, not N identical
         # ones, and no Optuna study (Ray's OptunaSearch refuses an empty space).
         self.budgets = {c.key: self.budget if c.parameters else 1 for c in space.configurations}
+        # --pack-trials: a Tune trial trains up to ``pack`` of a configuration's trials as one model, when
+        # they can differ only in per-slice options (a deep model searching lr and loss weights).
+        self.pack = {c.key: int(pack) if _packable(c) else 1 for c in space.configurations}
+        self.trial_members: dict[str, int] = {}
         self.base = {
             c.key: {"configuration": c.key, "model": c.model, "present": list(c.present), **c.fixed}
             for c in space.configurations
@@ -87,7 +93,9 @@ class PerConfigurationSearch(PickledState, Searcher):
                 space=c.optuna_distributions(),
                 metric=metric,
                 mode=mode,
-                sampler=TPESampler(seed=seed * 1000 + i),
+                # With packs, B trials are asked before any is told: the constant liar scores the pending
+                # ones as bad, so TPE spreads a pack out instead of proposing B near-copies.
+                sampler=TPESampler(seed=seed * 1000 + i, constant_liar=pack > 1),
                 study_name=c.key,
                 storage=journal,
             )
@@ -100,7 +108,7 @@ class PerConfigurationSearch(PickledState, Searcher):
 
     @property
     def total_trials(self) -> int:
-        return sum(self.budgets.values())
+        return sum(-(-self.budgets[k] // self.pack[k]) for k in self.order)
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
         # The metric and mode are fixed at construction (they also configure every Optuna study).
@@ -109,15 +117,23 @@ class PerConfigurationSearch(PickledState, Searcher):
     def suggest(self, trial_id: str) -> dict | str | None:
         if trial_id in self.trial_configuration:  # asked again for the same trial: same answer
             key = self.trial_configuration[trial_id]
-            return {**self.base[key], **self._suggest(key, trial_id)}
+            return self._config(key, trial_id, self.trial_members.get(trial_id, 1))
         open_keys = [k for k in self.order if self.proposed[k] < self.budgets[k]]
         if not open_keys:
             return Searcher.FINISHED
         key = min(open_keys, key=lambda k: (self.proposed[k], self.order.index(k)))  # round-robin
-        params = self._suggest(key, trial_id)
-        self.proposed[key] += 1
+        members = min(self.pack[key], self.budgets[key] - self.proposed[key])
+        self.proposed[key] += members
         self.trial_configuration[trial_id] = key
-        return {**self.base[key], **params}
+        if members > 1:
+            self.trial_members[trial_id] = members
+        return self._config(key, trial_id, members)
+
+    def _config(self, key: str, trial_id: str, members: int) -> dict:
+        """A trial's config; a pack's members' parameters under ``pack`` (asked as ``<trial>/<j>``)."""
+        if members == 1:
+            return {**self.base[key], **self._suggest(key, trial_id)}
+        return {**self.base[key], "pack": [self._suggest(key, f"{trial_id}/{j}") for j in range(members)]}
 
     def _suggest(self, key: str, trial_id: str) -> dict:
         search = self.studies[key]
@@ -129,8 +145,17 @@ class PerConfigurationSearch(PickledState, Searcher):
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         key = self.trial_configuration.get(trial_id)
-        if key is not None and self.studies[key] is not None:
+        if key is None or self.studies[key] is None:
+            return
+        members = self.trial_members.get(trial_id, 1)
+        if members == 1:
             self.studies[key].on_trial_complete(trial_id, result=result, error=error)
+            return
+        # A pack: every member is its own Optuna trial, told its own mean AUC.
+        scores = json.loads(result["members"]) if result and not error and "members" in result else []
+        for j in range(members):
+            member = {self.metric: scores[j][self.metric]} if j < len(scores) else None
+            self.studies[key].on_trial_complete(f"{trial_id}/{j}", result=member, error=member is None)
 
     def restore(self, checkpoint_path: str) -> None:
         super().restore(checkpoint_path)
@@ -151,6 +176,15 @@ class PerConfigurationSearch(PickledState, Searcher):
             for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
                 if trial.number not in known:
                     study.tell(trial.number, state=TrialState.FAIL)
+
+
+def _packable(configuration) -> bool:
+    """Deep, and searching only options packed trials may differ in."""
+    from mmt_tune import models
+    from mmt_tune.config import per_slice
+
+    deep = configuration.model in models.names() and not models.get(configuration.model).baseline
+    return deep and bool(configuration.parameters) and all(per_slice(k) for k in configuration.parameters)
 
 
 def per_configuration_asha(

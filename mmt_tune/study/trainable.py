@@ -77,6 +77,27 @@ def final_report(result: TrainResult) -> dict:
     return final
 
 
+def report_again(checkpoint: object) -> bool:
+    """If the trial had finished but the study was killed before Tune's saved state said so, report the
+    same final result again (instead of failing on a checkpoint without training state); True when done."""
+    import tempfile
+    from pathlib import Path
+
+    from ray import tune
+
+    if checkpoint is None:
+        return False
+    with checkpoint.as_directory() as folder:
+        if not (Path(folder) / FINAL_FILE).is_file():
+            return False
+        final = json.loads((Path(folder) / FINAL_FILE).read_text())
+        with tempfile.TemporaryDirectory() as again:
+            for item in Path(folder).iterdir():
+                (Path(again) / item.name).write_bytes(item.read_bytes())
+            tune.report(final, checkpoint=tune.Checkpoint.from_directory(again))
+    return True
+
+
 def run_trial(
     config: dict,
     table: pd.DataFrame,
@@ -96,6 +117,11 @@ def run_trial(
 
     for spec in specs:
         models.register(spec, replace=True)
+    if "pack" in config:
+        from mmt_tune.study.packs import run_pack
+
+        run_pack(config, table, settings, tracking)
+        return
     options = train_options(config)
     train_config = TrainConfig.from_options(
         config["model"],
@@ -109,17 +135,10 @@ def run_trial(
     # Hyperparameters and the configuration's identity only: nothing about the data or this machine.
     resume = None
     checkpoint = tune.get_checkpoint()
+    if report_again(checkpoint):
+        return
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
-            if (Path(folder) / FINAL_FILE).is_file():
-                # The trial had finished, but the study was killed before Tune's saved state said so: report
-                # the same final result again instead of failing on a checkpoint without training state.
-                final = json.loads((Path(folder) / FINAL_FILE).read_text())
-                with tempfile.TemporaryDirectory() as again:
-                    for item in Path(folder).iterdir():
-                        (Path(again) / item.name).write_bytes(item.read_bytes())
-                    tune.report(final, checkpoint=tune.Checkpoint.from_directory(again))
-                return
             resume = torch.load(Path(folder) / "state.pt", map_location="cpu", weights_only=False)
     run = (
         start_trial_run(

@@ -1,0 +1,99 @@
+"""A Tune trial that trains a pack of a configuration's trials as one model (``--pack-trials B``, issue 18).
+
+The searcher (:class:`mmt_tune.study.search.PerConfigurationSearch`) asks the configuration's Optuna study
+for B trials at once and hands them over as ``config["pack"]``; here they train as one packed model
+(:func:`mmt_tune.batch.train_trials`: B x folds slices, the in-fold preprocessing fitted once), each with its
+own W&B run; the final report carries every member's metrics (``members``), which the searcher tells to
+Optuna one by one and the trials table expands into one trial per member (``<tune trial>-<j>``). A member's
+numbers are those it would get alone. A pack reports once, at the end: no per-epoch reports, so no ASHA and
+no epoch checkpoints (an interrupted pack trains again on resume; a finished one is kept).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from mmt_tune.config import TrainConfig
+from mmt_tune.metrics import METRICS
+
+if TYPE_CHECKING:
+    from mmt_tune.study.trainable import TrialSettings
+    from mmt_tune.tracking import Tracking
+
+
+def member_id(trial_id: str, j: int) -> str:
+    return f"{trial_id}-{j}"
+
+
+def run_pack(config: dict, table: pd.DataFrame, settings: TrialSettings, tracking: Tracking | None) -> None:
+    """Train the pack, log each member to W&B, and report the members' final metrics once."""
+    import tempfile
+    from pathlib import Path
+
+    import ray
+    from ray import tune
+
+    from mmt_tune.batch import train_trials
+    from mmt_tune.study.trainable import FINAL_FILE, final_report, report_again, train_options
+
+    if report_again(tune.get_checkpoint()):
+        return
+    base = train_options(config)
+    configs = [
+        TrainConfig.from_options(
+            config["model"],
+            config["present"],
+            {**base, **params},
+            modalities=settings.modalities,
+            seed=settings.seed,
+            device=settings.device,
+        )
+        for params in config["pack"]
+    ]
+    results = train_trials(table, configs)
+    members = [final_report(result) for result in results]
+    trial_id = tune.get_context().get_trial_id()
+    if tracking is not None and tracking.enabled:
+        for j, (params, result, final) in enumerate(zip(config["pack"], results, members, strict=True)):
+            _log_member(tracking, config, {**base, **params}, member_id(trial_id, j), result, final)
+    final = {
+        "done": True,
+        "epoch": max(m["epoch"] for m in members),
+        "auc": max(m["auc"] for m in members),  # Tune's own view of the pack; Optuna gets every member
+        "members": json.dumps(members),
+        "node_id": ray.get_runtime_context().get_node_id(),
+    }
+    with tempfile.TemporaryDirectory() as folder:
+        for name in ("losses", "predictions"):
+            frames = [getattr(r, name).assign(member=j) for j, r in enumerate(results)]
+            pd.concat(frames, ignore_index=True).to_csv(Path(folder) / f"{name}.csv", index=False)
+        (Path(folder) / FINAL_FILE).write_text(json.dumps(final))
+        tune.report(final, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def _log_member(tracking: Tracking, config: dict, options: dict, run_id: str, result, final: dict) -> None:
+    """One W&B run per member: its hyperparameters, fold-mean losses per epoch, and its final metrics."""
+    from mmt_tune.tracking import start_trial_run
+
+    hyperparameters = {
+        **options,
+        "configuration": config["configuration"],
+        "model": config["model"],
+        "present": "+".join(config["present"]),
+    }
+    run = start_trial_run(tracking, hyperparameters, config["configuration"], config["model"], member=run_id)
+    if run is None:
+        return
+    losses = result.losses.drop(columns=["fold"]).groupby(["epoch", "split"]).mean(numeric_only=True)
+    for epoch, rows in losses.groupby(level="epoch"):
+        metrics = {"epoch": int(epoch)}
+        for (_, split), values in rows.iterrows():
+            metrics.update({f"{split}/{t}": float(v) for t, v in values.items() if pd.notna(v)})
+        run.log(metrics, step=int(epoch))
+    run.summary.update({f"cv/{k}": v for k, v in final.items() if isinstance(v, float)})
+    for fold in result.folds[["fold", *METRICS]].to_dict("records"):
+        run.summary.update({f"fold{int(fold['fold'])}/{m}": float(fold[m]) for m in METRICS})
+    run.finish()
