@@ -37,7 +37,7 @@ def run_pack(config: dict, table: pd.DataFrame, settings: TrialSettings, trackin
     from ray import tune
 
     from mmt_tune.batch import train_trials
-    from mmt_tune.study.trainable import FINAL_FILE, final_report, report_again, train_options
+    from mmt_tune.study.trial_io import FINAL_FILE, final_report, report_again, train_options
 
     if report_again(tune.get_checkpoint()):
         return

@@ -26,8 +26,8 @@ from mmt_tune.config import TrainConfig
 from mmt_tune.metrics import METRICS, auc
 from mmt_tune.modalities import MODALITIES
 from mmt_tune.packed import EpochInfo
-from mmt_tune.study.records import TRIAL_KEYS
-from mmt_tune.train import TrainResult, train_configuration
+from mmt_tune.study.trial_io import FINAL_FILE, final_report, report_again, train_options  # noqa: F401
+from mmt_tune.train import train_configuration
 
 if TYPE_CHECKING:
     from mmt_tune.tracking import Tracking
@@ -43,16 +43,6 @@ class TrialSettings:
     modalities: tuple[str, ...] = MODALITIES  # the study's (its feature table's)
 
 
-def train_options(config: dict) -> dict:
-    """The trainer options of a trial config (everything but the configuration's identity)."""
-    return {key: value for key, value in config.items() if key not in TRIAL_KEYS}
-
-
-#: In a trial's final checkpoint (beside losses.csv and predictions.csv): its final report, so a resumed study
-#: that restores an already finished trial reports it again instead of training it anew.
-FINAL_FILE = "final.json"
-
-
 def epoch_auc(info: EpochInfo) -> float:
     """Mean over folds of the validation AUC of one epoch, on each fold's real rows (packed folds are padded
     to the longest; padded rows are not patients)."""
@@ -60,42 +50,6 @@ def epoch_auc(info: EpochInfo) -> float:
     labels = info.val_labels.cpu().numpy()
     aucs = [auc(labels[i, :n], probabilities[i, :n]) for i, n in enumerate(info.val_counts)]
     return float(np.nanmean(aucs))
-
-
-def final_report(result: TrainResult) -> dict:
-    """The trial's last report: every metric's mean and std over folds (the mean AUC is Tune's objective),
-    and the per-fold metrics."""
-    final = {
-        "epoch": int(result.losses["epoch"].max()) if len(result.losses) else 0,  # baselines: no epochs
-        "done": True,
-        # A JSON string: Tune's TensorBoard logger only takes numbers and skips strings quietly.
-        "fold_metrics": json.dumps(result.folds[["fold", "repeat", *METRICS]].to_dict("records")),
-    }
-    for metric, (mean, std) in result.summary().items():
-        final[metric] = mean
-        final[f"{metric}_std"] = std
-    return final
-
-
-def report_again(checkpoint: object) -> bool:
-    """If the trial had finished but the study was killed before Tune's saved state said so, report the
-    same final result again (instead of failing on a checkpoint without training state); True when done."""
-    import tempfile
-    from pathlib import Path
-
-    from ray import tune
-
-    if checkpoint is None:
-        return False
-    with checkpoint.as_directory() as folder:
-        if not (Path(folder) / FINAL_FILE).is_file():
-            return False
-        final = json.loads((Path(folder) / FINAL_FILE).read_text())
-        with tempfile.TemporaryDirectory() as again:
-            for item in Path(folder).iterdir():
-                (Path(again) / item.name).write_bytes(item.read_bytes())
-            tune.report(final, checkpoint=tune.Checkpoint.from_directory(again))
-    return True
 
 
 def run_trial(
