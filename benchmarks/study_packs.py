@@ -27,7 +27,9 @@ def main(argv=None) -> int:
     from mmt_tune.data.phantom import phantom_features
     from mmt_tune.study import run_study
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--pack", type=int, default=4)
@@ -69,7 +71,9 @@ def main(argv=None) -> int:
     for pack, values in seconds.items():
         low, median = min_median(values)
         name = "one trial per Tune trial" if pack == 1 else f"`--pack-trials {pack}`"
-        lines.append(f"| {name} | {-(-trials // pack)} | {low:.1f} | {median:.1f} | {60 * trials / median:.1f} |")
+        lines.append(
+            f"| {name} | {-(-trials // pack)} | {low:.1f} | {median:.1f} | {60 * trials / median:.1f} |"
+        )
     ratio = min_median(seconds[1])[1] / min_median(seconds[args.pack])[1]
     lines += ["", f"Throughput, packed / today (medians): {ratio:.2f}x. Before: {before}; after: {after}."]
     report("study-packs", f"Study throughput with --pack-trials {args.pack}", lines, args.record)

@@ -189,3 +189,21 @@ def test_what_a_trial_sends_to_wandb_names_no_patient_path_or_machine(tmp_path):
     for needle in (socket.gethostname(), str(tmp_path), str(Path.home())):
         if len(needle) >= 4:  # a very short host name could appear in the binary record by chance
             assert needle.encode() not in record, needle
+
+
+def test_the_device_auc_equals_scikit_learn_with_ties_padding_and_one_class_slices():
+    import torch
+    from sklearn.metrics import roc_auc_score
+
+    from mmt_tune.study.trainable import slice_auc
+
+    rng = np.random.default_rng(0)
+    scores = torch.tensor(np.round(rng.random((4, 30)), 1))  # rounded: many ties
+    labels = torch.tensor((rng.random((4, 30)) < 0.4).astype(float))
+    labels[3] = 0.0  # one class only
+    counts = [30, 25, 17, 30]
+    real = torch.arange(30)[None, :] < torch.tensor(counts)[:, None]
+    got = slice_auc(scores, labels, real)
+    for i, n in enumerate(counts[:3]):
+        assert float(got[i]) == pytest.approx(roc_auc_score(labels[i, :n], scores[i, :n]), abs=1e-12)
+    assert torch.isnan(got[3])
