@@ -7,6 +7,7 @@
    offline, no robustness step), vs the same trials' configurations trained one after another with
    :func:`mmt_tune.train.train_configuration` in this process (one torch thread). The difference per trial
    is what the launcher costs a real study: Ray, Tune, the searcher, reports, checkpoints, tables, W&B.
+   The same with ``--pack-trials 4``, against the same packs trained with :func:`mmt_tune.batch.train_trials`.
 
 Each pair alternates ``--repeats`` times; min and median, overhead from the medians, load before and after.
 Targets: <= 0.5 s per trial (issue 4, trivial objective), <= 0.3 s with real training (issue 18).
@@ -72,6 +73,7 @@ def main() -> int:
     import ray
     import torch
 
+    from mmt_tune.batch import train_trials
     from mmt_tune.config import TrainConfig
     from mmt_tune.data.phantom import phantom_features
     from mmt_tune.data.table import read_feature_table
@@ -105,31 +107,42 @@ def main() -> int:
     features = phantom_features(progress=False)
     table, _ = read_feature_table(features)
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
-    real_times: dict[str, list[float]] = {"study": [], "bare": []}
+    real_times: dict[str, list[float]] = {"study": [], "bare": [], "packed study": [], "bare packs": []}
     trials = 0
+
+    def configs_of(rows):
+        return [
+            TrainConfig.from_options(row["model"], row["present"].split("+"), trial_options(row))
+            for _, row in rows.iterrows()
+        ]
+
     for r in range(args.repeats):
-        start = time.perf_counter()
-        result = run_study(
-            "mmt1m",
-            features,
-            samples=args.samples,
-            epochs=args.epochs,
-            storage=work / "studies",
-            name=f"real{r}",
-            wandb="offline",
-            verbose=0,
-            robustness=False,
-        )
-        real_times["study"].append(time.perf_counter() - start)
-        rows = result.trials.groupby("trial_id").head(1)
-        trials = len(rows)
-        start = time.perf_counter()
-        for _, row in rows.iterrows():
-            options = trial_options(row)
-            train_configuration(
-                table, TrainConfig.from_options(row["model"], row["present"].split("+"), options)
+        for pack in (1, 4):
+            start = time.perf_counter()
+            result = run_study(
+                "mmt1m",
+                features,
+                samples=args.samples,
+                epochs=args.epochs,
+                storage=work / "studies",
+                name=f"real{r}-{pack}",
+                wandb="offline",
+                verbose=0,
+                robustness=False,
+                pack_trials=pack,
             )
-        real_times["bare"].append(time.perf_counter() - start)
+            real_times["study" if pack == 1 else "packed study"].append(time.perf_counter() - start)
+            rows = result.trials.groupby("trial_id").head(1)
+            trials = len(rows)
+            start = time.perf_counter()
+            if pack == 1:
+                for config in configs_of(rows):
+                    train_configuration(table, config)
+                real_times["bare"].append(time.perf_counter() - start)
+            else:  # the same members in the same packs (trial ids <tune trial>-<j>)
+                for _, members in rows.groupby(rows["trial_id"].str.rsplit("-", n=1).str[0]):
+                    train_trials(table, configs_of(members))
+                real_times["bare packs"].append(time.perf_counter() - start)
     ray.shutdown()
     after = load_average()
 
@@ -139,6 +152,7 @@ def main() -> int:
 
     overhead = (min_median(trivial_times["tune"])[1] - min_median(trivial_times["optuna"])[1]) / n
     real = (min_median(real_times["study"])[1] - min_median(real_times["bare"])[1]) / trials
+    packed = (min_median(real_times["packed study"])[1] - min_median(real_times["bare packs"])[1]) / trials
     lines = [
         f"Trivial objective: {n} trials over the {len(space.configurations)} configurations of `mmt1m` (local Ray, "
         f"2 CPUs, 1 CPU per trial). Real training: {trials} trials of `mmt1m` on the phantom, 5 folds x "
@@ -151,9 +165,12 @@ def main() -> int:
         f"| trivial: mmt_tune (Ray Tune + per-configuration Optuna) | {cells(trivial_times['tune'], n)} |",
         f"| real: the trials' configurations trained in one process | {cells(real_times['bare'], trials)} |",
         f"| real: the study | {cells(real_times['study'], trials)} |",
+        f"| real: the same packs (4 trials each) trained in one process | {cells(real_times['bare packs'], trials)} |",
+        f"| real: the study with `--pack-trials 4` | {cells(real_times['packed study'], trials)} |",
         "",
         f"Launcher overhead per trial: **{overhead:.3f} s** with a trivial objective (target <= 0.5), "
-        f"**{real:.3f} s** with real training (target <= 0.3). Before: {before}; after: {after}.",
+        f"**{real:.3f} s** with real training (target <= 0.3), **{packed:.3f} s** per trial with real training "
+        f"and `--pack-trials 4`. Before: {before}; after: {after}.",
     ]
     report("launcher", "Study launcher overhead", lines, args.record)
     return 0
