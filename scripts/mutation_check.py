@@ -43,7 +43,7 @@ MUTANTS = [
     ),
     Mutant(
         "the trial's objective is fold 0's AUC, not the fold mean",
-        "mmt_tune/study/trainable.py",
+        "mmt_tune/study/trial_io.py",
         "        final[metric] = mean\n",
         "        final[metric] = float(result.folds[metric].iloc[0])\n",
         ("tests/test_objective.py",),
@@ -51,8 +51,8 @@ MUTANTS = [
     Mutant(
         "the per-epoch AUC (ASHA's signal) counts padded rows",
         "mmt_tune/study/trainable.py",
-        "auc(labels[i, :n], probabilities[i, :n]) for i, n in enumerate(info.val_counts)",
-        "auc(labels[i], probabilities[i]) for i, n in enumerate(info.val_counts)",
+        "aucs = slice_auc(info.val_probabilities, info.val_labels, real)",
+        "aucs = slice_auc(info.val_probabilities, info.val_labels, torch.ones_like(real))",
         ("tests/test_objective.py",),
     ),
     Mutant(
@@ -72,8 +72,10 @@ MUTANTS = [
     Mutant(
         "folds seeded per trial (from its lr) instead of per study",
         "mmt_tune/train.py",
-        "    return columns, make_folds(table, config.folds, config.seed)",
-        "    return columns, make_folds(table, config.folds, config.seed + int(config.lr * 1e7) % 97)",
+        "    return columns, make_repeated_folds(table, config.folds, config.seed, config.repeats)",
+        "    return columns, make_repeated_folds(\n"
+        "        table, config.folds, config.seed + int(config.lr * 1e7) % 97, config.repeats\n"
+        "    )",
         ("tests/test_objective.py",),
     ),
     Mutant(
@@ -143,7 +145,7 @@ MUTANTS = [
     ),
     Mutant(
         "each deep configuration is compared with the worse baseline",
-        "analysis/metrics.py",
+        "mmt_tune/analysis/comparisons.py",
         'ascending=[False, True], kind="stable"',
         'ascending=[True, True], kind="stable"',
         ("tests/test_analysis_metrics.py", "-k", "baselines"),
