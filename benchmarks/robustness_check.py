@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from itertools import combinations
 from pathlib import Path
 
 import numpy as np
@@ -35,17 +34,16 @@ def load(name: str) -> tuple[pd.DataFrame, tuple[str, ...]]:
 
         table = breast_cancer_table()
         return table, table_modalities(list(table.columns))
-    from mmt_tune.data.convert import import_wide_table, read_source
+    from radmlbench_check import load as load_radmlbench  # the same import, under the tables' own names
 
-    path = REFERENCE / f"{name}.csv.gz"
-    imported = import_wide_table(read_source(path), str(path))
-    return imported.table, imported.sequences
+    return load_radmlbench(REFERENCE, name)
 
 
 def main(argv=None) -> int:
     import torch
 
     from mmt_tune.config import TrainConfig
+    from mmt_tune.modalities import subsets_of
     from mmt_tune.train import train_configuration
 
     parser = argparse.ArgumentParser(
@@ -64,7 +62,7 @@ def main(argv=None) -> int:
     ]
     for name in args.tables.split(","):
         table, modalities = load(name)
-        subsets = [s for r in range(1, len(modalities) + 1) for s in combinations(modalities, r)]
+        subsets = subsets_of(modalities)
         scores: dict[tuple[str, str], list[float]] = {}
         for seed in seeds:
             for variant, options in (("dropped", {}), ("dropout", {"modality_dropout": 0.5})):

@@ -126,12 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from mmt_tune._io import parse_yaml
     from mmt_tune.bundle import save_bundle
     from mmt_tune.data.table import describe_table, modality_columns, read_feature_table
     from mmt_tune.modalities import table_modalities
     from mmt_tune.radiomics.cache import file_sha256
-    from mmt_tune.train import parse_present
+    from mmt_tune.train import parse_present, read_config
 
     args = build_parser().parse_args(argv)
     try:
@@ -161,11 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             if features is None or args.present is None or args.out is None:
                 raise InputError("--model needs --present, --features and --out")
-            options = {}
-            if args.config is not None:
-                if not args.config.is_file():
-                    raise InputError(f"{args.config}: config file not found")
-                options = parse_yaml(args.config.read_text(), str(args.config)) or {}
+            options = read_config(args.config)
             out = args.out
         table, metadata = read_feature_table(features)
         if args.study is None:

@@ -28,6 +28,13 @@ def feature_column(modality: str, feature: str) -> str:
 MIN_MODALITIES, MAX_MODALITIES = 2, 6
 
 
+def subsets_of(modalities: Sequence[str]) -> list[tuple[str, ...]]:
+    """Every non-empty subset of ``modalities``, smallest first, each in the given order."""
+    from itertools import combinations
+
+    return [s for r in range(1, len(modalities) + 1) for s in combinations(modalities, r)]
+
+
 def table_modalities(columns: Sequence[str]) -> tuple[str, ...]:
     """The modalities of a feature table: the ``<MOD>`` prefixes of its ``<MOD>__<feature>`` columns, in the
     order they first appear (the paper's order when the table has exactly the paper's three)."""

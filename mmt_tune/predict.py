@@ -33,25 +33,32 @@ from mmt_tune.modalities import COLUMN_SEPARATOR, table_modalities
 def read_table(path: Path) -> tuple[pd.DataFrame, dict[str, str], bool]:
     """A table to score (Parquet or CSV): patient_id, feature columns, optional labels; its metadata;
     whether it has labels."""
-    from mmt_tune.data.table import read_feature_table, validate_table
+    from mmt_tune.data.table import read_feature_table, validate_features, validate_table
 
     if not path.is_file():
         raise InputError(f"{path}: feature table not found")
-    if path.suffix == ".csv":
-        table, metadata = pd.read_csv(path, dtype={"patient_id": str}), {}
-    else:
+    if path.suffix != ".csv":
         try:
             return (*read_feature_table(path), True)
         except InputError as exc:
             if "label" not in str(exc):
                 raise
-        table, metadata = pd.read_parquet(path), {}
+    try:
+        table = (
+            pd.read_csv(path, dtype={"patient_id": str}) if path.suffix == ".csv" else pd.read_parquet(path)
+        )
+    except Exception as exc:  # pandas / pyarrow raise many types for malformed input
+        raise InputError(
+            f"{path}: not a readable table ({str(exc).splitlines()[0] if str(exc) else exc!r})"
+        ) from None
     if "patient_id" not in table.columns:
         raise InputError(f"{path}: missing required column 'patient_id'")
     labelled = "label" in table.columns and table["label"].notna().all()
+    if "label" in table.columns and not labelled and table["label"].notna().any():
+        print(f"note: {path}: some rows have no label: no validation metrics", file=sys.stderr)
     if labelled:
-        table = validate_table(table, str(path))
-    return table, metadata, labelled
+        return validate_table(table, str(path)), {}, True
+    return validate_features(table, str(path)), {}, False
 
 
 def check_features(table: pd.DataFrame, metadata: dict, bundle: Bundle, source: str) -> list[str]:

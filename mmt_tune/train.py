@@ -244,6 +244,21 @@ def format_folds(result: TrainResult) -> str:
     return f"{table}\nmean ± std: {summary_line(result.summary())}"
 
 
+def read_config(path: Path | None) -> dict:
+    """A ``--config`` YAML of options (empty without one); one :class:`InputError` line when it is missing,
+    not YAML or not a mapping."""
+    from mmt_tune._io import parse_yaml
+
+    if path is None:
+        return {}
+    if not path.is_file():
+        raise InputError(f"{path}: config file not found")
+    options = parse_yaml(path.read_text(), str(path)) or {}
+    if not isinstance(options, dict):
+        raise InputError(f"{path}: expected a mapping of option: value")
+    return options
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m mmt_tune.train",
@@ -292,7 +307,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from mmt_tune._io import parse_yaml
     from mmt_tune.data.table import read_feature_table
 
     args = build_parser().parse_args(argv)
@@ -303,13 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     try:
-        options = {}
-        if args.config is not None:
-            if not args.config.is_file():
-                raise InputError(f"{args.config}: config file not found")
-            options = parse_yaml(args.config.read_text(), str(args.config)) or {}
-            if not isinstance(options, dict):
-                raise InputError(f"{args.config}: expected a mapping of option: value")
+        options = read_config(args.config)
         table, _ = read_feature_table(args.features)
         try:
             config = TrainConfig.from_options(

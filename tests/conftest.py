@@ -22,6 +22,17 @@ def ray_local():
     ray.shutdown()
 
 
+@pytest.fixture
+def one_thread():
+    """torch at one intra-op thread for the test (bit-exact packing; fast on a busy 2-core machine)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def small_cohort(tmp_path_factory) -> Path:
     """8 phantom patients (3 SCLC, 5 NSCLC), one of them without DWI; returns the manifest path."""

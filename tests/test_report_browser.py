@@ -42,6 +42,8 @@ def test_every_image_and_link_of_the_index_resolves(report):
         assert image.imread(report.parent / source).size > 0
 
 
+# .ci/run installs chromium-headless-shell, so CI always runs this; a developer machine without a headless
+# Chromium skips it with the install command rather than failing on a missing system package.
 @pytest.mark.skipif(
     BROWSER is None, reason="no headless Chromium (Debian: apt-get install chromium-headless-shell)"
 )

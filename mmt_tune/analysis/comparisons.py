@@ -19,7 +19,13 @@ import numpy as np
 import pandas as pd
 
 from mmt_tune import models
-from mmt_tune.analysis.results import CONFIG_PREFIX, baseline_models, model_label, table_order
+from mmt_tune.analysis.results import (
+    CONFIG_PREFIX,
+    baseline_models,
+    model_label,
+    recorded_option,
+    table_order,
+)
 from mmt_tune.metrics import METRICS
 from mmt_tune.stats import corrected_t_test, delong_test, holm
 
@@ -37,9 +43,7 @@ def name(configuration: tuple[str, str]) -> str:
 
 def split_fraction(rows: pd.DataFrame) -> float:
     """n_test / n_train of one CV split of these fold rows: 1 / (k - 1) for k folds (default 5)."""
-    column = f"{CONFIG_PREFIX}folds"
-    k = rows[column].dropna().iloc[0] if column in rows.columns and rows[column].notna().any() else 5
-    return 1.0 / (int(k) - 1)
+    return 1.0 / (recorded_option(rows, "folds", 5) - 1)
 
 
 def best_baselines(best: pd.DataFrame, objective: str) -> dict[str, tuple[str, str]]:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from mmt_tune.analysis.results import recorded_option
 from mmt_tune.metrics import METRICS
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ def roc_table(best: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def performance(result: MetricsResult, data: dict, predictions: pd.DataFrame | None) -> dict:
+def performance(result: MetricsResult, data: dict) -> dict:
     """``performance.json``: per configuration every metric's mean, std, 95% CI and number of fold scores,
     with N, prevalence, folds and repeats; held-out and nested estimates when the study has them."""
     configurations = []
@@ -89,8 +90,8 @@ def performance(result: MetricsResult, data: dict, predictions: pd.DataFrame | N
             "present": row["present"],
             "trial_id": str(row["trial_id"]),
             "trials": int(row["n_trials"]),
-            "folds": _option(rows, "folds", 5),
-            "repeats": _option(rows, "repeats", 1),
+            "folds": recorded_option(rows, "folds", 5),
+            "repeats": recorded_option(rows, "repeats", 1),
             "metrics": {
                 m: {
                     "mean": _number(row[f"{m}_mean"]),
@@ -113,13 +114,6 @@ def performance(result: MetricsResult, data: dict, predictions: pd.DataFrame | N
         "positive_class": data.get("positive_class"),
         "configurations": configurations,
     }
-
-
-def _option(rows: pd.DataFrame, name: str, default: int) -> int:
-    column = f"config/{name}"
-    if column in rows.columns and rows[column].notna().any():
-        return int(rows[column].dropna().iloc[0])
-    return default
 
 
 def _number(value) -> float | None:

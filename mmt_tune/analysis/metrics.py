@@ -267,7 +267,7 @@ def write_metrics(
     curves = roc_table(result.best, study.predictions) if study.predictions is not None else pd.DataFrame()
     if not curves.empty:
         paths.append(write_csv(curves, out / "roc.csv"))
-    summary = performance(result, study.data, study.predictions)
+    summary = performance(result, study.data)
     if study.test is not None:
         summary["test"] = study.test.to_dict("records")
     write_text_atomic(out / "performance.json", json.dumps(summary, indent=2, default=str) + "\n")

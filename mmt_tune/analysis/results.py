@@ -38,6 +38,15 @@ from mmt_tune.study.records import (  # noqa: F401 - the contract, re-exported f
 REQUIRED = ("model", "present", "trial_id", "fold")
 
 
+def recorded_option(rows: pd.DataFrame, name: str, default: int) -> int:
+    """A run setting the trials table records per row (``config/folds``, ``config/repeats``): its first value
+    in ``rows``, or ``default`` when the table does not record it."""
+    column = f"{CONFIG_PREFIX}{name}"
+    if column in rows.columns and rows[column].notna().any():
+        return int(rows[column].dropna().iloc[0])
+    return default
+
+
 @dataclass
 class Study:
     """A study's tables. ``space`` maps ``model/present`` to its parameters' bounds (empty when unknown)."""

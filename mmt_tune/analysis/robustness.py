@@ -15,7 +15,6 @@ AUC, when the study has one).
 
 from __future__ import annotations
 
-from itertools import combinations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,8 +23,9 @@ import pandas as pd
 
 from mmt_tune import models
 from mmt_tune.analysis.comparisons import split_fraction
-from mmt_tune.analysis.results import model_label
+from mmt_tune.analysis.results import model_label, recorded_option
 from mmt_tune.analysis.tables import DASH
+from mmt_tune.modalities import subsets_of
 from mmt_tune.stats import clipped, corrected_t_interval
 
 if TYPE_CHECKING:
@@ -34,8 +34,8 @@ if TYPE_CHECKING:
 TRAINED = "trained for the subset"
 
 
-def subsets_of(modalities: tuple[str, ...]) -> list[str]:
-    return ["+".join(s) for r in range(1, len(modalities) + 1) for s in combinations(modalities, r)]
+def subset_names(modalities: tuple[str, ...]) -> list[str]:
+    return ["+".join(s) for s in subsets_of(modalities)]
 
 
 def robustness_long(result: MetricsResult, robustness: pd.DataFrame | None) -> pd.DataFrame:
@@ -43,7 +43,7 @@ def robustness_long(result: MetricsResult, robustness: pd.DataFrame | None) -> p
     rows = []
     deep = models.with_role("proposed") + models.with_role("reference")
     best = result.best.dropna(subset=["trial_id"])
-    for subset in subsets_of(result.modalities):
+    for subset in subset_names(result.modalities):
         candidates = best[(best["present"] == subset) & best["model"].isin(deep)]
         if candidates.empty:
             continue
@@ -59,11 +59,7 @@ def robustness_long(result: MetricsResult, robustness: pd.DataFrame | None) -> p
 
 
 def _k(result: MetricsResult) -> int:
-    column = "config/folds"
-    folds = result.folds
-    return (
-        int(folds[column].dropna().iloc[0]) if column in folds.columns and folds[column].notna().any() else 5
-    )
+    return recorded_option(result.folds, "folds", 5)
 
 
 def _cell(row: str, model: str, subset: str, folds: pd.DataFrame) -> dict:
@@ -84,7 +80,7 @@ def robustness_table(long: pd.DataFrame, modalities: tuple[str, ...]) -> pd.Data
     if long.empty:
         return pd.DataFrame()
     full = "+".join(modalities)
-    order = subsets_of(modalities)
+    order = subset_names(modalities)
     table = []
     for name, group in long.groupby("row", sort=False):
         cells = {"": name}
@@ -116,7 +112,7 @@ def robustness_heatmap(long: pd.DataFrame, modalities: tuple[str, ...], path: Pa
         return None
     from mmt_tune.analysis.plots import _grid, _save
 
-    order = subsets_of(modalities)
+    order = subset_names(modalities)
     names = list(dict.fromkeys(long["row"]))
     matrix = np.full((len(names), len(order)), np.nan)
     for _, item in long.iterrows():

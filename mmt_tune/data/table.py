@@ -89,7 +89,6 @@ def validate_table(table: pd.DataFrame, source: str) -> pd.DataFrame:
     a missing label or an infinite feature value is an :class:`InputError` naming the row and patient.
     """
     import numpy as np
-    import pandas as pd
 
     from mmt_tune.data.manifest import parse_label
 
@@ -111,6 +110,21 @@ def validate_table(table: pd.DataFrame, source: str) -> pd.DataFrame:
             labels.append(parse_label(str(value), where(i)))
     table = table.copy()
     table["label"] = np.asarray(labels, dtype=int)
+    return validate_features(table, source)
+
+
+def validate_features(table: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Feature columns numeric and finite (NaN is a missing value); an :class:`InputError` naming the
+    column, or the row and patient."""
+    import numpy as np
+    import pandas as pd
+
+    if table.empty:
+        raise InputError(f"{source}: the feature table has no rows")
+
+    def where(i: int) -> str:
+        return f"{source}: row {i + 1} (patient {table['patient_id'].iloc[i]})"
+
     features = [c for columns in modality_columns(table).values() for c in columns]
     for column in features:
         if not pd.api.types.is_numeric_dtype(table[column]):

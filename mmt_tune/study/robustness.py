@@ -16,18 +16,14 @@ Written to ``robustness.csv``: one row per variant x test subset x fold with the
 
 from __future__ import annotations
 
-from itertools import combinations
 from pathlib import Path
 
 import pandas as pd
 
+from mmt_tune.modalities import subsets_of
+
 ROBUSTNESS_FILE = "robustness.csv"
 DROPPED = "dropped at test"
-
-
-def subsets_of(modalities: tuple[str, ...]) -> list[tuple[str, ...]]:
-    """Every non-empty subset, smallest first, in the study's modality order."""
-    return [s for r in range(1, len(modalities) + 1) for s in combinations(modalities, r)]
 
 
 def evaluate_robustness(
