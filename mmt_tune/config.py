@@ -49,9 +49,10 @@ TRAIN_KEYS = (
     "repeats",
     "seed",
     "device",
+    "compile",
 )
 #: The training options a classical baseline takes (it has no epochs, optimizer or loss weights).
-BASELINE_TRAIN_KEYS = ("folds", "repeats", "seed", "device")
+BASELINE_TRAIN_KEYS = ("folds", "repeats", "seed", "device", "compile")
 PREPROCESS_KEYS = tuple(f.name for f in fields(PreprocessConfig))
 #: Stands for every reconstruction weight ``alpha_<MOD>`` in :func:`accepted_options`.
 ALPHA = "alpha_<MOD>"
@@ -100,6 +101,8 @@ class TrainConfig:
     repeats: int = 1  # repeated CV: this many k-fold splits, each from its own seed (repeat_seed)
     seed: int = 0  # folds, SMOTE, initialisation and noise streams all derive from it
     device: str = "cpu"  # cpu, cuda, cuda:N or auto
+    # A torch.compile backend for the training step (inductor on a GPU; aot_eager checks capture); None: eager
+    compile: str | None = None
     lr: float | None = None  # None: the model's default_lr (from the sweep in benchmarks/RESULTS.md)
     weight_decay: float = 1e-2  # AdamW's (no measurable effect in the sweep)
     # Patience in epochs; None trains all epochs. Early stopping monitors the classification loss on

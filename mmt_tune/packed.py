@@ -177,7 +177,13 @@ def fit_packed(
     ``slices`` (one config per entry of ``group``): packed trials of one configuration, which may differ in
     learning rate, weight decay, loss weights and KL warm-up (as per-slice values; :mod:`mmt_tune.batch`);
     everything else comes from ``config``. The history then has a ``slice`` column (the position in
-    ``group``), since a fold number repeats across trials."""
+    ``group``), since a fold number repeats across trials.
+
+    ``config.compile``: a ``torch.compile`` backend (``inductor`` on a GPU; ``aot_eager`` checks capture on the CPU)
+    for the step's forward pass and losses, traced as one graph (``fullgraph``): the step has no host sync
+    and no Python branch on data, the noise comes from a fixed window (:class:`NoiseSource`) and the loss
+    weights are tensors, so later steps reuse the first graph. The backward pass and the AdamW update stay
+    as they are."""
     from mmt_tune.models.blocks import initialize
     from mmt_tune.models.losses import loss_terms, weighted_total
     from mmt_tune.optim import MaskedAdamW
@@ -263,21 +269,38 @@ def fit_packed(
         terms = loss_terms(out, split.y, {m: split.x[m] for m in targets}, split.rows, feature_mask)
         return out, terms, torch.stack([*terms.values(), weighted_total(terms, weights)], dim=1)
 
+    def losses(batch_x: dict, y: torch.Tensor, rows: torch.Tensor, weights: dict) -> tuple:
+        """One step's forward pass: each slice's loss terms and weighted total (what ``compile`` traces)."""
+        out = model({m: batch_x[m] for m in inputs})
+        terms = loss_terms(out, y, {m: batch_x[m] for m in targets}, rows, feature_mask)
+        return terms, weighted_total(terms, weights)
+
+    compile = config.compile
+    if compile is not None and compile not in torch._dynamo.list_backends(exclude_tags=()):
+        known = ", ".join(torch._dynamo.list_backends())
+        raise InputError(f"compile: unknown torch.compile backend {compile!r} (known: {known})")
+    step_losses = losses if compile is None else torch.compile(losses, backend=compile, fullgraph=True)
+    per_slice_weights = slices if slices is not None else ([config] * k if compile is not None else None)
+
     for epoch in range(start_epoch, config.epochs):
-        weights = _epoch_weights(config, epoch) if slices is None else _slice_weights(slices, epoch, device)
+        weights = (
+            _epoch_weights(config, epoch)
+            if per_slice_weights is None
+            else _slice_weights(per_slice_weights, epoch, device)
+        )
         model.train()
         epoch_sum = None
         for step in range(index.shape[1]):
             idx = index[epoch, step]  # [k, B]
             rows = batch_rows[epoch, step] * progress.running[:, None]
             batch_x = {m: train_x[m][fold_axis, idx] for m in used}
-            out = model({m: batch_x[m] for m in inputs})
-            terms = loss_terms(
-                out, train_y[fold_axis, idx], {m: batch_x[m] for m in targets}, rows, feature_mask
-            )
-            total = weighted_total(terms, weights)
+            model.noise.begin_step()
+            # The first step runs as written: it records what the noise windows of the later ones hold.
+            run = losses if model.noise.sizes is None else step_losses
+            terms, total = run(batch_x, train_y[fold_axis, idx], rows, weights)
             optimizer.zero_grad()
             total.sum().backward()
+            model.noise.end_step()
             optimizer.step(active[epoch, step] & progress.running_host)
             stacked = torch.stack([*terms.values(), total], dim=1).detach() * rows.sum(1, keepdim=True)
             epoch_sum = stacked if epoch_sum is None else epoch_sum + stacked

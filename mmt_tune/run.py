@@ -115,6 +115,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="epochs between a trial's checkpoints (what a resumed trial continues from)",
     )
     parser.add_argument(
+        "--compile",
+        default=None,
+        metavar="BACKEND",
+        help="compile every deep trial's training step with torch.compile (inductor on a GPU; on the CPU "
+        "its compile time outweighs a trial)",
+    )
+    parser.add_argument(
+        "--report-every",
+        type=int,
+        default=10,
+        help="epochs between a trial's reports to Tune (default 10; checkpoints and the last epoch always "
+        "report; a report is a round trip to the driver; every epoch's losses still reach W&B and the tables)",
+    )
+    parser.add_argument(
         "--verbose",
         action="store_true",
         help="Tune's status tables and logs instead of one progress bar of finished trials",
@@ -195,6 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             gpus_per_trial=args.gpus_per_trial,
             configurations=configurations,
             checkpoint_every=args.checkpoint_every,
+            report_every=args.report_every,
+            compile=args.compile,
             resume=args.resume,
             wandb=args.wandb,
             wandb_project=args.wandb_project,

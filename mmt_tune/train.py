@@ -292,6 +292,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=None, help="study seed: folds, SMOTE, initialisation (default 0)"
     )
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N or auto (default cpu)")
+    parser.add_argument(
+        "--compile",
+        default=None,
+        metavar="BACKEND",
+        help="compile the training step with torch.compile (inductor on a GPU; on the CPU its compile time "
+        "outweighs a trial, see benchmarks/RESULTS.md)",
+    )
     parser.add_argument("--sequential", action="store_true", help="train folds one by one instead of packed")
     parser.add_argument(
         "--threads",
@@ -330,6 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 repeats=args.repeats,
                 seed=args.seed,
                 device=args.device,
+                compile=args.compile,
             )
         except InputError as exc:
             raise InputError(f"{args.config}: {exc}" if args.config else str(exc)) from None

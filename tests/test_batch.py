@@ -47,6 +47,43 @@ def test_a_trial_gets_the_same_numbers_alone_in_a_pack_of_folds_and_packed_with_
     assert not np.array_equal(packed[0].predictions["probability"], packed[1].predictions["probability"])
 
 
+@pytest.mark.parametrize(
+    "model, present, options", [("mmt1m", ("DWI",), {}), ("mfnvae", MODS, {"kl_warmup": 2})]
+)
+def test_the_training_step_is_captured_as_one_graph_with_the_same_numbers(model, present, options):
+    """``compile``: the step's forward pass and losses traced as one graph (fullgraph: a host sync or a
+    Python branch on data would fail), reused by every later step (a recompile fails: the KL warm-up
+    changes its weight every epoch, as a tensor), with bit-identical numbers (aot_eager: the traced graph
+    runs the same kernels)."""
+    import torch._dynamo
+
+    from mmt_tune.config import TrainConfig
+    from mmt_tune.train import train_configuration
+
+    table = make_table(90, signal={"DWI": 1.5, "T1WI": 1.0})
+    base = {"epochs": 3, "folds": 3, **options}
+    eager = train_configuration(table, TrainConfig.from_options(model, present, base))
+    torch._dynamo.reset()
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        compiled = train_configuration(
+            table, TrainConfig.from_options(model, present, {**base, "compile": "aot_eager"})
+        )
+    torch._dynamo.reset()
+    np.testing.assert_array_equal(compiled.predictions["probability"], eager.predictions["probability"])
+    numeric = eager.losses.select_dtypes("number").columns
+    np.testing.assert_array_equal(compiled.losses[numeric].to_numpy(), eager.losses[numeric].to_numpy())
+
+
+def test_an_unknown_compile_backend_is_one_line_naming_it():
+    from mmt_tune.config import TrainConfig
+    from mmt_tune.errors import InputError
+    from mmt_tune.train import train_configuration
+
+    config = TrainConfig.from_options("mmt1m", ("DWI",), {"epochs": 1, "folds": 2, "compile": "nope"})
+    with pytest.raises(InputError, match="'nope'"):
+        train_configuration(make_table(40), config)
+
+
 def test_trials_that_differ_in_more_than_per_slice_options_are_not_packed():
     from mmt_tune.batch import pack_key, train_trials
     from mmt_tune.config import TrainConfig

@@ -137,6 +137,31 @@ def test_noise_of_a_slice_is_the_same_alone_or_packed_across_blocks():
     assert values.min() >= 0.0 and values.max() < 1.0
 
 
+def test_step_windows_replay_the_plain_streams_across_refills_at_fixed_addresses():
+    """Capturable steps: from the second step on, a step's numbers are copied into one fixed tensor before
+    the step, and they are exactly the numbers the plain path draws, also for steps that straddle a refill."""
+    plain = NoiseSource(block=16)
+    plain.seed([5, 6])
+    expected = [_draws(plain, 2, SHAPES[:4]) for _ in range(6)]  # 43 numbers a step: refills mid-step
+    windowed = NoiseSource(block=16)
+    windowed.seed([5, 6])
+    addresses = set()
+    for step, want in enumerate(expected):
+        windowed.begin_step()
+        got = _draws(windowed, 2, SHAPES[:4])
+        windowed.end_step()
+        if step > 0:
+            addresses.add(windowed.window.data_ptr())
+            assert all(g.data_ptr() - windowed.window.data_ptr() < windowed.window.nbytes for g in got)
+        for a, b in zip(got, want, strict=True):
+            assert torch.equal(a, b), step
+    assert windowed.sizes == [20, 3, 30, 8] and len(addresses) == 1
+    windowed.begin_step()  # a step that draws more than the first one is an error, not other numbers
+    _draws(windowed, 2, SHAPES[:4])
+    with pytest.raises(RuntimeError, match="more random numbers"):
+        _draws(windowed, 2, SHAPES[:1])
+
+
 def test_noise_state_round_trip_continues_the_same_streams():
     """A checkpoint taken mid-block (state_dict) continues exactly where the stream stood."""
     noise = NoiseSource(block=16)

@@ -561,3 +561,44 @@ def test_every_configuration_s_optuna_study_opens_with_optuna_itself(ray_local, 
     again = run_study("paper", features, **{**options, "configurations": keys[:1]})
     study = optuna.load_study(study_name=keys[0], storage=open_storage(again.experiment / JOURNAL_FILE))
     assert len(study.trials) == 3
+
+
+def test_report_every_n_epochs_reports_to_tune_every_n_and_still_logs_every_epoch_to_wandb(ray_local, tmp_path):
+    """--report-every 2 over 5 epochs: Tune gets epochs 1, 3 and the last (4), then the final report; W&B
+    still gets every epoch's losses (fetched in one copy per report), with the AUC at the reported epochs."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from mmt_tune.data.table import write_feature_table
+    from mmt_tune.errors import InputError
+    from mmt_tune.study import run_study
+
+    table = make_table(60, signal={"DWI": 1.5})
+    write_feature_table(table, tmp_path / "t.parquet", {})
+    options = {"samples": 1, "epochs": 5, "folds": 2, "storage": tmp_path / "r", "verbose": 0}
+    result = run_study(
+        "mmt1m",
+        tmp_path / "t.parquet",
+        configurations=["mmt1m/DWI"],
+        report_every=2,
+        checkpoint_every=0,
+        robustness=False,
+        **options,
+    )
+    progress = pd.read_csv(next(result.experiment.glob("trial_*/progress.csv")))
+    assert progress["epoch"].tolist() == [1, 3, 4, 4] and progress["done"].fillna(False).tolist()[-1]
+    run = next((result.experiment / "wandb" / "wandb").glob("offline-run-*"))
+    wandb_cli = str(Path(sys.executable).with_name("wandb"))
+    records = subprocess.run(
+        [wandb_cli, "leet", "inspect", "--json", str(run)], capture_output=True, text=True, check=True
+    ).stdout
+    history = [
+        json.loads(line)["history"]["item"] for line in records.splitlines() if '"type":"history"' in line
+    ]
+    assert [h["epoch"] for h in history] == [0, 1, 2, 3, 4]
+    assert [h["epoch"] for h in history if "auc" in h] == [1, 3, 4]
+    assert all("train/total" in h and "val/classification" in h for h in history)
+    with pytest.raises(InputError, match="--report-every"):
+        run_study("mmt1m", tmp_path / "t.parquet", report_every=0, name="x", **options)

@@ -23,12 +23,20 @@ from torch import nn
 class NoiseSource:
     """Per-slice random numbers, reproducible per slice and vectorised over slices.
 
-    Slice i draws from its own ``torch.Generator`` (on the CPU, so CPU and GPU runs get the same numbers) in
-    blocks of ``block`` numbers; a request takes the next ``like[0].numel()`` numbers of every slice's block
-    at once, as one strided view. Since every slice of a packed batch has the same shape, a fold consumes its
-    stream in the same pieces whether it trains alone or packed, and gets the same dropout masks and
-    sampling noise. One block serves several epochs, so the inner loop costs a slice of a buffer, not a
-    generator call per slice or an element-wise hash.
+    Slice i draws from its own ``torch.Generator`` in blocks of ``block`` numbers, on the model's device (a
+    CUDA model's streams are CUDA generators: no host work, no host-to-device copy; a CPU model's are CPU
+    generators, so CPU and GPU runs draw different masks, as their float rounding differs anyway). A request
+    takes the next ``like[0].numel()`` numbers of every slice's block at once, as one strided view. Since
+    every slice of a packed batch has the same shape, a fold consumes its stream in the same pieces whether
+    it trains alone or packed, and gets the same dropout masks and sampling noise. One block serves several
+    epochs, so the inner loop costs a slice of a buffer, not a generator call per slice.
+
+    Capturable steps: between :meth:`begin_step` and :meth:`end_step`, the step's numbers are copied into one
+    fixed ``[n_models, per_step]`` tensor (``window``) before the step runs, and the requests read it at the
+    same offsets every step. The traced step then sees no host counter that changes and no buffer that moves
+    (``torch.compile`` without recompiles, CUDA graphs with static addresses). The first step only records
+    how many numbers each request takes; the windows replay the same consumption, refills included, so the
+    numbers are exactly those of the plain path.
     """
 
     def __init__(self, block: int = 1 << 20) -> None:
@@ -38,27 +46,81 @@ class NoiseSource:
         self.buffer: torch.Tensor | None = None  # [n_models, block] uniforms on the device
         self.offset = 0
         self._block_start: list[torch.Tensor] = []
+        self.window: torch.Tensor | None = None  # this step's numbers, [n_models, per_step], fixed address
+        self.cursor = 0  # where the next request reads the window
+        self.sizes: list[int] | None = None  # what each request of a training step takes (after step 1)
+        self._recording: list[int] | None = None
+        self._in_step = False
 
     def seed(self, seeds: Sequence[int], device: torch.device | str = "cpu") -> None:
-        self.generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
         self.device = torch.device(device)
+        on = self.device if self.device.type == "cuda" else torch.device("cpu")
+        self.generators = [torch.Generator(device=on).manual_seed(int(s)) for s in seeds]
         self.buffer, self.offset = None, 0
+        self.window, self.sizes, self._recording, self._in_step = None, None, None, False
 
     def _refill(self, size: int) -> None:
         self._block_start = [g.get_state() for g in self.generators]  # to rebuild the block on resume
-        draws = [torch.rand(size, generator=g) for g in self.generators]
+        draws = [torch.rand(size, generator=g, device=g.device) for g in self.generators]
         self.buffer = torch.stack(draws).to(self.device, non_blocking=True)
         self.offset = 0
+
+    def _take(self, size: int) -> torch.Tensor:
+        """The next ``size`` numbers of every slice's stream, ``[n_models, size]`` (refilling as needed)."""
+        if self.buffer is None or self.offset + size > self.buffer.shape[1]:
+            self._refill(max(self.block, size))
+        out = self.buffer[:, self.offset : self.offset + size]
+        self.offset += size
+        return out
+
+    def begin_step(self) -> None:
+        """Before a training step: copy the step's numbers into ``window`` (from the second step on)."""
+        self._in_step = True
+        if self.sizes is None:
+            self._recording = []
+            return
+        total = sum(self.sizes)
+        if self.window is None or self.window.shape[1] != total:
+            self.window = torch.empty(len(self.generators), total, device=self.device)
+        # Replay the plain path's consumption on host counters; copy each run of one block at once (one
+        # copy, except for the step that straddles a refill).
+        start, start_at, at = None, 0, 0
+        for size in self.sizes:
+            if self.buffer is None or self.offset + size > self.buffer.shape[1]:
+                if start is not None:
+                    self.window[:, start_at:at].copy_(self.buffer[:, start : self.offset])
+                self._refill(max(self.block, size))
+                start = None
+            if start is None:
+                start, start_at = self.offset, at
+            self.offset += size
+            at += size
+        if start is not None:  # (a step that draws nothing, e.g. without dropout, has nothing to copy)
+            self.window[:, start_at:at].copy_(self.buffer[:, start : self.offset])
+        self.cursor = 0
+
+    def end_step(self) -> None:
+        """After a training step: the first one fixes the sizes later windows replay."""
+        self._in_step = False
+        if self._recording is not None:
+            self.sizes, self._recording = self._recording, None
+        elif self.sizes is not None and self.cursor != self.window.shape[1]:
+            raise RuntimeError("a training step used fewer random numbers than the first one")
 
     def uniform(self, like: torch.Tensor) -> torch.Tensor:
         """Uniform [0, 1) numbers shaped like ``like`` (slice dimension first), in ``like``'s dtype."""
         if len(self.generators) != like.shape[0]:
             raise RuntimeError("NoiseSource.seed() must be given one seed per model slice")
         size = like[0].numel()
-        if self.buffer is None or self.offset + size > self.buffer.shape[1]:
-            self._refill(max(self.block, size))
-        out = self.buffer[:, self.offset : self.offset + size]
-        self.offset += size
+        if self._in_step and self._recording is None:  # a replayed step: read the window
+            if self.cursor + size > self.window.shape[1]:
+                raise RuntimeError("a training step used more random numbers than the first one")
+            out = self.window[:, self.cursor : self.cursor + size]
+            self.cursor += size
+        else:
+            if self._recording is not None:
+                self._recording.append(size)
+            out = self._take(size)
         return out.view(like.shape).to(like.dtype)
 
     def normal(self, like: torch.Tensor) -> torch.Tensor:
@@ -68,17 +130,25 @@ class NoiseSource:
 
     def state_dict(self) -> dict:
         """Where every stream stands (small: generator states, not the block of numbers itself)."""
+        on = self.generators[0].device.type if self.generators else "cpu"
         if self.buffer is None:
-            return {"generators": [g.get_state() for g in self.generators], "block": None}
+            return {"generators": [g.get_state() for g in self.generators], "block": None, "on": on}
         return {
             "generators": self._block_start,
             "block": self.buffer.shape[1],
             "offset": self.offset,
+            "on": on,
         }
 
     def load_state_dict(self, state: dict) -> None:
         if len(state["generators"]) != len(self.generators):
             raise ValueError("noise state has a different number of model slices")
+        on = self.generators[0].device.type if self.generators else "cpu"
+        if state.get("on", "cpu") != on:
+            raise ValueError(
+                f"the checkpoint's random streams were drawn on {state.get('on', 'cpu')}, this run draws on "
+                f"{on}: resume on the same kind of device"
+            )
         for g, g_state in zip(self.generators, state["generators"], strict=True):
             g.set_state(g_state)
         self.buffer, self.offset = None, 0

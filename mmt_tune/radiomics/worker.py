@@ -13,9 +13,14 @@ def _extractor(settings: dict, settings_hash: str):
     """One PyRadiomics extractor per worker process and settings (construction parses and validates)."""
     if settings_hash not in _EXTRACTORS:
         import radiomics
+        import SimpleITK as sitk
         from radiomics import featureextractor
 
         radiomics.setVerbosity(logging.ERROR)
+        # One ITK thread per worker: a task holds one CPU, and ITK's default (a thread per core in every
+        # worker) oversubscribes the machine; on 2 cores with 2 workers this halved the wall time of a
+        # cold extraction (benchmarks/extract_throughput.py, RESULTS.md).
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
         # Diagnostics (image hashes, mask statistics) are dropped from the table, so do not compute them;
         # they are ~10% of the time of a fast-settings scan and change no feature value.
         _EXTRACTORS[settings_hash] = featureextractor.RadiomicsFeatureExtractor(

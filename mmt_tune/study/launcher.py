@@ -63,6 +63,8 @@ class StudyOptions:
     gpus_per_trial: float = 0.0
     configurations: Sequence[str] | None = None  # run only these configurations of the space
     checkpoint_every: int = 10  # epochs between a trial's checkpoints
+    report_every: int = 10  # epochs between a trial's reports to Tune (every epoch still reaches W&B)
+    compile: str | None = None  # a torch.compile backend for every deep trial's training step
     resume: bool = False  # continue the interrupted experiment <storage>/<name>
     wandb: str = "offline"  # off, offline or online
     wandb_project: str = "mmt-tune"
@@ -150,6 +152,8 @@ def run_study(space: str | Path, features: str | Path, **options: Any) -> StudyR
         raise InputError(f"--num-samples must be >= 1 (got {opts.samples})")
     if opts.pack_trials < 1:
         raise InputError(f"--pack-trials must be >= 1 (got {opts.pack_trials})")
+    if opts.report_every < 1:
+        raise InputError(f"--report-every must be >= 1 (got {opts.report_every})")
     if opts.pack_trials > 1 and opts.asha:
         raise InputError("--pack-trials reports a pack once, at its end: ASHA has nothing to stop early")
     if not 0.0 <= opts.modality_dropout < 1.0:
@@ -302,6 +306,8 @@ def _run(
         seed=opts.seed,
         device="cuda" if gpus > 0 else "cpu",
         checkpoint_every=opts.checkpoint_every,
+        report_every=opts.report_every,
+        compile=opts.compile,
         modalities=study.modalities,
     )
     specs = tuple(models.get(m) for m in dict.fromkeys(c.model for c in study.configurations))
@@ -320,7 +326,7 @@ def _run(
             trainable,
             tune_config=tune.TuneConfig(
                 search_alg=searcher,
-                scheduler=_asha(study, opts.asha),
+                scheduler=_asha(study, opts),
                 num_samples=searcher.total_trials,
                 metric="auc",
                 mode="max",
@@ -384,11 +390,13 @@ def records_from_grid(grid: ResultGrid) -> list[TrialRecord]:
     ]
 
 
-def _asha(study, enabled: bool):
-    """Per-configuration ASHA over the trial's reports (one per epoch, plus the final one), or None."""
-    if not enabled:
+def _asha(study, opts: StudyOptions):
+    """Per-configuration ASHA over the trial's reports (one per ``report_every`` epochs, plus the final
+    one), or None."""
+    if not opts.asha:
         return None
     from mmt_tune.study.search import per_configuration_asha
 
     epochs = max(int(c.fixed.get("epochs", 200)) for c in study.configurations)
-    return per_configuration_asha(max_t=epochs + 1, grace_period=max(1, epochs // 10))
+    reports = -(-epochs // max(1, opts.report_every))
+    return per_configuration_asha(max_t=reports + 1, grace_period=max(1, reports // 10))

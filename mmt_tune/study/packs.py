@@ -50,6 +50,7 @@ def run_pack(config: dict, table: pd.DataFrame, settings: TrialSettings, trackin
             modalities=settings.modalities,
             seed=settings.seed,
             device=settings.device,
+            compile=settings.compile,
         )
         for params in config["pack"]
     ]

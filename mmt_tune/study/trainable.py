@@ -5,8 +5,10 @@ the constants of the run arrive through ``tune.with_parameters``, as Ray's "get 
 advises: the feature table (put in the object store once, not per trial), the :class:`TrialSettings` (seed,
 device, checkpoint interval), the tracking settings and the specs of the models the study uses (so a model
 registered in the driver, a notebook or a plugin, runs on every worker).
-Each epoch reports the fold-mean training and validation losses and the mean validation AUC (one host copy
-per epoch, never per step); every ``checkpoint_every`` epochs the report carries a checkpoint of the packed
+Every ``report_every`` epochs (and at checkpoints and the last epoch) a trial reports the fold-mean training and
+validation losses and the mean validation AUC, and logs the losses of every epoch since the last report to W&B
+(one host copy per report, never per step; the epochs in between leave nothing on the host); every
+``checkpoint_every`` epochs the report carries a checkpoint of the packed
 training state, from which a resumed study continues the trial; the final report carries the cross-validated
 metrics (mean and std over folds) and the per-fold metrics, with the loss curves and out-of-fold predictions as the final checkpoint (kept in
 the experiment's storage, never sent to W&B: predictions carry patient identifiers).
@@ -40,7 +42,9 @@ class TrialSettings:
 
     seed: int = 0  # folds, SMOTE, initialisation
     device: str = "cpu"
+    compile: str | None = None  # a torch.compile backend for the training step (--compile)
     checkpoint_every: int = 10  # epochs between checkpoints a resumed trial continues from
+    report_every: int = 10  # epochs between reports (checkpoints and the last epoch report too)
     modalities: tuple[str, ...] = MODALITIES  # the study's (its feature table's)
 
 
@@ -103,8 +107,10 @@ def run_trial(
         modalities=settings.modalities,
         seed=settings.seed,
         device=settings.device,
+        compile=settings.compile,
     )
     every = settings.checkpoint_every
+    report_every = max(1, settings.report_every)
     # Hyperparameters and the configuration's identity only: nothing about the data or this machine.
     resume = None
     checkpoint = tune.get_checkpoint()
@@ -129,15 +135,30 @@ def run_trial(
         else None
     )
 
+    pending: list[tuple[int, torch.Tensor]] = []  # epochs since the last report: fold-mean losses, on device
+    names: list[str] = []
+
+    def flush(info: EpochInfo | None = None) -> dict:
+        """Log the pending epochs to W&B (one host copy); the last one's metrics, with the AUC of ``info``."""
+        losses = torch.stack([v for _, v in pending]).cpu().numpy() if pending else []
+        metrics: dict = {}
+        for (logged, _), values in zip(pending, losses, strict=True):
+            metrics = {"epoch": logged, **{n: float(v) for n, v in zip(names, values, strict=True)}}
+            if info is not None and logged == pending[-1][0]:
+                metrics["auc"] = epoch_auc(info)
+            if run is not None:
+                run.log(metrics, step=logged)
+        pending.clear()
+        return metrics
+
     def on_epoch(epoch: int, info: EpochInfo) -> None:
-        train = info.train.mean(0).cpu().numpy()
-        val = info.val.mean(0).cpu().numpy()
-        metrics = {"epoch": epoch, "auc": epoch_auc(info)}
-        metrics.update({f"train/{t}": float(v) for t, v in zip(info.terms, train, strict=True)})
-        metrics.update({f"val/{t}": float(v) for t, v in zip(info.terms, val, strict=True)})
-        if run is not None:
-            run.log(metrics, step=epoch)
-        if every > 0 and (epoch + 1) % every == 0 and epoch + 1 < train_config.epochs:
+        names[:] = [f"train/{t}" for t in info.terms] + [f"val/{t}" for t in info.terms]
+        pending.append((epoch, torch.cat([info.train.mean(0), info.val.mean(0)])))
+        checkpointing = every > 0 and (epoch + 1) % every == 0 and epoch + 1 < train_config.epochs
+        if not (checkpointing or (epoch + 1) % report_every == 0 or epoch + 1 == train_config.epochs):
+            return  # nothing leaves the device this epoch
+        metrics = flush(info)
+        if checkpointing:
             with tempfile.TemporaryDirectory() as folder:
                 torch.save(info.state(), Path(folder) / "state.pt")
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
@@ -145,6 +166,7 @@ def run_trial(
             tune.report(metrics)
 
     result = train_configuration(table, train_config, on_epoch=on_epoch, resume=resume)
+    flush()  # the epochs after the last report, when early stopping ended the trial before its last epoch
     final = {**final_report(result), "node_id": ray.get_runtime_context().get_node_id()}
     if run is not None:
         run.summary.update({f"cv/{k}": v for k, v in final.items() if isinstance(v, float)})
