@@ -5,11 +5,12 @@ and N worker nodes of one CPU each, then
 1. extracts a fresh phantom cohort (``--patients`` patients x 3 scans, ``fast`` settings, empty cache);
 2. runs a study (``mmt1m`` space: 3 configurations x ``--trials`` trials, ``--epochs`` epochs, 3 folds) on
    the 279-patient phantom features.
-All node counts run side by side in one invocation; the ratios are against 1 node. The nodes share this
-machine's cores, so the figures show the shape of the scaling (how close to linear until the cores run out),
-not what separate machines would give.
+All node counts run side by side in one invocation, interleaved (3, 2, 1 nodes, then again), ``--repeats``
+times (default 3); min and median of each, ratios from the medians against 1 node, the load average before
+and after; one torch and one ITK thread per task. The nodes share this machine's cores, so the figures show
+the shape of the scaling (how close to linear until the cores run out), not what separate machines would give.
 
-    python benchmarks/scaling.py [--patients 60] [--trials 4] [--epochs 30] [--nodes 3 2 1] [--record]
+    python benchmarks/scaling.py [--patients 60] [--trials 4] [--epochs 30] [--nodes 3 2 1] [--repeats 3] [--record]
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import report  # noqa: E402
+from _common import load_average, min_median, report  # noqa: E402
 
 
-def one_size(workers: int, manifest: Path, features: Path, args, work: Path) -> tuple[float, float, int, int]:
+def one_size(
+    workers: int, manifest: Path, features: Path, args, work: Path, tag: str
+) -> tuple[float, float, int, int]:
     import ray
     from ray.cluster_utils import Cluster
 
@@ -43,8 +46,8 @@ def one_size(workers: int, manifest: Path, features: Path, args, work: Path) -> 
         extraction = extract_features(
             manifest,
             "fast",
-            work / f"features-{workers}.parquet",
-            cache_dir=work / f"cache-{workers}",
+            work / f"features-{tag}.parquet",
+            cache_dir=work / f"cache-{tag}",
             progress=False,
         )
         extract_seconds = time.perf_counter() - start
@@ -56,7 +59,7 @@ def one_size(workers: int, manifest: Path, features: Path, args, work: Path) -> 
             epochs=args.epochs,
             folds=3,
             storage=work / "results",
-            name=f"scaling-{workers}",
+            name=f"scaling-{tag}",
             wandb="off",
             verbose=0,
         )
@@ -78,8 +81,10 @@ def main() -> int:
     parser.add_argument(
         "--nodes", type=int, nargs="+", default=[3, 2, 1], help="worker-node counts, run in this order"
     )
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats of every node count")
     parser.add_argument("--record", action="store_true", help="write the figures into benchmarks/RESULTS.md")
     args = parser.parse_args()
+    os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = "1"  # inherited by the nodes' workers
 
     from mmt_tune.data.phantom import phantom_features
     from mmt_tune.data.synth import PhantomConfig, generate_cohort
@@ -90,17 +95,30 @@ def main() -> int:
         work / "cohort", PhantomConfig(n_sclc=n_sclc, n_nsclc=args.patients - n_sclc, seed=1), progress=False
     )
     features = phantom_features(progress=False)
-    # Run order is the order given (default largest first, so the 1-node baseline is not the one paying for
-    # cold OS caches); ratios are against the smallest cluster.
+    # Run order: the node counts as given (default largest first, so the 1-node baseline is not the one
+    # paying for cold OS caches), interleaved, --repeats times; ratios are against the smallest cluster.
+    times: dict[int, list[tuple[float, float]]] = {w: [] for w in args.nodes}
+    counts: dict[int, tuple[int, int]] = {}
+    before = load_average()
+    for repeat in range(args.repeats):
+        for workers in args.nodes:
+            extract_s, study_s, scans, trials = one_size(
+                workers, manifest, features, args, work, f"{workers}-{repeat}"
+            )
+            times[workers].append((extract_s, study_s))
+            counts[workers] = (scans, trials)
+            print(workers, repeat, extract_s, study_s, flush=True)
+    after = load_average()
     measured = {}
-    for workers in args.nodes:
-        extract_s, study_s, scans, trials = one_size(workers, manifest, features, args, work)
-        measured[workers] = (extract_s, study_s, scans / extract_s, trials / study_s * 60)
-        print(workers, measured[workers], flush=True)
+    for workers, pairs in times.items():
+        (e_min, e_med), (s_min, s_med) = (min_median([p[i] for p in pairs]) for i in (0, 1))
+        scans, trials = counts[workers]
+        measured[workers] = (e_min, e_med, s_min, s_med, scans / e_med, trials / s_med * 60)
     base = measured[min(measured)]
     rows = [
-        f"| {w} | {e:.1f} | {sps:.2f} | {sps / base[2]:.2f}x | {s:.1f} | {tpm:.2f} | {tpm / base[3]:.2f}x |"
-        for w, (e, s, sps, tpm) in sorted(measured.items())
+        f"| {w} | {e_min:.1f} / {e_med:.1f} | {sps:.2f} | {sps / base[4]:.2f}x | {s_min:.1f} / {s_med:.1f} | "
+        f"{tpm:.2f} | {tpm / base[5]:.2f}x |"
+        for w, (e_min, e_med, s_min, s_med, sps, tpm) in sorted(measured.items())
     ]
     report(
         "scaling",
@@ -108,11 +126,15 @@ def main() -> int:
         [
             f"Head without CPUs + N worker nodes of 1 CPU each, all on this machine. Extraction: {args.patients} "
             f"phantom patients x 3 scans, `fast` settings, cold cache. Study: `mmt1m`, 3 configurations x "
-            f"{args.trials} trials, {args.epochs} epochs, 3 folds, 279-patient phantom features, W&B off.",
+            f"{args.trials} trials, {args.epochs} epochs, 3 folds, 279-patient phantom features, W&B off. "
+            f"{args.repeats} interleaved repeats; one torch and one ITK thread per task; rates from the medians.",
             "",
-            "| worker nodes | extraction (s) | scans/s | vs 1 node | study (s) | trials/min | vs 1 node |",
+            "| worker nodes | extraction min / median (s) | scans/s | vs 1 node | study min / median (s) | "
+            "trials/min | vs 1 node |",
             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
             *rows,
+            "",
+            f"Before: {before}; after: {after}.",
         ],
         args.record,
     )

@@ -1,12 +1,16 @@
 """A study with ``--pack-trials B`` vs one trial per Tune trial (today's launcher), same space, same budget.
 
-The ``mmt1m`` space (3 configurations searching lr, beta, gamma and the reconstruction weights) on the
-279-patient phantom, ``--samples`` trials per configuration, 5 folds x ``--epochs`` epochs, one CPU and one
-torch thread per Tune trial on a local Ray instance started once before timing. The two launchers alternate,
-``--repeats`` times each; min and median wall time of the whole study (Ray already up), trials per minute
-from the median, and the load average before and after.
+A space (default ``mmt1m``: 3 configurations searching lr, beta, gamma and the reconstruction weights; or
+``--space paper`` with ``--configurations``) on the 279-patient phantom, ``--samples`` trials per
+configuration, 5 folds x ``--epochs`` epochs, one CPU and one torch thread per Tune trial on a local Ray
+instance (2 CPUs) started once before timing. Today's launcher: one trial per Tune trial, a report every
+epoch (``--report-every 1``, the setting before issue 18); the new one: packs of ``--pack`` trials and the
+default reporting. The two alternate, ``--repeats`` times each; min and median wall time of the whole study
+(Ray already up), trials per minute from the median, and the load average before and after.
 
     python benchmarks/study_packs.py [--samples 8] [--epochs 30] [--pack 4] [--repeats 3] [--record]
+    python benchmarks/study_packs.py --space paper --epochs 200 --samples 4 --configurations \
+        mmt2m/T1WI+FLAIR mmt1m/T1WI mfnvae/T1WI+FLAIR+DWI mfnvae/T1WI logreg/T1WI+FLAIR+DWI forest/T1WI+FLAIR+DWI
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--space", default="mmt1m")
+    parser.add_argument("--configurations", nargs="*", default=None, help="only these (default: all)")
     parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--pack", type=int, default=4)
@@ -38,7 +44,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     features = phantom_features(progress=False)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    trials = 3 * args.samples
+    from mmt_tune.spaces import load_space
+
+    n_configurations = len(args.configurations or load_space(args.space).configurations)
     seconds: dict[int, list[float]] = {1: [], args.pack: []}
     before = load_average()
     with tempfile.TemporaryDirectory() as folder:
@@ -46,7 +54,7 @@ def main(argv=None) -> int:
             for pack in seconds:
                 start = time.perf_counter()
                 result = run_study(
-                    "mmt1m",
+                    args.space,
                     features,
                     samples=args.samples,
                     epochs=args.epochs,
@@ -56,27 +64,31 @@ def main(argv=None) -> int:
                     verbose=0,
                     robustness=False,
                     pack_trials=pack,
+                    configurations=args.configurations,
+                    **({"report_every": 1} if pack == 1 else {}),
                 )
                 seconds[pack].append(time.perf_counter() - start)
-                assert result.trials["trial_id"].nunique() == trials
+                trials = result.trials["trial_id"].nunique()
     after = load_average()
+    chosen = f" ({', '.join(args.configurations)})" if args.configurations else ""
     lines = [
-        f"`mmt1m` space, {args.samples} trials x 3 configurations = {trials} trials, 5 folds x {args.epochs} "
-        f"epochs, phantom (279 patients), local Ray with 2 CPUs, 1 CPU and 1 torch thread per Tune trial, "
-        f"{args.repeats} interleaved repeats.",
+        f"`{args.space}` space{chosen}, {args.samples} trials x {n_configurations} configurations = {trials} "
+        f"trials, 5 folds x {args.epochs} epochs, phantom (279 patients), local Ray with 2 CPUs, 1 CPU and 1 "
+        f"torch thread per Tune trial, W&B off, {args.repeats} interleaved repeats. Today: one trial per Tune "
+        "trial, a report every epoch; packed: the default reporting (every 10 epochs; a pack reports once).",
         "",
-        "| launcher | Tune trials | min (s) | median (s) | trials / min (median) |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| launcher | min (s) | median (s) | trials / min (median) |",
+        "| --- | ---: | ---: | ---: |",
     ]
     for pack, values in seconds.items():
         low, median = min_median(values)
-        name = "one trial per Tune trial" if pack == 1 else f"`--pack-trials {pack}`"
-        lines.append(
-            f"| {name} | {-(-trials // pack)} | {low:.1f} | {median:.1f} | {60 * trials / median:.1f} |"
-        )
+        name = "today: one trial per Tune trial" if pack == 1 else f"`--pack-trials {pack}`"
+        lines.append(f"| {name} | {low:.1f} | {median:.1f} | {60 * trials / median:.1f} |")
     ratio = min_median(seconds[1])[1] / min_median(seconds[args.pack])[1]
     lines += ["", f"Throughput, packed / today (medians): {ratio:.2f}x. Before: {before}; after: {after}."]
-    report("study-packs", f"Study throughput with --pack-trials {args.pack}", lines, args.record)
+    section = "study-packs" if args.space == "mmt1m" else f"study-packs-{args.space}"
+    title = f"Study throughput with --pack-trials {args.pack} (`{args.space}`, {args.epochs} epochs)"
+    report(section, title, lines, args.record)
     return 0
 
 

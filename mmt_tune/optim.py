@@ -14,6 +14,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 # Parameters are views into one flat buffer, and so are their gradients (accumulated in place, no copy);
@@ -64,6 +65,7 @@ class MaskedAdamW:
             p.grad = self.grad[:, offset : offset + width].view(p.shape)
             offset += width
         self.grad_rows = [self.grad[i] for i in range(n_models)]
+        self._pattern: np.ndarray | None = None  # the active set AdamW was last handed
         lrs, decays = _per_slice(lr, n_models), _per_slice(weight_decay, n_models)
         groups: dict[tuple[float, float], list[torch.Tensor]] = {}
         for row, key in zip(self.rows, zip(lrs, decays, strict=True), strict=True):
@@ -81,9 +83,18 @@ class MaskedAdamW:
 
     @torch.no_grad()
     def step(self, active: Sequence[bool]) -> None:
-        """Update the slices whose ``active`` entry (a host-side sequence, so no device sync) is true."""
-        for row, grad, on in zip(self.rows, self.grad_rows, active, strict=True):
-            row.grad = grad if on else None
+        """Update the slices whose ``active`` entry (a host-side sequence, so no device sync) is true.
+
+        The gradient views are handed to AdamW only when the active set changes (a fold out of batches at
+        the end of an epoch, or stopped early): in the usual step nothing loops over slices in Python, and
+        the fused update covers every slice in one call."""
+        pattern = np.asarray(active, dtype=bool)
+        if self._pattern is None or not np.array_equal(pattern, self._pattern):
+            if pattern.shape != (self.n_models,):
+                raise ValueError(f"expected one active flag per slice ({self.n_models}), got {pattern.shape}")
+            for row, grad, on in zip(self.rows, self.grad_rows, pattern.tolist(), strict=True):
+                row.grad = grad if on else None
+            self._pattern = pattern.copy()
         self.optimizer.step()
 
 

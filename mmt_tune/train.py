@@ -25,16 +25,11 @@ from mmt_tune import models
 from mmt_tune.cli import add_version
 from mmt_tune.config import TrainConfig
 from mmt_tune.errors import InputError
+from mmt_tune.folds import prepare_folds
 from mmt_tune.metrics import METRICS, all_metrics, summary_line
 from mmt_tune.modalities import table_modalities
 from mmt_tune.packed import EpochInfo, Layout, fit_packed, resolve_device
-from mmt_tune.preprocess import (
-    FoldData,
-    inner_split,
-    make_repeated_folds,
-    modality_columns_of,
-    preprocess_fold,
-)
+from mmt_tune.preprocess import FoldData, make_repeated_folds, modality_columns_of
 
 
 @dataclass
@@ -102,28 +97,6 @@ def train_configuration(
     result.seconds = time.perf_counter() - start
     result.subset_folds = subset_folds
     return result
-
-
-def prepare_folds(table: pd.DataFrame, config: TrainConfig, columns: dict, splits: list) -> list[FoldData]:
-    """Every fold's in-fold preprocessing (and early-stopping rows), seeded by the study seed and the fold."""
-    fold_data = []
-    for f, (train, val) in enumerate(splits):
-        monitor = None
-        if config.early_stopping:
-            train, monitor = inner_split(table, train, config.early_stopping_fraction, config.seed * 1000 + f)
-        fold_data.append(
-            preprocess_fold(
-                table,
-                columns,
-                train,
-                val,
-                config.preprocess,
-                random_state=config.seed * 1000 + f,
-                fold=f,
-                monitor_index=monitor,
-            )
-        )
-    return fold_data
 
 
 def fold_results(

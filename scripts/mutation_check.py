@@ -178,6 +178,39 @@ MUTANTS = [
         "return np.asarray(values - self.mean, dtype=np.float32)",
         ("tests/test_bundle.py",),
     ),
+    Mutant(
+        "a replayed step's noise window starts one number late (other dropout masks than the plain path)",
+        "mmt_tune/models/blocks.py",
+        "        self.cursor = 0\n\n    def end_step",
+        "        self.cursor = 1 if self.window.shape[1] else 0\n\n    def end_step",
+        (
+            "tests/test_models.py::test_step_windows_replay_the_plain_streams_across_refills_at_fixed_addresses",
+        ),
+    ),
+    Mutant(
+        "a host sync inside the training step (the step cannot be captured as one graph)",
+        "mmt_tune/packed.py",
+        "        terms = loss_terms(out, y, {m: batch_x[m] for m in targets}, rows, feature_mask)\n        return",
+        "        terms = loss_terms(out, y, {m: batch_x[m] for m in targets}, rows, feature_mask)\n"
+        "        if float(rows.sum()) < 0:\n            rows = rows * 0\n        return",
+        ("tests/test_batch.py::test_the_training_step_is_captured_as_one_graph_with_the_same_numbers",),
+    ),
+    Mutant(
+        "the fold cache ignores the preprocessing settings (a trial searching k gets another k's folds)",
+        "mmt_tune/folds.py",
+        "        repr(config.preprocess),\n",
+        "",
+        ("tests/test_train.py::test_trials_with_the_same_preprocessing_share_the_fitted_folds_read_only",),
+    ),
+    Mutant(
+        "reports skip the epochs between them in W&B (only reported epochs logged)",
+        "mmt_tune/study/trainable.py",
+        "            if run is not None:\n                run.log(metrics, step=logged)",
+        "            if run is not None and logged == pending[-1][0]:\n                run.log(metrics, step=logged)",
+        (
+            "tests/test_run.py::test_report_every_n_epochs_reports_to_tune_every_n_and_still_logs_every_epoch_to_wandb",
+        ),
+    ),
 ]
 
 

@@ -563,7 +563,9 @@ def test_every_configuration_s_optuna_study_opens_with_optuna_itself(ray_local, 
     assert len(study.trials) == 3
 
 
-def test_report_every_n_epochs_reports_to_tune_every_n_and_still_logs_every_epoch_to_wandb(ray_local, tmp_path):
+def test_report_every_n_epochs_reports_to_tune_every_n_and_still_logs_every_epoch_to_wandb(
+    ray_local, tmp_path
+):
     """--report-every 2 over 5 epochs: Tune gets epochs 1, 3 and the last (4), then the final report; W&B
     still gets every epoch's losses (fetched in one copy per report), with the AUC at the reported epochs."""
     import json

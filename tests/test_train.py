@@ -397,3 +397,40 @@ def test_cli_pins_torch_threads(tmp_path, capsys):
         assert "--threads must be >= 1" in capsys.readouterr().err
     finally:
         torch.set_num_threads(before)
+
+
+def test_trials_with_the_same_preprocessing_share_the_fitted_folds_read_only():
+    """The per-process fold cache: a trial that differs only in what the model sees (lr, C) gets the
+    same fitted folds (no refit), numbers equal to a fresh fit; another k, seed or table content refits."""
+    from mmt_tune.folds import _FOLD_CACHE, prepare_folds
+    from mmt_tune.train import check_table
+
+    table = make_table(60, signal={"DWI": 1.5})
+    _FOLD_CACHE.clear()
+
+    def folds(model, options, data=table):
+        config = TrainConfig.from_options(model, ("DWI",), {"folds": 3, **options})
+        return prepare_folds(data, config, *check_table(data, config))
+
+    first = folds("mmt1m", {"lr": 1e-4})
+    assert folds("mmt1m", {"lr": 1e-3, "beta": 0.2}) is first
+    assert folds("logreg", {"C": 0.1}) is not first  # a baseline uses only its present modality's columns
+    assert folds("logreg", {"C": 1.0}) is folds("logreg", {"C": 0.1})
+    assert folds("mmt1m", {"k": 8}) is not first and folds("mmt1m", {"seed": 1}) is not first
+    changed = table.copy()
+    changed.iloc[0, changed.columns.get_loc("DWI__original_firstorder_F0")] += 1.0
+    assert folds("mmt1m", {"lr": 1e-4}, changed) is not first
+    _FOLD_CACHE.clear()
+    fresh = folds("mmt1m", {"lr": 1e-4})
+    assert fresh is not first
+    for a, b in zip(fresh, first, strict=True):
+        np.testing.assert_array_equal(a.train["DWI"], b.train["DWI"])
+        np.testing.assert_array_equal(a.val["T1WI"], b.val["T1WI"])
+    with pytest.raises(ValueError, match="read-only"):
+        first[0].train["DWI"][0, 0] = 0.0
+    results = [train_configuration(table, TrainConfig.from_options("logreg", ("DWI",), {"folds": 3}))]
+    _FOLD_CACHE.clear()
+    results.append(train_configuration(table, TrainConfig.from_options("logreg", ("DWI",), {"folds": 3})))
+    np.testing.assert_array_equal(
+        results[0].predictions["probability"], results[1].predictions["probability"]
+    )

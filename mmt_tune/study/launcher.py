@@ -148,12 +148,13 @@ def run_study(space: str | Path, features: str | Path, **options: Any) -> StudyR
         study = replace(
             study, configurations=tuple(c for c in study.configurations if c.key in opts.configurations)
         )
-    if opts.samples < 1:
-        raise InputError(f"--num-samples must be >= 1 (got {opts.samples})")
-    if opts.pack_trials < 1:
-        raise InputError(f"--pack-trials must be >= 1 (got {opts.pack_trials})")
-    if opts.report_every < 1:
-        raise InputError(f"--report-every must be >= 1 (got {opts.report_every})")
+    for flag, value in (
+        ("--num-samples", opts.samples),
+        ("--pack-trials", opts.pack_trials),
+        ("--report-every", opts.report_every),
+    ):
+        if value < 1:
+            raise InputError(f"{flag} must be >= 1 (got {value})")
     if opts.pack_trials > 1 and opts.asha:
         raise InputError("--pack-trials reports a pack once, at its end: ASHA has nothing to stop early")
     if not 0.0 <= opts.modality_dropout < 1.0:
@@ -272,7 +273,7 @@ def _run(
 
     from mmt_tune import models
     from mmt_tune.study.callbacks import FailedTrials, RefreshTrialsTable, TrialProgress, first_line
-    from mmt_tune.study.search import PerConfigurationSearch
+    from mmt_tune.study.search import PerConfigurationSearch, study_asha
     from mmt_tune.study.trainable import TrialSettings, run_trial
     from mmt_tune.tracking import MODES, Tracking
 
@@ -326,7 +327,7 @@ def _run(
             trainable,
             tune_config=tune.TuneConfig(
                 search_alg=searcher,
-                scheduler=_asha(study, opts),
+                scheduler=study_asha(study, opts.report_every) if opts.asha else None,
                 num_samples=searcher.total_trials,
                 metric="auc",
                 mode="max",
@@ -388,15 +389,3 @@ def records_from_grid(grid: ResultGrid) -> list[TrialRecord]:
         )
         for r in grid
     ]
-
-
-def _asha(study, opts: StudyOptions):
-    """Per-configuration ASHA over the trial's reports (one per ``report_every`` epochs, plus the final
-    one), or None."""
-    if not opts.asha:
-        return None
-    from mmt_tune.study.search import per_configuration_asha
-
-    epochs = max(int(c.fixed.get("epochs", 200)) for c in study.configurations)
-    reports = -(-epochs // max(1, opts.report_every))
-    return per_configuration_asha(max_t=reports + 1, grace_period=max(1, reports // 10))

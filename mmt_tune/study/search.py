@@ -240,3 +240,11 @@ def per_configuration_asha(
             return f"per-configuration ASHA: {stopped} trial(s) stopped early"
 
     return PerConfigurationASHA()
+
+
+def study_asha(study: SearchSpace, report_every: int) -> FIFOScheduler:
+    """Per-configuration ASHA over a study's trial reports: one per ``report_every`` epochs (and the final
+    one); grace period a tenth of them."""
+    epochs = max(int(c.fixed.get("epochs", 200)) for c in study.configurations)
+    reports = -(-epochs // max(1, report_every))
+    return per_configuration_asha(max_t=reports + 1, grace_period=max(1, reports // 10))
