@@ -75,7 +75,7 @@ def main(argv=None) -> int:
         f"`{args.space}` space{chosen}, {args.samples} trials x {n_configurations} configurations = {trials} "
         f"trials, 5 folds x {args.epochs} epochs, phantom (279 patients), local Ray with 2 CPUs, 1 CPU and 1 "
         f"torch thread per Tune trial, W&B off, {args.repeats} interleaved repeats. Today: one trial per Tune "
-        "trial, a report every epoch; packed: the default reporting (every 10 epochs; a pack reports once).",
+        "trial, a report every epoch; packed: a pack reports (and checkpoints) every 10 epochs and at its end.",
         "",
         "| launcher | min (s) | median (s) | trials / min (median) |",
         "| --- | ---: | ---: | ---: |",

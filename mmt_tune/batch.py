@@ -20,13 +20,14 @@ Example::
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 
 import pandas as pd
 
 from mmt_tune.config import TrainConfig
 from mmt_tune.errors import InputError
+from mmt_tune.packed import EpochInfo
 from mmt_tune.train import TrainResult, check_table, fold_results, prepare_folds
 
 #: What packed trials may differ in: per-slice values of the packed trainer.
@@ -39,9 +40,15 @@ def pack_key(config: TrainConfig) -> str:
     return repr(sorted(fields.items()))
 
 
-def train_trials(table: pd.DataFrame, configs: Sequence[TrainConfig]) -> list[TrainResult]:
+def train_trials(
+    table: pd.DataFrame,
+    configs: Sequence[TrainConfig],
+    on_epoch: Callable[[int, EpochInfo], None] | None = None,
+    resume: dict | None = None,
+) -> list[TrainResult]:
     """Cross-validate every config in one pack of ``len(configs) x folds`` slices; one result per config
-    (``seconds`` is the pack's wall time divided among its trials)."""
+    (``seconds`` is the pack's wall time divided among its trials). ``on_epoch`` and ``resume`` as in
+    :func:`mmt_tune.train.train_configuration`: a checkpoint of the pack continues the whole pack."""
     from mmt_tune.packed import Layout, fit_packed
 
     if not configs:
@@ -57,7 +64,7 @@ def train_trials(table: pd.DataFrame, configs: Sequence[TrainConfig]) -> list[Tr
     layout = Layout.of(fold_data, first, columns)
     group = [fd for _ in configs for fd in fold_data]
     slices = [c for c in configs for _ in fold_data]
-    probabilities, history = fit_packed(group, first, layout=layout, slices=slices)
+    probabilities, history = fit_packed(group, first, on_epoch, resume, layout=layout, slices=slices)
     k = len(fold_data)
     results = []
     seconds = (time.perf_counter() - start) / len(configs)

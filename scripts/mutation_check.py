@@ -50,7 +50,7 @@ MUTANTS = [
     ),
     Mutant(
         "the per-epoch AUC (ASHA's signal) counts padded rows",
-        "mmt_tune/study/trainable.py",
+        "mmt_tune/study/trial_io.py",
         "aucs = slice_auc(info.val_probabilities, info.val_labels, real)",
         "aucs = slice_auc(info.val_probabilities, info.val_labels, torch.ones_like(real))",
         ("tests/test_objective.py",),

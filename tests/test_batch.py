@@ -74,6 +74,43 @@ def test_the_training_step_is_captured_as_one_graph_with_the_same_numbers(model,
     np.testing.assert_array_equal(compiled.losses[numeric].to_numpy(), eager.losses[numeric].to_numpy())
 
 
+def test_a_pack_resumed_from_a_mid_training_checkpoint_gives_the_uninterrupted_numbers():
+    import torch
+
+    from mmt_tune.batch import train_trials
+    from mmt_tune.config import TrainConfig
+
+    table = make_table(90, signal={"DWI": 1.5})
+    configs = [
+        TrainConfig.from_options("mmt1m", ("DWI",), {"epochs": 6, "folds": 3, "lr": lr})
+        for lr in (1e-4, 1e-3)
+    ]
+    saved = {}
+
+    def keep(epoch, info):
+        if epoch == 2:
+            saved["state"] = info.state()
+
+    whole = train_trials(table, configs, on_epoch=keep)
+    state = torch.load(_round_trip(saved["state"]), weights_only=False)  # as a checkpoint file holds it
+    resumed = train_trials(table, configs, resume=state)
+    for a, b in zip(whole, resumed, strict=True):
+        np.testing.assert_array_equal(a.predictions["probability"], b.predictions["probability"])
+        numeric = a.losses.select_dtypes("number").columns
+        np.testing.assert_array_equal(a.losses[numeric].to_numpy(), b.losses[numeric].to_numpy())
+
+
+def _round_trip(state):
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return buffer
+
+
 def test_an_unknown_compile_backend_is_one_line_naming_it():
     from mmt_tune.config import TrainConfig
     from mmt_tune.errors import InputError

@@ -195,7 +195,7 @@ def test_the_device_auc_equals_scikit_learn_with_ties_padding_and_one_class_slic
     import torch
     from sklearn.metrics import roc_auc_score
 
-    from mmt_tune.study.trainable import slice_auc
+    from mmt_tune.study.trial_io import slice_auc
 
     rng = np.random.default_rng(0)
     scores = torch.tensor(np.round(rng.random((4, 30)), 1))  # rounded: many ties

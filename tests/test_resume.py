@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from helpers import make_table
@@ -110,3 +111,67 @@ def test_sigkill_then_resume_completes_the_study_without_rerunning_or_losing_tri
         if trial in before and trial not in finished_before and before[trial]["checkpointed"]:
             continued += 1
     assert continued >= 1, "at least one trial was interrupted after a checkpoint and continued from it"
+
+
+@pytest.mark.slow
+def test_sigkill_mid_pack_then_resume_continues_the_pack_with_the_uninterrupted_numbers(tmp_path):
+    """--pack-trials 2: a pack killed after a checkpoint continues from it on --resume (its first checkpoint
+    epoch reported once), and every member ends with the numbers of the same pack never interrupted."""
+    from mmt_tune.batch import train_trials
+    from mmt_tune.config import TrainConfig
+    from mmt_tune.data.table import write_feature_table
+    from mmt_tune.fitting import trial_options
+
+    table = make_table(200, signal={"DWI": 1.0})
+    features = tmp_path / "features.parquet"
+    write_feature_table(table, features, {})
+    storage, name = tmp_path / "results", "packs"
+    experiment = storage / name
+    cmd = [sys.executable, "-m", "mmt_tune.run", "--space", "mmt1m", "--features", str(features)]
+    cmd += ["--num-samples", "2", "--pack-trials", "2", "--epochs", "60", "--folds", "2"]
+    cmd += ["--checkpoint-every", "4", "--storage", str(storage), "--name", name, "--wandb", "off"]
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"} | {"RAY_USAGE_STATS_ENABLED": "0"}
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env
+    )
+    try:
+        deadline = time.time() + 300
+        while True:
+            assert proc.poll() is None, "the study finished before it could be interrupted"
+            assert time.time() < deadline, "no checkpointed pack within 300 s"
+            state = _state(experiment)
+            running = [t for t, s in state.items() if s["reports"] and not s["reports"][-1].get("done")]
+            if running:  # a pack reports at its checkpoints only: it has one to continue from
+                time.sleep(2.5)  # let Tune write its experiment state (saved every 2 s)
+                break
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    interrupted = {
+        t for t, s in _state(experiment).items() if s["reports"] and not s["reports"][-1].get("done")
+    }
+    assert interrupted
+    resumed = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, env=env, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    after = _state(experiment)
+    for trial in interrupted:
+        epochs = [r["epoch"] for r in after[trial]["reports"]]
+        assert epochs.count(min(epochs)) == 1, f"{trial} trained its pack again from epoch 0"
+        assert after[trial]["reports"][-1].get("done")
+    trials = pd.read_parquet(experiment / "trials.parquet")
+    assert trials["trial_id"].nunique() == 6 and set(trials["status"]) == {"ok"}
+    packs = trials.groupby(trials["trial_id"].str.rsplit("-", n=1).str[0])
+    for _, rows in packs:
+        members = rows.groupby("trial_id", sort=True)
+        configs = [
+            TrainConfig.from_options(
+                "mmt1m", group.iloc[0]["present"].split("+"), trial_options(group.iloc[0])
+            )
+            for _, group in members
+        ]
+        fresh = train_trials(table, configs)
+        for (_, group), result in zip(members, fresh, strict=True):
+            np.testing.assert_array_equal(
+                group.sort_values("fold")["auc"].to_numpy(), result.folds["auc"].to_numpy()
+            )

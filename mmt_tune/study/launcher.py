@@ -156,7 +156,9 @@ def run_study(space: str | Path, features: str | Path, **options: Any) -> StudyR
         if value < 1:
             raise InputError(f"{flag} must be >= 1 (got {value})")
     if opts.pack_trials > 1 and opts.asha:
-        raise InputError("--pack-trials reports a pack once, at its end: ASHA has nothing to stop early")
+        raise InputError(
+            "--pack-trials: a pack has no per-trial intermediate results, ASHA has nothing to stop early"
+        )
     if not 0.0 <= opts.modality_dropout < 1.0:
         raise InputError(f"--modality-dropout must be in [0, 1) (got {opts.modality_dropout})")
     check_inputs(

@@ -5,8 +5,9 @@ for B trials at once and hands them over as ``config["pack"]``; here they train 
 (:func:`mmt_tune.batch.train_trials`: B x folds slices, the in-fold preprocessing fitted once), each with its
 own W&B run; the final report carries every member's metrics (``members``), which the searcher tells to
 Optuna one by one and the trials table expands into one trial per member (``<tune trial>-<j>``). A member's
-numbers are those it would get alone. A pack reports once, at the end: no per-epoch reports, so no ASHA and
-no epoch checkpoints (an interrupted pack trains again on resume; a finished one is kept).
+numbers are those it would get alone. A pack reports at its checkpoints (every ``checkpoint_every`` epochs:
+the packed training state of all members, which a resumed study continues from, as a single trial does) and
+at its end; it has no per-member intermediate results, so no ASHA.
 """
 
 from __future__ import annotations
@@ -34,13 +35,19 @@ def run_pack(config: dict, table: pd.DataFrame, settings: TrialSettings, trackin
     from pathlib import Path
 
     import ray
+    import torch
     from ray import tune
 
     from mmt_tune.batch import train_trials
-    from mmt_tune.study.trial_io import FINAL_FILE, final_report, report_again, train_options
+    from mmt_tune.study.trial_io import FINAL_FILE, epoch_auc, final_report, report_again, train_options
 
-    if report_again(tune.get_checkpoint()):
+    checkpoint = tune.get_checkpoint()
+    if report_again(checkpoint):
         return
+    resume = None
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            resume = torch.load(Path(folder) / "state.pt", map_location="cpu", weights_only=False)
     base = train_options(config)
     configs = [
         TrainConfig.from_options(
@@ -54,7 +61,17 @@ def run_pack(config: dict, table: pd.DataFrame, settings: TrialSettings, trackin
         )
         for params in config["pack"]
     ]
-    results = train_trials(table, configs)
+    every = settings.checkpoint_every
+
+    def on_epoch(epoch: int, info) -> None:
+        if every > 0 and (epoch + 1) % every == 0 and epoch + 1 < configs[0].epochs:
+            with tempfile.TemporaryDirectory() as folder:
+                torch.save(info.state(), Path(folder) / "state.pt")
+                # Tune's view of the pack's progress: the mean validation AUC over every member's folds.
+                metrics = {"epoch": epoch, "auc": epoch_auc(info)}
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+    results = train_trials(table, configs, on_epoch=on_epoch, resume=resume)
     members = [final_report(result) for result in results]
     trial_id = tune.get_context().get_trial_id()
     if tracking is not None and tracking.enabled:

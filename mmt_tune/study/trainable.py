@@ -27,7 +27,13 @@ from mmt_tune.config import TrainConfig
 from mmt_tune.metrics import METRICS
 from mmt_tune.modalities import MODALITIES
 from mmt_tune.packed import EpochInfo
-from mmt_tune.study.trial_io import FINAL_FILE, final_report, report_again, train_options  # noqa: F401
+from mmt_tune.study.trial_io import (  # noqa: F401
+    FINAL_FILE,
+    epoch_auc,
+    final_report,
+    report_again,
+    train_options,
+)
 from mmt_tune.train import train_configuration
 
 if TYPE_CHECKING:
@@ -46,33 +52,6 @@ class TrialSettings:
     checkpoint_every: int = 10  # epochs between checkpoints a resumed trial continues from
     report_every: int = 10  # epochs between reports (checkpoints and the last epoch report too)
     modalities: tuple[str, ...] = MODALITIES  # the study's (its feature table's)
-
-
-def epoch_auc(info: EpochInfo) -> float:
-    """Mean over folds of the validation AUC of one epoch, on each fold's real rows (packed folds are padded
-    to the longest; padded rows are not patients). Computed on the device for all folds at once
-    (:func:`slice_auc`); one number comes back to the host."""
-    import torch
-
-    counts = torch.tensor(info.val_counts, device=info.val_labels.device)
-    real = torch.arange(info.val_labels.shape[1], device=counts.device)[None, :] < counts[:, None]
-    aucs = slice_auc(info.val_probabilities, info.val_labels, real)
-    return float(torch.nanmean(aucs))
-
-
-def slice_auc(scores: torch.Tensor, labels: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-    """The ROC AUC of every slice ``[S, rows]`` over its ``real`` rows: the share of (positive, negative)
-    pairs ranked right, ties counting half (the Mann-Whitney statistic, what scikit-learn computes); NaN for
-    a slice with one class. In float64, on the scores' device."""
-    import torch
-
-    s = scores.double()
-    pos = (labels > 0.5) & real
-    neg = (labels <= 0.5) & real
-    above = (s[:, :, None] > s[:, None, :]).double() + 0.5 * (s[:, :, None] == s[:, None, :]).double()
-    pairs = pos[:, :, None] & neg[:, None, :]
-    n = pairs.sum((1, 2)).double()
-    return torch.where(n > 0, (above * pairs).sum((1, 2)) / n.clamp(min=1), torch.full_like(n, float("nan")))
 
 
 def run_trial(

@@ -5,10 +5,16 @@ checkpoint reported again on resume. Shared by single trials (:mod:`mmt_tune.stu
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from mmt_tune.metrics import METRICS
 from mmt_tune.study.records import TRIAL_KEYS
 from mmt_tune.train import TrainResult
+
+if TYPE_CHECKING:
+    import torch
+
+    from mmt_tune.packed import EpochInfo
 
 
 def train_options(config: dict) -> dict:
@@ -55,3 +61,30 @@ def report_again(checkpoint: object) -> bool:
                 (Path(again) / item.name).write_bytes(item.read_bytes())
             tune.report(final, checkpoint=tune.Checkpoint.from_directory(again))
     return True
+
+
+def epoch_auc(info: EpochInfo) -> float:
+    """Mean over folds of the validation AUC of one epoch, on each fold's real rows (packed folds are padded
+    to the longest; padded rows are not patients). Computed on the device for all folds at once
+    (:func:`slice_auc`); one number comes back to the host."""
+    import torch
+
+    counts = torch.tensor(info.val_counts, device=info.val_labels.device)
+    real = torch.arange(info.val_labels.shape[1], device=counts.device)[None, :] < counts[:, None]
+    aucs = slice_auc(info.val_probabilities, info.val_labels, real)
+    return float(torch.nanmean(aucs))
+
+
+def slice_auc(scores: torch.Tensor, labels: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """The ROC AUC of every slice ``[S, rows]`` over its ``real`` rows: the share of (positive, negative)
+    pairs ranked right, ties counting half (the Mann-Whitney statistic, what scikit-learn computes); NaN for
+    a slice with one class. In float64, on the scores' device."""
+    import torch
+
+    s = scores.double()
+    pos = (labels > 0.5) & real
+    neg = (labels <= 0.5) & real
+    above = (s[:, :, None] > s[:, None, :]).double() + 0.5 * (s[:, :, None] == s[:, None, :]).double()
+    pairs = pos[:, :, None] & neg[:, None, :]
+    n = pairs.sum((1, 2)).double()
+    return torch.where(n > 0, (above * pairs).sum((1, 2)) / n.clamp(min=1), torch.full_like(n, float("nan")))
