@@ -30,7 +30,8 @@ def member_id(trial_id: str, j: int) -> str:
 
 
 def run_pack(config: dict, table: pd.DataFrame, settings: TrialSettings, tracking: Tracking | None) -> None:
-    """Train the pack, log each member to W&B, and report the members' final metrics once."""
+    """Train the pack (from its checkpoint when resumed), checkpoint it every ``checkpoint_every`` epochs, log
+    each member to W&B, and report the members' final metrics."""
     import tempfile
     from pathlib import Path
 
