@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="train up to this many trials of a configuration as one batched model in one Tune trial (deep "
         "configurations searching only lr, weight decay, KL warm-up and loss weights; TPE asks for them "
-        "together, with a constant liar); 1 (default): one trial per Tune trial. 4 measured 1.3-1.4x the "
+        "together, with a constant liar); 1 (default): one trial per Tune trial. 4 measured 1.3x the "
         "throughput on a 2-core CPU, but a pack's members reach W&B and the trials table only when the "
         "pack ends, and --asha needs 1 (docs/commands.md)",
     )
