@@ -118,8 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--compile",
         default=None,
         metavar="BACKEND",
-        help="compile every deep trial's training step with torch.compile (inductor on a GPU; on the CPU "
-        "its compile time outweighs a trial)",
+        help="compile every deep trial's training step with torch.compile (meant for inductor on a GPU; on "
+        "a CPU compiling takes about as long as a whole trial, docs/commands.md)",
     )
     parser.add_argument(
         "--report-every",

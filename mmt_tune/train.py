@@ -269,8 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--compile",
         default=None,
         metavar="BACKEND",
-        help="compile the training step with torch.compile (inductor on a GPU; on the CPU its compile time "
-        "outweighs a trial, see benchmarks/RESULTS.md)",
+        help="compile the training step with torch.compile (meant for inductor on a GPU; on a CPU compiling "
+        "takes about as long as a whole trial, docs/commands.md)",
     )
     parser.add_argument("--sequential", action="store_true", help="train folds one by one instead of packed")
     parser.add_argument(
