@@ -97,6 +97,10 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--record", action="store_true")
     args = parser.parse_args()
+    if args.samples < 2:
+        parser.error(
+            "--samples must be >= 2 (the two study sizes are 1 and --samples trials per configuration)"
+        )
     torch.set_num_threads(1)
     space = load_space("mmt1m")
     n = args.trials_per_configuration * len(space.configurations)

@@ -36,6 +36,13 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def check_compile_backend(name: str) -> None:
+    """An :class:`InputError` naming ``name`` when torch.compile has no such backend (``--compile``)."""
+    if name not in torch.compiler.list_backends(exclude_tags=()):
+        known = ", ".join(torch.compiler.list_backends())
+        raise InputError(f"--compile: unknown torch.compile backend {name!r} (known: {known})")
+
+
 @dataclass(frozen=True)
 class Layout:
     """Padded sizes shared by *all* folds of a configuration, packed or not.
@@ -276,9 +283,8 @@ def fit_packed(
         return terms, weighted_total(terms, weights)
 
     compile = config.compile
-    if compile is not None and compile not in torch._dynamo.list_backends(exclude_tags=()):
-        known = ", ".join(torch._dynamo.list_backends())
-        raise InputError(f"compile: unknown torch.compile backend {compile!r} (known: {known})")
+    if compile is not None:
+        check_compile_backend(compile)
     step_losses = losses if compile is None else torch.compile(losses, backend=compile, fullgraph=True)
     per_slice_weights = slices if slices is not None else ([config] * k if compile is not None else None)
 

@@ -32,6 +32,32 @@ def _state(experiment: Path) -> dict[str, dict]:
     }
 
 
+def _env() -> dict:
+    """The study's own W&B service, never one this test process may have started (its runs would outlive
+    the kill and their IDs stay "in use" when the study resumes)."""
+    return {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"} | {"RAY_USAGE_STATS_ENABLED": "0"}
+
+
+def _kill_when(cmd: list[str], experiment: Path, ready, waiting_for: str) -> None:
+    """Start the study ``cmd``, SIGKILL it (driver and Ray) as soon as ``ready(_state(experiment))``, after
+    Tune has had time to save its experiment state (every 2 s)."""
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=_env()
+    )
+    try:
+        deadline = time.time() + 300
+        while True:
+            assert proc.poll() is None, "the study finished before it could be interrupted"
+            assert time.time() < deadline, f"no {waiting_for} within 300 s"
+            if ready(_state(experiment)):
+                time.sleep(2.5)
+                break
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray cluster it started
+        proc.wait()
+
+
 @pytest.mark.slow
 def test_sigkill_then_resume_completes_the_study_without_rerunning_or_losing_trials(tmp_path):
     from mmt_tune.data.table import write_feature_table
@@ -61,27 +87,12 @@ def test_sigkill_then_resume_completes_the_study_without_rerunning_or_losing_tri
         "--name",
         name,
     ]
-    # The study's own W&B service, never one this test process may have started (its runs would outlive the
-    # kill and their IDs stay "in use" when the study resumes).
-    env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"} | {"RAY_USAGE_STATS_ENABLED": "0"}
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env
-    )
-    try:
-        deadline = time.time() + 300
-        while True:
-            assert proc.poll() is None, "the study finished before it could be interrupted"
-            assert time.time() < deadline, "no finished and checkpointed trials within 300 s"
-            state = _state(experiment)
-            done = {t for t, s in state.items() if s["reports"] and s["reports"][-1].get("done")}
-            running = {t for t, s in state.items() if s["checkpointed"] and t not in done}
-            if done and running:
-                time.sleep(2.5)  # let Tune write its experiment state (saved every 2 s)
-                break
-            time.sleep(0.2)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray cluster it started
-        proc.wait()
+
+    def finished_and_checkpointed(state: dict) -> bool:
+        done = {t for t, s in state.items() if s["reports"] and s["reports"][-1].get("done")}
+        return bool(done) and any(s["checkpointed"] and t not in done for t, s in state.items())
+
+    _kill_when(cmd, experiment, finished_and_checkpointed, "finished and checkpointed trials")
     before = _state(experiment)
     finished_before = {
         t: len(s["reports"]) for t, s in before.items() if s["reports"] and s["reports"][-1].get("done")
@@ -91,7 +102,7 @@ def test_sigkill_then_resume_completes_the_study_without_rerunning_or_losing_tri
     partial = pd.read_parquet(experiment / "trials.parquet")
     assert set(partial["trial_id"]) == {name.split("_")[1] for name in finished_before}  # trial_<id>
 
-    resumed = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, env=env, timeout=600)
+    resumed = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, env=_env(), timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
 
     after = _state(experiment)
@@ -130,29 +141,18 @@ def test_sigkill_mid_pack_then_resume_continues_the_pack_with_the_uninterrupted_
     cmd = [sys.executable, "-m", "mmt_tune.run", "--space", "mmt1m", "--features", str(features)]
     cmd += ["--num-samples", "2", "--pack-trials", "2", "--epochs", "60", "--folds", "2"]
     cmd += ["--checkpoint-every", "4", "--storage", str(storage), "--name", name, "--wandb", "off"]
-    env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"} | {"RAY_USAGE_STATS_ENABLED": "0"}
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env
+    # A pack reports at its checkpoints only: one report not marked done means one to continue from.
+    _kill_when(
+        cmd,
+        experiment,
+        lambda state: any(s["reports"] and not s["reports"][-1].get("done") for s in state.values()),
+        "checkpointed pack",
     )
-    try:
-        deadline = time.time() + 300
-        while True:
-            assert proc.poll() is None, "the study finished before it could be interrupted"
-            assert time.time() < deadline, "no checkpointed pack within 300 s"
-            state = _state(experiment)
-            running = [t for t, s in state.items() if s["reports"] and not s["reports"][-1].get("done")]
-            if running:  # a pack reports at its checkpoints only: it has one to continue from
-                time.sleep(2.5)  # let Tune write its experiment state (saved every 2 s)
-                break
-            time.sleep(0.2)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
     interrupted = {
         t for t, s in _state(experiment).items() if s["reports"] and not s["reports"][-1].get("done")
     }
     assert interrupted
-    resumed = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, env=env, timeout=600)
+    resumed = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, env=_env(), timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     after = _state(experiment)
     for trial in interrupted:

@@ -604,3 +604,6 @@ def test_report_every_n_epochs_reports_to_tune_every_n_and_still_logs_every_epoc
     assert all("train/total" in h and "val/classification" in h for h in history)
     with pytest.raises(InputError, match="--report-every"):
         run_study("mmt1m", tmp_path / "t.parquet", report_every=0, name="x", **options)
+    with pytest.raises(InputError, match="--compile: unknown torch.compile backend 'nope'"):
+        run_study("mmt1m", tmp_path / "t.parquet", compile="nope", name="x", **options)
+    assert not (tmp_path / "r" / "x").exists(), "refused before anything was written"

@@ -18,8 +18,8 @@ def _extractor(settings: dict, settings_hash: str):
 
         radiomics.setVerbosity(logging.ERROR)
         # One ITK thread per worker: a task holds one CPU, and ITK's default (a thread per core in every
-        # worker) oversubscribes the machine; on 2 cores with 2 workers this halved the wall time of a
-        # cold extraction (benchmarks/extract_throughput.py, RESULTS.md).
+        # worker) oversubscribes the machine; on 2 cores with 2 workers the PyRadiomics CLI took 37.2 s with
+        # ITK's default and 24.7 s with one thread (benchmarks/extract_throughput.py, RESULTS.md).
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
         # Diagnostics (image hashes, mask statistics) are dropped from the table, so do not compute them;
         # they are ~10% of the time of a fast-settings scan and change no feature value.

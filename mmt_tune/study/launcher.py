@@ -155,6 +155,10 @@ def run_study(space: str | Path, features: str | Path, **options: Any) -> StudyR
     ):
         if value < 1:
             raise InputError(f"{flag} must be >= 1 (got {value})")
+    if opts.compile is not None:
+        from mmt_tune.packed import check_compile_backend
+
+        check_compile_backend(opts.compile)  # before Ray starts, not once per failed trial
     if opts.pack_trials > 1 and opts.asha:
         raise InputError(
             "--pack-trials: a pack has no per-trial intermediate results, ASHA has nothing to stop early"

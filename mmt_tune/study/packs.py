@@ -36,19 +36,24 @@ def run_pack(config: dict, table: pd.DataFrame, settings: TrialSettings, trackin
     from pathlib import Path
 
     import ray
-    import torch
     from ray import tune
 
     from mmt_tune.batch import train_trials
-    from mmt_tune.study.trial_io import FINAL_FILE, epoch_auc, final_report, report_again, train_options
+    from mmt_tune.study.trial_io import (
+        FINAL_FILE,
+        checkpoint_epoch,
+        epoch_auc,
+        final_report,
+        report_again,
+        report_checkpoint,
+        resume_state,
+        train_options,
+    )
 
     checkpoint = tune.get_checkpoint()
     if report_again(checkpoint):
         return
-    resume = None
-    if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            resume = torch.load(Path(folder) / "state.pt", map_location="cpu", weights_only=False)
+    resume = resume_state(checkpoint)
     base = train_options(config)
     configs = [
         TrainConfig.from_options(
@@ -65,12 +70,9 @@ def run_pack(config: dict, table: pd.DataFrame, settings: TrialSettings, trackin
     every = settings.checkpoint_every
 
     def on_epoch(epoch: int, info) -> None:
-        if every > 0 and (epoch + 1) % every == 0 and epoch + 1 < configs[0].epochs:
-            with tempfile.TemporaryDirectory() as folder:
-                torch.save(info.state(), Path(folder) / "state.pt")
-                # Tune's view of the pack's progress: the mean validation AUC over every member's folds.
-                metrics = {"epoch": epoch, "auc": epoch_auc(info)}
-                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+        if checkpoint_epoch(epoch, every, configs[0].epochs):
+            # Tune's view of the pack's progress: the mean validation AUC over every member's folds.
+            report_checkpoint({"epoch": epoch, "auc": epoch_auc(info)}, info.state())
 
     results = train_trials(table, configs, on_epoch=on_epoch, resume=resume)
     members = [final_report(result) for result in results]

@@ -29,9 +29,12 @@ from mmt_tune.modalities import MODALITIES
 from mmt_tune.packed import EpochInfo
 from mmt_tune.study.trial_io import (  # noqa: F401
     FINAL_FILE,
+    checkpoint_epoch,
     epoch_auc,
     final_report,
     report_again,
+    report_checkpoint,
+    resume_state,
     train_options,
 )
 from mmt_tune.train import train_configuration
@@ -95,9 +98,7 @@ def run_trial(
     checkpoint = tune.get_checkpoint()
     if report_again(checkpoint):
         return
-    if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            resume = torch.load(Path(folder) / "state.pt", map_location="cpu", weights_only=False)
+    resume = resume_state(checkpoint)
     run = (
         start_trial_run(
             tracking,
@@ -133,14 +134,12 @@ def run_trial(
     def on_epoch(epoch: int, info: EpochInfo) -> None:
         names[:] = [f"train/{t}" for t in info.terms] + [f"val/{t}" for t in info.terms]
         pending.append((epoch, torch.cat([info.train.mean(0), info.val.mean(0)])))
-        checkpointing = every > 0 and (epoch + 1) % every == 0 and epoch + 1 < train_config.epochs
+        checkpointing = checkpoint_epoch(epoch, every, train_config.epochs)
         if not (checkpointing or (epoch + 1) % report_every == 0 or epoch + 1 == train_config.epochs):
             return  # nothing leaves the device this epoch
         metrics = flush(info)
         if checkpointing:
-            with tempfile.TemporaryDirectory() as folder:
-                torch.save(info.state(), Path(folder) / "state.pt")
-                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+            report_checkpoint(metrics, info.state())
         else:
             tune.report(metrics)
 

@@ -42,6 +42,40 @@ def final_report(result: TrainResult) -> dict:
     return final
 
 
+STATE_FILE = "state.pt"
+
+
+def checkpoint_epoch(epoch: int, every: int, epochs: int) -> bool:
+    """Whether ``epoch`` ends with a checkpoint: every ``every`` epochs (0: never), not after the last one
+    (the final report carries the results instead)."""
+    return every > 0 and (epoch + 1) % every == 0 and epoch + 1 < epochs
+
+
+def report_checkpoint(metrics: dict, state: dict) -> None:
+    """Report ``metrics`` to Tune with the packed training state a resumed trial (or pack) continues from."""
+    import tempfile
+    from pathlib import Path
+
+    import torch
+    from ray import tune
+
+    with tempfile.TemporaryDirectory() as folder:
+        torch.save(state, Path(folder) / STATE_FILE)
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def resume_state(checkpoint: object) -> dict | None:
+    """The packed training state in a trial's last checkpoint, or None when it starts afresh."""
+    from pathlib import Path
+
+    import torch
+
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as folder:
+        return torch.load(Path(folder) / STATE_FILE, map_location="cpu", weights_only=False)
+
+
 def report_again(checkpoint: object) -> bool:
     """If the trial had finished but the study was killed before Tune's saved state said so, report the
     same final result again (instead of failing on a checkpoint without training state); True when done."""
