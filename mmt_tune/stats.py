@@ -48,16 +48,29 @@ def clipped(interval: tuple[float, float], low: float = 0.0, high: float = 1.0) 
 
 
 def corrected_t_test(differences: ArrayLike, test_fraction: float) -> float:
-    """Two-sided p-value of the corrected resampled t-test that the mean paired difference is 0 (NaN when
-    undefined: fewer than 2 scores, or a constant difference)."""
+    """Two-sided p-value of the corrected resampled t-test that the mean paired difference is 0 (NaN with
+    fewer than 2 scores).
+
+    A difference that is the same in every fold has no variance, so t is infinite (or 0/0 when the
+    difference is 0): the p-value is then its limit, 0 for a constant non-zero difference and 1 for none at
+    all, so the comparison stays in Holm's family (:func:`constant_difference` lets a table say so)."""
     from scipy import stats
 
     d = np.asarray(differences, dtype=float)
     d = d[~np.isnan(d)]
-    if len(d) < 2 or np.allclose(d, d[0]):
+    if len(d) < 2:
         return np.nan
+    if constant_difference(d):
+        return 1.0 if np.allclose(d, 0.0) else 0.0
     t = d.mean() / np.sqrt((1.0 / len(d) + test_fraction) * d.var(ddof=1))
     return float(2 * stats.t.sf(abs(t), df=len(d) - 1))
+
+
+def constant_difference(differences: ArrayLike) -> bool:
+    """Whether paired differences (NaN left out, at least 2) are the same in every fold, up to rounding."""
+    d = np.asarray(differences, dtype=float)
+    d = d[~np.isnan(d)]
+    return len(d) >= 2 and bool(np.allclose(d, d[0], rtol=0.0, atol=1e-12))
 
 
 def bootstrap_interval(
@@ -119,10 +132,21 @@ def delong_covariance(y_true: ArrayLike, scores: Sequence[ArrayLike]) -> tuple[n
     return np.asarray(aucs), s10 / m + s01 / n
 
 
+def delong_defined(y_true: ArrayLike) -> bool:
+    """Whether DeLong's variance exists for these labels: at least two cases of each class."""
+    counts = np.bincount(np.asarray(y_true).astype(int), minlength=2)
+    return bool(counts.min() >= 2)
+
+
 def delong_test(y_true: ArrayLike, score_a: ArrayLike, score_b: ArrayLike) -> float:
-    """Two-sided p-value of DeLong's test that two AUCs on the same rows are equal."""
+    """Two-sided p-value of DeLong's test that two AUCs on the same rows are equal.
+
+    NaN when a class has fewer than two cases: DeLong's variance is a sample variance over each class's
+    cases, undefined for one (see :func:`delong_defined`)."""
     from scipy import stats
 
+    if not delong_defined(y_true):
+        return np.nan
     aucs, cov = delong_covariance(y_true, [score_a, score_b])
     variance = cov[0, 0] + cov[1, 1] - 2 * cov[0, 1]
     if not variance > 0:

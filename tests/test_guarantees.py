@@ -19,7 +19,6 @@ Fast: no Ray; real PyTorch, scikit-learn, imbalanced-learn and wandb (offline); 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 import subprocess
@@ -397,10 +396,10 @@ BUNDLED = [
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
     """A real bundle (fitted, saved and loaded) of :data:`BUNDLED`, with the table it was fitted on."""
+    import torch
+
     from mmt_tune.bundle import Bundle, load_bundle, save_bundle
     from mmt_tune.fitting import fit_configuration
-
-    import torch
 
     torch.set_num_threads(1)
     table = table_of(n=80, seed=5)
@@ -684,3 +683,282 @@ def test_a_repeated_cross_validation_scores_every_row_once_per_repeat_on_differe
         np.testing.assert_array_equal(np.sort(rows["row"]), np.arange(len(table)))
         folds_of.append(rows.set_index("row")["fold"] % 3)
     assert not folds_of[0].equals(folds_of[1]) and not folds_of[1].equals(folds_of[2])
+
+
+# --------------------------------------------------------------------------- metrics through every path
+def _counts(y, p):
+    y, predicted = np.asarray(y).astype(int), np.asarray(p) >= 0.5
+    return (
+        int(np.sum(predicted & (y == 1))),
+        int(np.sum(~predicted & (y == 0))),
+        int(np.sum(predicted & (y == 0))),
+        int(np.sum(~predicted & (y == 1))),
+    )
+
+
+def _pairs_auc(y, p):
+    y, p = np.asarray(y).astype(int), np.asarray(p, dtype=float)
+    pos, neg = p[y == 1][:, None], p[y == 0][None, :]
+    if pos.size == 0 or neg.size == 0:
+        return np.nan
+    return float(((pos > neg).sum() + 0.5 * (pos == neg).sum()) / (pos.size * neg.size))
+
+
+#: Each metric's definition on the confusion matrix at threshold 0.5 (AUC: the share of ordered pairs).
+DEFINITIONS = {
+    "accuracy": lambda y, p: (lambda tp, tn, fp, fn: (tp + tn) / (tp + tn + fp + fn))(*_counts(y, p)),
+    "auc": _pairs_auc,
+    "precision": lambda y, p: (lambda tp, tn, fp, fn: tp / (tp + fp) if tp + fp else np.nan)(*_counts(y, p)),
+    "sensitivity": lambda y, p: (lambda tp, tn, fp, fn: tp / (tp + fn) if tp + fn else np.nan)(
+        *_counts(y, p)
+    ),
+    "specificity": lambda y, p: (lambda tp, tn, fp, fn: tn / (tn + fp) if tn + fp else np.nan)(
+        *_counts(y, p)
+    ),
+}
+
+
+def designed_scores(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """600 rows whose five metrics all differ: sensitivity 0.2, specificity 0.95, precision 0.8, accuracy
+    0.575 and an AUC near 0.88."""
+    rng = np.random.default_rng(seed)
+    y = np.r_[np.ones(300), np.zeros(300)].astype(int)
+    p = np.r_[
+        rng.uniform(0.5, 1, 60),
+        rng.uniform(0.3, 0.5, 240),
+        rng.uniform(0.5, 1, 15),
+        rng.uniform(0, 0.45, 285),
+    ]
+    order = rng.permutation(len(y))
+    return y[order], p[order]
+
+
+def assert_distinct(values: dict) -> None:
+    """The five metrics differ, so a swap of two of them cannot go unseen."""
+    numbers = sorted(values.values())
+    assert all(b - a > 1e-3 for a, b in zip(numbers, numbers[1:], strict=False)), values
+
+
+def assert_metric(y, p, metric, value, interval=None, seed=0) -> None:
+    """``value`` is ``metric``'s definition on (y, p) and ``interval`` the bootstrap interval of that definition."""
+    from mmt_tune.stats import bootstrap_interval
+
+    assert value == DEFINITIONS[metric](y, p), metric
+    if interval is not None:
+        expected = bootstrap_interval(y, p, DEFINITIONS[metric], seed=seed)
+        assert tuple(interval) == expected, metric
+
+
+def test_every_metric_function_is_its_definition():
+    from mmt_tune.metrics import METRIC_FUNCTIONS, all_metrics
+
+    y, p = designed_scores()
+    values = all_metrics(y, p)
+    assert_distinct(values)
+    for metric in METRICS:
+        assert_metric(y, p, metric, values[metric])
+        assert_metric(y, p, metric, METRIC_FUNCTIONS[metric](y, p))
+    for seed in range(20):  # small, tied and one-sided samples too
+        rng = np.random.default_rng(seed)
+        n = int(rng.integers(4, 30))
+        y = rng.integers(0, 2, n)
+        p = np.round(rng.random(n), 1)
+        for metric, value in all_metrics(y, p).items():
+            expected = DEFINITIONS[metric](y, p)
+            assert value == expected or (np.isnan(value) and np.isnan(expected)), (seed, metric)
+
+
+def test_predict_prints_each_metric_with_its_own_interval():
+    """External validation in ``predict``: each metric and its bootstrap interval are the definition's."""
+    from mmt_tune.predict import validation
+
+    y, p = designed_scores(1)
+    report = validation(pd.DataFrame({"label": y, "probability": p}), seed=3)
+    assert_distinct({m: report[m]["value"] for m in METRICS})
+    for metric in METRICS:
+        assert_metric(y, p, metric, report[metric]["value"], report[metric]["ci95"], seed=3)
+    assert report["brier"] == np.mean((p - y) ** 2)
+
+
+def test_a_held_out_table_reports_each_metric_with_its_own_interval():
+    from mmt_tune.study.holdout import score_chosen
+
+    table = table_of(n=140, seed=2)
+    config = config_of("logreg", ("DWI",), C=0.1)
+    train, test = np.arange(70), np.arange(70, 140)
+    summary, predictions = score_chosen(table, [(config, 0.7, "t0")], train, test, seed=4)
+    y, p = predictions["label"].to_numpy(), predictions["probability"].to_numpy()
+    np.testing.assert_array_equal(y, table["label"].to_numpy()[test])
+    row = summary.iloc[0]
+    assert_distinct({m: row[f"test_{m}"] for m in METRICS})
+    for metric in METRICS:
+        interval = (row[f"test_{metric}_low"], row[f"test_{metric}_high"])
+        assert_metric(y, p, metric, row[f"test_{metric}"], interval, seed=4)
+
+
+def test_table2_and_performance_json_report_each_metric_as_its_definition_over_folds(tmp_path):
+    """Fold metrics of a trial, Table 2's mean ± std and performance.json's means are the definitions applied
+    to each fold's out-of-fold predictions."""
+    from mmt_tune.analysis.curves import performance
+    from mmt_tune.analysis.metrics import LABELS, aggregate
+    from mmt_tune.analysis.results import Study
+    from mmt_tune.analysis.tables import mean_std
+    from mmt_tune.study.records import TrialRecord, trials_table
+    from mmt_tune.study.trial_io import final_report
+    from mmt_tune.train import train_configuration
+
+    table = table_of(n=150, seed=3)
+    config = config_of("logreg", ("FLAIR",), C=0.1, folds=5)
+    result = train_configuration(table, config)
+    record = TrialRecord(
+        {"model": "logreg", "present": ["FLAIR"], "C": 0.1},
+        {**final_report(result), "trial_id": "t0"},
+        False,
+        tmp_path,
+    )
+    predictions = result.predictions.assign(model="logreg", present="FLAIR", trial_id="t0")
+    study = Study(
+        tmp_path, trials_table([record], "s"), predictions=predictions, data={"modalities": list(MODALITIES)}
+    )
+    metrics = aggregate(study)
+    by_fold = {m: [] for m in METRICS}
+    for fold, rows in result.predictions.groupby("fold"):
+        y, p = rows["label"].to_numpy(), rows["probability"].to_numpy()
+        for metric in METRICS:
+            by_fold[metric].append(DEFINITIONS[metric](y, p))
+            assert result.folds.set_index("fold").loc[fold, metric] == by_fold[metric][-1]
+    means = {m: float(np.mean(v)) for m, v in by_fold.items()}
+    assert_distinct(means)
+    best = metrics.best.iloc[0]
+    row = metrics.table2().iloc[0]
+    entry = performance(metrics, {"rows": len(table), "positives": int(table["label"].sum())})[
+        "configurations"
+    ][0]
+    for metric in METRICS:
+        assert best[f"{metric}_mean"] == pytest.approx(means[metric], abs=1e-15)
+        assert row[LABELS[metric]] == mean_std(means[metric], float(np.std(by_fold[metric])))
+        assert entry["metrics"][metric]["mean"] == pytest.approx(means[metric], abs=1e-15)
+        assert entry["metrics"][metric]["n_scores"] == 5
+
+
+# --------------------------------------------------------------------------- the fold cache
+def _perturbations(table: pd.DataFrame, config: TrainConfig):
+    """(what, table, config) pairs that each change the folds a study must get."""
+    swap = {c: c.replace("T1WI__", "FLAIR__") for c in table.columns if c.startswith("T1WI__")}
+    swap.update({c: c.replace("FLAIR__", "T1WI__") for c in table.columns if c.startswith("FLAIR__")})
+    value, label = table.copy(), table.copy()
+    value.iloc[3, value.columns.get_loc("DWI__original_firstorder_F0")] += 1e-9
+    label.iloc[5, label.columns.get_loc("label")] = 1 - label["label"].iloc[5]
+    yield "two sequences' column names swapped", table.rename(columns=swap), config
+    yield "one value changed in its last digits", value, config
+    yield "one label changed", label, config
+    yield "rows in another order", table.iloc[::-1].reset_index(drop=True), config
+    preprocess = config.preprocess
+    for change in (
+        {"k": 3},
+        {"k": {"T1WI": 4, "FLAIR": 4, "DWI": 3}},
+        {"score": "mutual_info"},
+        {"correlation_threshold": 0.5},
+        {"smote": False},
+        {"smote_neighbors": 2},
+    ):
+        yield (
+            f"preprocessing {change}",
+            table,
+            dataclasses.replace(config, preprocess=dataclasses.replace(preprocess, **change)),
+        )
+    for change in ({"folds": 4}, {"repeats": 2}, {"seed": 1}, {"early_stopping": True}):
+        yield f"{change}", table, dataclasses.replace(config, **change)
+    yield "other sequences", table, config_of("logreg", ("T1WI", "FLAIR"))
+
+
+def test_the_fold_cache_hands_out_only_folds_fitted_on_this_table_with_these_settings():
+    """After the cache holds a table's folds, any change of the table's content, column names, row order or
+    the preprocessing settings gets folds equal to a fresh fit of *that* table; the same table and settings
+    get the cached folds back (the same objects)."""
+    from mmt_tune import folds as fold_cache
+    from mmt_tune.train import check_table
+
+    table = table_of()
+    config = KINDS["logreg"]()
+
+    def fresh(t, c):
+        columns, splits = check_table(t, c)
+        return fold_cache._fit_folds(t, c, columns, splits)
+
+    def cached(t, c):
+        columns, splits = check_table(t, c)
+        return fold_cache.prepare_folds(t, c, columns, splits)
+
+    fold_cache._FOLD_CACHE.clear()
+    first = cached(table, config)
+    for what, other_table, other_config in _perturbations(table, config):
+        got = cached(other_table, other_config)
+        assert got is not first, what
+        assert_same_arrays(got, fresh(other_table, other_config), what)
+        assert cached(table, config) is first or len(fold_cache._FOLD_CACHE) >= fold_cache.FOLD_CACHE_SIZE
+        first = cached(table, config)
+        assert_same_arrays(first, fresh(table, config), "the table itself")
+
+
+# --------------------------------------------------------------------------- W&B privacy
+WANDB_TRIAL = """
+import sys
+import wandb
+from mmt_tune.tracking import Tracking, start_trial_run
+
+run = start_trial_run(
+    Tracking(mode="offline", study="s", dir=sys.argv[1]), {"lr": 1e-5, "present": ["DWI"]}, "mmt1m/DWI", "mmt1m"
+)
+for epoch in range(3):
+    run.log({"epoch": epoch, "auc": 0.7, "train/total": 1.0})
+run.summary.update({"cv/auc": 0.7, "fold0/auc": 0.71})
+run.finish()
+wandb.teardown()
+"""
+
+
+def test_wandb_records_no_host_user_or_home_name(tmp_path):
+    """A trial's W&B run, opened by the tracking code on a machine with a made-up host name (its own UTS
+    namespace, where the system allows one), a made-up user and home: no file W&B writes names any of them
+    (the .wandb record `wandb sync` uploads, the run's files and logs)."""
+    host, user = "zqhost-4417", "zquser-8263"
+    home = tmp_path / f"home-{user}"
+    work = home / "cohort-project"
+    work.mkdir(parents=True)
+    (work / "trial.py").write_text(WANDB_TRIAL)
+    runs = tmp_path / "runs"
+    env = {
+        **os.environ,
+        "USER": user,
+        "LOGNAME": user,
+        "HOME": str(home),
+        "WANDB_MODE": "offline",
+        "WANDB_SILENT": "true",
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+    }
+    env.pop("WANDB_SERVICE", None)
+    command = [sys.executable, "trial.py", str(runs)]
+    unshare = shutil.which("unshare")
+    own_host = (
+        unshare is not None
+        and subprocess.run([unshare, "-u", "hostname", host], capture_output=True).returncode == 0
+    )
+    if own_host:
+        script = f"hostname {host} && exec " + " ".join(f"'{c}'" for c in command)
+        command = [unshare, "-u", "sh", "-c", script]
+    else:  # no namespace here: the real host name stands in
+        import socket
+
+        host = socket.gethostname()
+    subprocess.run(command, cwd=work, env=env, check=True, capture_output=True, timeout=120)
+    written = [p for p in runs.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".wandb" for p in written)
+    for path in written:
+        content = path.read_bytes()
+        for needle in (host, user, str(home)):
+            if len(needle) >= 4:
+                assert needle.encode() not in content, f"{needle} in {path.relative_to(runs)}"
+    if own_host:  # and the check can see a name: the record does carry a host field, masked
+        record = next(p for p in written if p.suffix == ".wandb").read_bytes()
+        assert b"masked" in record

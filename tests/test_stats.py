@@ -35,9 +35,29 @@ def test_corrected_resampled_t_matches_the_formula_worked_by_hand():
     differences = np.array([0.02, 0.05, -0.01, 0.04, 0.03])
     t = differences.mean() / np.sqrt((1 / 5 + 0.25) * differences.var(ddof=1))
     assert corrected_t_test(differences, 0.25) == pytest.approx(2 * sp.t.sf(t, 4))
-    assert np.isnan(corrected_t_test([0.1, 0.1, 0.1], 0.25)) and np.isnan(
-        corrected_t_interval([0.7], 0.25)[0]
-    )
+    assert np.isnan(corrected_t_test([0.1], 0.25)) and np.isnan(corrected_t_interval([0.7], 0.25)[0])
+
+
+@pytest.mark.parametrize("constant", [0.1, -0.05, 0.0])
+def test_a_constant_fold_difference_gets_the_limit_of_the_corrected_t_and_stays_in_holm(constant):
+    """Zero variance: t is infinite (p -> 0), or 0/0 for no difference at all (p = 1); both count in Holm.
+    The limit is approached by a vanishing spread around the constant."""
+    d = np.full(5, constant)
+    p = corrected_t_test(d, 0.25)
+    near = corrected_t_test(d + np.array([1, -1, 1, -1, 0]) * 1e-9, 0.25)
+    assert p == (1.0 if constant == 0 else 0.0)
+    if constant:
+        assert near < 1e-6
+    adjusted = holm([p, 0.01, 0.04])  # three in the family: 0.01 is multiplied by 2 (after p = 0) or 3
+    assert adjusted[1] == pytest.approx(0.01 * (3 if constant == 0 else 2))
+
+
+def test_delong_is_undefined_with_a_single_case_of_a_class():
+    y = np.array([1, 0, 0, 0, 0, 0])
+    a, b = np.linspace(0.1, 0.9, 6), np.linspace(0.9, 0.1, 6)
+    assert np.isnan(delong_test(y, a, b)) and np.isnan(delong_test(1 - y, a, b))
+    y[1] = 1  # two of each class at least: defined again
+    assert 0.0 <= delong_test(y, a, b) <= 1.0
 
 
 def _population(n, rng, d=1.0, features=5):

@@ -27,7 +27,7 @@ from mmt_tune.analysis.results import (
     table_order,
 )
 from mmt_tune.metrics import METRICS
-from mmt_tune.stats import corrected_t_test, delong_test, holm
+from mmt_tune.stats import constant_difference, corrected_t_test, delong_defined, delong_test, holm
 
 if TYPE_CHECKING:
     from mmt_tune.analysis.metrics import MetricsResult
@@ -116,9 +116,19 @@ def compare(
                 f"{name(left)} vs {name(right)}: fold seeds or counts differ, so the folds are not paired"
             )
         fraction = split_fraction(a)
-        delong = _delong(predictions, (*left, trial_of[left]), (*right, trial_of[right]))
+        delong, single = _delong(predictions, (*left, trial_of[left]), (*right, trial_of[right]))
+        if single:
+            notes.append(
+                f"{name(left)} vs {name(right)}: DeLong's test is undefined (a class has a single case in "
+                "the pooled predictions); p_delong is left empty"
+            )
         for metric in METRICS:
             x, y = a.loc[shared, metric].to_numpy(float), b.loc[shared, metric].to_numpy(float)
+            if constant_difference(x - y) and not np.allclose(x - y, 0.0):
+                notes.append(
+                    f"{name(left)} vs {name(right)}: the {metric} difference is {(x - y)[~np.isnan(x - y)][0]:+.3f} "
+                    "in every fold; its corrected t p-value is the zero-variance limit (0), kept in Holm's family"
+                )
             rows.append(
                 {
                     "comparison": f"{name(left)} − {name(right)}",
@@ -144,11 +154,12 @@ def compare(
     return frame
 
 
-def _delong(predictions: pd.DataFrame | None, left: tuple, right: tuple) -> float:
-    """DeLong's p for two trials' out-of-fold predictions of the first repeat, on the rows both scored."""
+def _delong(predictions: pd.DataFrame | None, left: tuple, right: tuple) -> tuple[float, bool]:
+    """DeLong's p for two trials' out-of-fold predictions of the first repeat, on the rows both scored, and
+    whether it is undefined because a class has a single case there."""
     needed = {"model", "present", "trial_id", "row", "label", "probability"}
     if predictions is None or predictions.empty or not needed <= set(predictions.columns):
-        return np.nan
+        return np.nan, False
 
     def rows_of(model: str, present: str, trial: str) -> pd.DataFrame:
         p = predictions[
@@ -163,8 +174,11 @@ def _delong(predictions: pd.DataFrame | None, left: tuple, right: tuple) -> floa
     a, b = rows_of(*left), rows_of(*right)
     both = a.join(b, lsuffix="_a", rsuffix="_b", how="inner").dropna()
     if both.empty or both["label_a"].nunique() < 2:
-        return np.nan
-    return delong_test(both["label_a"].to_numpy(int), both["probability_a"], both["probability_b"])
+        return np.nan, False
+    labels = both["label_a"].to_numpy(int)
+    if not delong_defined(labels):
+        return np.nan, True
+    return delong_test(labels, both["probability_a"], both["probability_b"]), False
 
 
 def _plain_tests(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
