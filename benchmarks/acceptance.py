@@ -9,7 +9,7 @@ best trial's mean validation AUC is set beside the better baseline's on the same
     python benchmarks/acceptance.py [--space paper-wide] [--samples 8] [--epochs E] [--datasets phantom,breast]
         [--record]
 
-Target (issue 11): the best deep model of each configuration within 0.02 AUC of the tuned baseline. Both are
+Target: the best deep model of each configuration within 0.02 AUC of the tuned baseline. Both are
 best-of-N on the folds they are reported on, so both are optimistic by about the same selection effect.
 An interrupted run resumes its studies (``--storage``, default a folder under the system's temp dir).
 """
@@ -138,7 +138,7 @@ def main(argv=None) -> int:
     lines.append(
         f"Load: `{load}`; torch threads per trial: 1 (Ray sets OMP_NUM_THREADS=1); CPU count {os.cpu_count()}."
     )
-    report("acceptance", "Deep models vs tuned baselines (issue 11 acceptance)", lines, args.record)
+    report("acceptance", "Deep models vs tuned baselines", lines, args.record)
     return 0
 
 

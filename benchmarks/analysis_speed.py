@@ -1,7 +1,7 @@
 """Analysis speed: importance (Table 3) + aggregated metrics (Table 2) of a large synthetic study.
 
 The study: 1000 trials x 13 configurations (the ``paper`` space) x 5 folds = 65,000 rows, from
-:mod:`mmt_tune.analysis.synthetic`, written as Parquet and read back. Target (issue 5): importance + Table 2 within
+:mod:`mmt_tune.analysis.synthetic`, written as Parquet and read back. Target: importance + Table 2 within
 60 s on a 2-core machine.
 
 1. Ours, end to end: read the table, fANOVA importance with the default options (fanova engine, 3 forest

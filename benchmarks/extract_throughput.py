@@ -11,7 +11,7 @@ The script also checks that both tools produced the same feature values.
     python benchmarks/extract_throughput.py                 # default phantom cohort (279 patients, 837 scans)
     python benchmarks/extract_throughput.py --patients 60 --params paper --record
 
-Targets (issue 2): cold >= 0.9x the PyRadiomics CLI's throughput; cached >= 50x faster than cold.
+Targets: cold >= 0.9x the PyRadiomics CLI's throughput; cached >= 50x faster than cold.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Study launcher: per-trial overhead, with a trivial objective and with real training (issues 4 and 18).
+"""Study launcher: per-trial overhead, with a trivial objective and with real training.
 
 1. Trivial objective (no training): the same trials through ``PerConfigurationSearch`` + Ray Tune (local Ray,
    2 CPUs, started before timing) and through a plain ``optuna`` ask-and-tell loop.
@@ -13,7 +13,7 @@
    same packs trained with :func:`mmt_tune.batch.train_trials`.
 
 Each pair alternates ``--repeats`` times; min and median, overhead from the medians, load before and after.
-Targets: <= 0.5 s per trial (issue 4, trivial objective), <= 0.3 s with real training (issue 18).
+Targets: <= 0.5 s per trial, <= 0.3 s with real training.
 
     python benchmarks/launcher_overhead.py [--trials-per-configuration 10] [--samples 4] [--epochs 20] [--record]
 """

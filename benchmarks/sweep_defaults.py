@@ -1,4 +1,4 @@
-"""Sweep of the deep models' training defaults (issue 11): lr x weight decay x dropout x epochs.
+"""Sweep of the deep models' training defaults: lr x weight decay x dropout x epochs.
 
 On the phantom cohort and scikit-learn's breast-cancer table (see :mod:`mmt_tune.data.public`), for a few
 representative configurations, every combination of ``--lr``, ``--weight-decay`` and ``--dropout`` trains

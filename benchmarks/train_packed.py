@@ -13,7 +13,7 @@ modes alternate (sequential, packed, sequential, ...) ``--repeats`` times in one
 the minimum and the median of each with the load average before and after (``uptime``'s numbers), so that a
 busy machine shows in the record instead of in the ratio.
 
-Target (issue 3): packed >= 4x faster than sequential on a 2-core CPU.
+Target: packed >= 4x faster than sequential on a 2-core CPU.
 
 ``--scaling`` explains the ratio: it times one epoch for pack sizes k = 1, 2, 5, 10 (the five folds, repeated
 for k = 10), fits ``epoch(k) = fixed + k * per_fold`` (fixed: per-operation dispatch, autograd and Python

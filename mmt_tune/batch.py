@@ -1,4 +1,4 @@
-"""Many trials of one configuration as one batched model: trials x folds slices (issue 18).
+"""Many trials of one configuration as one batched model: trials x folds slices.
 
 Trials of a configuration share its data, folds and in-fold preprocessing (fitted once here, not once per
 trial) and, in a search over learning rate and loss weights, the shapes of their models. So B trials of k

@@ -1,4 +1,4 @@
-"""Plant known bugs one at a time and check that the test suite catches each (issue 20).
+"""Plant known bugs one at a time and check that the test suite catches each.
 
 Each mutant replaces one snippet in one module (the snippet must occur exactly once, so a refactoring that
 moves it makes the script fail loudly instead of testing nothing), runs the tests named for it, and restores
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+GUARANTEES = "tests/test_guarantees.py"
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,207 @@ MUTANTS = [
         (
             "tests/test_run.py::test_report_every_n_epochs_reports_to_tune_every_n_and_still_logs_every_epoch_to_wandb",
         ),
+    ),
+    # ---- the guarantees the reported numbers rest on (tests/test_guarantees.py), one class of bug each
+    Mutant(
+        "preprocessing without SMOTE fitted on the fold's training and validation rows",
+        "mmt_tune/preprocess.py",
+        "        Z_train, y_res = pipeline.fit(X_train, y_train).transform(X_train), y_train\n",
+        "        pipeline.fit(pd.concat([X_train, X_val]), np.concatenate([y_train, y_val]))\n"
+        "        Z_train, y_res = pipeline.transform(X_train), y_train\n",
+        (GUARANTEES, "-k", "preprocessing_is_fitted or fitted_on_its_training"),
+    ),
+    Mutant(
+        "preprocessing with SMOTE fitted (and resampled) on training and validation rows",
+        "mmt_tune/preprocess.py",
+        "        Z_train, y_res = pipeline.fit_resample(X_train, y_train)\n",
+        "        Z_train, y_res = pipeline.fit_resample(pd.concat([X_train, X_val]), np.concatenate([y_train, y_val]))\n",
+        (GUARANTEES, "-k", "preprocessing_is_fitted or fitted_on_its_training"),
+    ),
+    Mutant(
+        "the imputation medians taken from the validation rows' values where they have any",
+        "mmt_tune/preprocess.py",
+        "    Z_val = features.transform(X_val)\n",
+        "    features.named_transformers_[next(iter(modality_columns))].named_steps['impute'].fit(\n"
+        "        X_val[modality_columns[next(iter(modality_columns))]]\n"
+        "    )\n"
+        "    Z_val = features.transform(X_val)\n",
+        (GUARANTEES, "-k", "preprocessing_is_fitted"),
+    ),
+    Mutant(
+        "cross-validation folds fitted on their training and validation rows (the fold cache's fit)",
+        "mmt_tune/folds.py",
+        "                train,\n                val,\n                config.preprocess,",
+        "                np.union1d(train, val),\n                val,\n                config.preprocess,",
+        (GUARANTEES, "-k", "cross_validation_fits"),
+    ),
+    Mutant(
+        "the fold cache's key blind to column names",
+        "mmt_tune/folds.py",
+        "    content.update(repr(list(table.columns)).encode())\n",
+        "",
+        (GUARANTEES, "-k", "fold_cache"),
+    ),
+    Mutant(
+        "the fold cache's key blind to the preprocessing options",
+        "mmt_tune/folds.py",
+        "        repr(config.preprocess),\n",
+        "        repr(config.preprocess.k),\n",
+        (GUARANTEES, "-k", "fold_cache"),
+    ),
+    Mutant(
+        "nested CV: the inner study given the whole table",
+        "mmt_tune/study/nested.py",
+        "write_feature_table(table.iloc[train].reset_index(drop=True), features, metadata)",
+        "write_feature_table(table.reset_index(drop=True), features, metadata)",
+        (GUARANTEES, "-k", "nested"),
+    ),
+    Mutant(
+        "nested CV: the chosen configuration refitted on all rows before the outer test rows are scored",
+        "mmt_tune/study/nested.py",
+        "score_chosen(table, chosen, train, test, opts.seed)",
+        "score_chosen(table, chosen, np.arange(len(table)), test, opts.seed)",
+        (GUARANTEES, "-k", "nested"),
+    ),
+    Mutant(
+        "a held-out table: the refit trained on the study table plus the held-out rows",
+        "mmt_tune/study/holdout.py",
+        "both, chosen, np.arange(len(table)), np.arange(len(table), len(both)), seed",
+        "both, chosen, np.arange(len(both)), np.arange(len(table), len(both)), seed",
+        (GUARANTEES, "-k", "held_out_table_is_scored"),
+    ),
+    Mutant(
+        "a held-out table's metrics computed against the training rows' labels",
+        "mmt_tune/study/holdout.py",
+        '    y = table["label"].to_numpy(int)[test_index]\n',
+        '    y = table["label"].to_numpy(int)[np.asarray(train_index)[: len(test_index)]]\n',
+        (GUARANTEES, "-k", "held_out_table_reports"),
+    ),
+    Mutant(
+        "predict takes the features in the new table's column order",
+        "mmt_tune/preprocess.py",
+        "        values = frame[self.columns].to_numpy(dtype=float)\n",
+        "        values = frame[[c for c in frame.columns if c in self.columns]].to_numpy(dtype=float)\n",
+        (GUARANTEES, "-k", "by_name"),
+    ),
+    Mutant(
+        "predict gives a model that cannot score subsets a patient lacking one of its sequences",
+        "mmt_tune/predict.py",
+        "if f.config.spec.subsets and have < set(f.config.present)]",
+        "if have < set(f.config.present)]",
+        (GUARANTEES, "-k", "routed"),
+    ),
+    Mutant(
+        "predict chooses the worst-scoring candidate",
+        "mmt_tune/predict.py",
+        "        return max(\n            keys,",
+        "        return min(\n            keys,",
+        (GUARANTEES, "-k", "routed"),
+    ),
+    Mutant(
+        "predict counts a sequence missing when any (not every) value is empty",
+        "mmt_tune/predict.py",
+        "table[columns].notna().any(axis=1).to_numpy()",
+        "table[columns].notna().all(axis=1).to_numpy()",
+        (GUARANTEES, "-k", "imputed_not_a_missing"),
+    ),
+    Mutant(
+        "robustness scores a subset with the first len(subset) modalities",
+        "mmt_tune/train.py",
+        "                for m in subset\n            }",
+        "                for m in config.present[: len(subset)]\n            }",
+        (GUARANTEES, "-k", "robustness_scores"),
+    ),
+    Mutant(
+        "MFN-VAE's modality dropout left on at evaluation",
+        "mmt_tune/models/vae.py",
+        "if self.training and self.modality_dropout > 0 and len(given) > 1:",
+        "if self.modality_dropout > 0 and len(given) > 1:",
+        (GUARANTEES, "-k", "training_only"),
+    ),
+    Mutant(
+        "dropout left on at evaluation (the shared MLP block)",
+        "mmt_tune/models/blocks.py",
+        "        if not self.training or self.p == 0.0:",
+        "        if self.p == 0.0:",
+        (GUARANTEES, "-k", "training_only or without_dropout"),
+    ),
+    Mutant(
+        "the trainer scores the validation rows in training mode",
+        "mmt_tune/packed.py",
+        "        model.eval()\n        with torch.no_grad():\n            out, _, val_losses",
+        "        with torch.no_grad():\n            out, _, val_losses",
+        (GUARANTEES, "-k", "evaluation_mode"),
+    ),
+    Mutant(
+        "repeated CV: repeats 2, 3, ... reuse one split",
+        "mmt_tune/preprocess.py",
+        "    return seed + 1_000_003 * repeat\n",
+        "    return seed + 1_000_003 * min(repeat, 1)\n",
+        (GUARANTEES, "-k", "repeated"),
+    ),
+    Mutant(
+        "sensitivity and specificity swapped in the functions the bootstrap intervals use",
+        "mmt_tune/metrics.py",
+        '    "sensitivity": sensitivity,\n    "specificity": specificity,\n}',
+        '    "sensitivity": specificity,\n    "specificity": sensitivity,\n}',
+        (GUARANTEES, "-k", "own_interval"),
+    ),
+    Mutant(
+        "precision divided by the actual positives (sensitivity's denominator)",
+        "mmt_tune/metrics.py",
+        "    return _ratio(tp, tp + fp)\n",
+        "    return _ratio(tp, tp + fn)\n",
+        (GUARANTEES, "-k", "definition"),
+    ),
+    Mutant(
+        "AUC counts tied pairs as ordered",
+        "mmt_tune/metrics.py",
+        "    rank_sum = rankdata(scores)[y_true == 1].sum()\n",
+        '    rank_sum = rankdata(scores, method="max")[y_true == 1].sum()\n',
+        (GUARANTEES, "-k", "definition"),
+    ),
+    Mutant(
+        "Table 2 prints specificity under the Sensitivity heading",
+        "mmt_tune/analysis/metrics.py",
+        '    "sensitivity": "Sensitivity",\n    "specificity": "Specificity",',
+        '    "sensitivity": "Specificity",\n    "specificity": "Sensitivity",',
+        (GUARANTEES, "-k", "table2_and_performance"),
+    ),
+    Mutant(
+        "a bundle loads each member's scale as its mean",
+        "mmt_tune/bundle.py",
+        '                    arrays[f"{i}/{m}/mean"],\n                    arrays[f"{i}/{m}/scale"],',
+        '                    arrays[f"{i}/{m}/scale"],\n                    arrays[f"{i}/{m}/scale"],',
+        ("tests/test_bundle.py",),
+    ),
+    Mutant(
+        "W&B's host name mask removed",
+        "mmt_tune/tracking.py",
+        "        host=MASKED,\n",
+        "",
+        (GUARANTEES, "-k", "wandb"),
+    ),
+    Mutant(
+        "W&B runs grouped by the results folder instead of the study",
+        "mmt_tune/tracking.py",
+        '        group=f"{tracking.study}/{configuration}",\n',
+        '        group=f"{tracking.dir}/{configuration}",\n',
+        (GUARANTEES, "-k", "wandb"),
+    ),
+    Mutant(
+        "DeLong's p is 0 when a class has a single case",
+        "mmt_tune/stats.py",
+        "    return bool(counts.min() >= 2)\n",
+        "    return bool(counts.min() >= 1)\n",
+        ("tests/test_stats.py",),
+    ),
+    Mutant(
+        "a constant fold difference drops out of Holm's family",
+        "mmt_tune/stats.py",
+        "        return 1.0 if np.allclose(d, 0.0) else 0.0\n",
+        "        return np.nan\n",
+        ("tests/test_stats.py",),
     ),
 ]
 

@@ -1,4 +1,4 @@
-"""Architecture rules the redesign (issue 13) set: light imports, no import circles, one model registry."""
+"""Architecture rules the redesign set: light imports, no import circles, one model registry."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Many trials of one configuration as one packed model (issue 18): a trial's numbers do not depend on its pack."""
+"""Many trials of one configuration as one packed model: a trial's numbers do not depend on its pack."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""From study to patient: fit, bundle, predict by the modalities a patient has, and safe loading (issue 16)."""
+"""From study to patient: fit, bundle, predict by the modalities a patient has, and safe loading."""
 
 from __future__ import annotations
 

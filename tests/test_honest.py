@@ -1,4 +1,4 @@
-"""Honest numbers (issue 14): repeated CV, nested CV, test-time modality subsets, ROC consistent with Table 2."""
+"""Honest numbers: repeated CV, nested CV, test-time modality subsets, ROC consistent with Table 2."""
 
 from __future__ import annotations
 

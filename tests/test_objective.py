@@ -1,5 +1,5 @@
 """What decides results: the objective Tune maximises, the folds every trial shares, the best trial, the
-threshold. Each test fails on a plausible one-line bug (issue 20's mutation check)."""
+threshold. Each test fails on a plausible one-line bug."""
 
 from __future__ import annotations
 

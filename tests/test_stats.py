@@ -1,4 +1,4 @@
-"""Intervals and tests against known values and simulations with a known answer (issue 14)."""
+"""Intervals and tests against known values and simulations with a known answer."""
 
 from __future__ import annotations
 

@@ -160,7 +160,7 @@ def _check_baseline(options: Mapping) -> None:
     check_options(options)
 
 
-#: MMT's options. Defaults from the sweep in benchmarks/RESULTS.md (issue 11): dropout 0.1 overfits.
+#: MMT's options. Defaults from the sweep in benchmarks/RESULTS.md: dropout 0.1 overfits.
 MMT_OPTIONS = {
     "d_model": 64,  # token width D
     "expansion": 2,  # FeedForward width E = expansion * D

@@ -1,6 +1,6 @@
 """Classical baselines beside the deep models: a penalised logistic regression and a random forest.
 
-A deep model belongs in a paper only if it beats these on the same folds (issue 11). They run on the
+A deep model belongs in a paper only if it beats these on the same folds. They run on the
 *present* modalities' features after the same in-fold preprocessing as the deep models (median imputation,
 scaling, correlation filter, top-k per modality, Borderline-SMOTE on the training rows), so the comparison
 isolates the model. Each fold's estimator is seeded from the study seed and the fold.

@@ -65,7 +65,7 @@ def loss_terms(
         terms["auxiliary"] = cross_entropy(out["aux_logits"], y, rows)
     if variational:
         # Mean over latent dimensions, as the reconstruction is a mean over features: summed, KL outweighed
-        # the other terms by the latent width and the posterior collapsed (issue 11).
+        # the other terms by the latent width and the posterior collapsed.
         kl = -0.5 * (1 + out["logvar"] - out["mu"] ** 2 - out["logvar"].exp()).mean(-1)
         terms["kl"] = _masked_mean(kl, rows)
     error = mean_squared_error if variational else mean_absolute_error

@@ -69,7 +69,7 @@ class ModalInteraction(nn.Module):
         if self.interaction == "hadamard":
             # An explicit chain of products, not ``k_mod.prod(dim=-2)``: prod's backward switches to another
             # formula for the *whole* tensor when any element is exactly 0, so one fold's zero changed the
-            # other folds' gradients by rounding, and packed training drifted from sequential (issue 11).
+            # other folds' gradients by rounding, and packed training drifted from sequential.
             # The product rule is also stable where prod's ``result / input`` divides by tiny keys.
             k_all = k_mod[..., :1, :]
             for j in range(1, n_mod):
@@ -99,7 +99,7 @@ class MMT(nn.Module):
         d_model: int = 64,
         expansion: int = 2,
         hidden: int = 128,
-        dropout: float = 0.3,  # the sweep's best (benchmarks/RESULTS.md, issue 11); 0.1 overfits
+        dropout: float = 0.3,  # the sweep's best (benchmarks/RESULTS.md); 0.1 overfits
         interaction: str = "hadamard",
         n_layers: int = 2,
         auxiliary_head: bool | None = None,

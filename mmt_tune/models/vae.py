@@ -41,7 +41,7 @@ class MFNVAE(nn.Module):
         feature_dims: Mapping[str, int],
         latent: int = 32,
         hidden: int = 128,
-        dropout: float = 0.3,  # the sweep's best (benchmarks/RESULTS.md, issue 11); 0.1 overfits
+        dropout: float = 0.3,  # the sweep's best (benchmarks/RESULTS.md); 0.1 overfits
         modality_dropout: float = 0.0,  # training only: drop each expert of a row with this probability
     ):
         super().__init__()

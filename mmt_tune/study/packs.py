@@ -1,4 +1,4 @@
-"""A Tune trial that trains a pack of a configuration's trials as one model (``--pack-trials B``, issue 18).
+"""A Tune trial that trains a pack of a configuration's trials as one model (``--pack-trials B``).
 
 The searcher (:class:`mmt_tune.study.search.PerConfigurationSearch`) asks the configuration's Optuna study
 for B trials at once and hands them over as ``config["pack"]``; here they train as one packed model
