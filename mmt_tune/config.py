@@ -169,6 +169,11 @@ class TrainConfig:
         if self.kl_warmup and "kl" not in spec.terms:
             with_kl = [s.label for s in map(models.get, models.names()) if "kl" in s.terms]
             raise InputError(f"kl_warmup: only {' and '.join(with_kl)} has a KL term")
+        patience = self.early_stopping
+        if patience is not None and (isinstance(patience, bool) or not isinstance(patience, int) or patience < 1):
+            raise InputError(
+                f"early_stopping is a patience in epochs (an integer >= 1, or null for none), got {patience!r}"
+            )
         if not 0.0 < float(self.early_stopping_fraction) < 0.5:
             raise InputError(
                 f"early_stopping_fraction must be in (0, 0.5), got {self.early_stopping_fraction}"

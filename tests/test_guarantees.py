@@ -897,7 +897,7 @@ def _perturbations(table: pd.DataFrame, config: TrainConfig):
             table,
             dataclasses.replace(config, preprocess=dataclasses.replace(preprocess, **change)),
         )
-    for change in ({"folds": 4}, {"repeats": 2}, {"seed": 1}, {"early_stopping": True}):
+    for change in ({"folds": 4}, {"repeats": 2}, {"seed": 1}, {"early_stopping": 3}):
         yield f"{change}", table, dataclasses.replace(config, **change)
     yield "other sequences", table, config_of("logreg", ("T1WI", "FLAIR"))
 
@@ -995,3 +995,11 @@ def test_wandb_records_no_host_user_or_home_name(tmp_path):
     if own_host:  # and the check can see a name: the record does carry a host field, masked
         record = next(p for p in written if p.suffix == ".wandb").read_bytes()
         assert b"masked" in record
+
+
+@pytest.mark.parametrize("patience", [True, 0, 2.5, "3"])
+def test_early_stopping_that_is_not_a_patience_is_one_line(patience):
+    from mmt_tune.errors import InputError
+
+    with pytest.raises(InputError, match="early_stopping is a patience in epochs"):
+        config_of("mmt1m", ("T1WI",), early_stopping=patience)
