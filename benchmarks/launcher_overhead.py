@@ -6,11 +6,11 @@
    configuration, 5 folds x ``--epochs`` epochs) on a 1-CPU Ray instance (one trial at a time, one torch
    thread, W&B offline, no robustness step), reporting every epoch and every ``--report-every`` epochs, vs
    the same trials' configurations trained one after another with
-   :func:`mmt_tune.train.train_configuration` in this process (one torch thread). The difference is what the
+   :func:`mmt_tune.training.crossval.train_configuration` in this process (one torch thread). The difference is what the
    launcher costs a real study (Ray, Tune, the searcher, reports, checkpoints, tables, W&B); the two study
    sizes split it into a fixed cost per study (Tune's start, the first worker's imports, the W&B service,
    the closing tables) and a cost per trial. The larger study also with ``--pack-trials 4``, against the
-   same packs trained with :func:`mmt_tune.batch.train_trials`.
+   same packs trained with :func:`mmt_tune.training.trial_packs.train_trials`.
 
 Each pair alternates ``--repeats`` times; min and median, overhead from the medians, load before and after.
 Targets: <= 0.5 s per trial, <= 0.3 s with real training.
@@ -76,14 +76,14 @@ def main() -> int:
     import ray
     import torch
 
-    from mmt_tune.batch import train_trials
     from mmt_tune.config import TrainConfig
     from mmt_tune.data.phantom import phantom_features
     from mmt_tune.data.table import read_feature_table
-    from mmt_tune.fitting import trial_options
     from mmt_tune.spaces import load_space
-    from mmt_tune.study import run_study
-    from mmt_tune.train import train_configuration
+    from mmt_tune.study.launcher import run_study
+    from mmt_tune.training.crossval import train_configuration
+    from mmt_tune.training.refit import trial_options
+    from mmt_tune.training.trial_packs import train_trials
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

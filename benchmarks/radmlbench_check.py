@@ -37,7 +37,8 @@ def load(folder: Path, name: str) -> tuple[pd.DataFrame, tuple[str, ...]]:
 def main(argv=None) -> int:
     import torch
 
-    from mmt_tune.train import TrainConfig, train_configuration
+    from mmt_tune.config import TrainConfig
+    from mmt_tune.training.crossval import train_configuration
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

@@ -44,7 +44,7 @@ def main(argv=None) -> int:
 
     from mmt_tune.config import TrainConfig
     from mmt_tune.modalities import subsets_of
-    from mmt_tune.train import train_configuration
+    from mmt_tune.training.crossval import train_configuration
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

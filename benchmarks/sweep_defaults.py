@@ -63,8 +63,9 @@ def run_one(job: dict) -> list[dict]:
     import torch
 
     torch.set_num_threads(1)
+    from mmt_tune.config import TrainConfig
     from mmt_tune.metrics import auc
-    from mmt_tune.train import TrainConfig, train_configuration
+    from mmt_tune.training.crossval import train_configuration
 
     table = load(job["dataset"])
     options = {k: job[k] for k in ("lr", "weight_decay", "dropout") if k in job}
@@ -102,7 +103,8 @@ def run_one(job: dict) -> list[dict]:
 
 
 def baseline(dataset: str, present) -> float:
-    from mmt_tune.train import TrainConfig, train_configuration
+    from mmt_tune.config import TrainConfig
+    from mmt_tune.training.crossval import train_configuration
 
     return float(
         train_configuration(load(dataset), TrainConfig.from_options("logreg", present, {}))

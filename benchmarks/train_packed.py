@@ -37,9 +37,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import load_average, min_median, report  # noqa: E402
 
+from mmt_tune.config import TrainConfig  # noqa: E402
 from mmt_tune.data.phantom import prepare_phantom  # noqa: E402
 from mmt_tune.data.table import read_feature_table  # noqa: E402
-from mmt_tune.train import TrainConfig, train_configuration  # noqa: E402
+from mmt_tune.training.crossval import train_configuration
 
 CASES = [("mmt1m", ("T1WI",)), ("mfnvae", ("T1WI", "FLAIR", "DWI"))]
 PACK_SIZES = (1, 2, 5, 10)
@@ -50,8 +51,10 @@ def scaling(table, config: TrainConfig, repeats: int = 3) -> dict:
     """Per-epoch seconds by pack size, the fitted cost model and the matmul share (see module docstring)."""
     from torch.profiler import ProfilerActivity, profile
 
-    from mmt_tune.packed import fit_packed  # the packed trainer itself: pack sizes other than the fold count
-    from mmt_tune.preprocess import make_folds, modality_columns_of, preprocess_fold
+    from mmt_tune.training.preprocess import make_folds, modality_columns_of, preprocess_fold
+    from mmt_tune.training.trainer import (
+        fit_packed,  # the packed trainer itself: pack sizes other than the fold count
+    )
 
     columns = modality_columns_of(table, config.modalities_used)
     folds = [

@@ -23,11 +23,11 @@ from _common import load_average, min_median, report  # noqa: E402
 def main(argv=None) -> int:
     import torch
 
-    from mmt_tune.batch import train_trials
     from mmt_tune.config import TrainConfig
     from mmt_tune.data.phantom import phantom_features
     from mmt_tune.data.table import read_feature_table
-    from mmt_tune.train import train_configuration
+    from mmt_tune.training.crossval import train_configuration
+    from mmt_tune.training.trial_packs import train_trials
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

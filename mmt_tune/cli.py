@@ -11,8 +11,10 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from mmt_tune import __version__
+from mmt_tune.errors import InputError
 
 #: command -> (module whose ``main(argv)`` runs it, what it does)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -44,6 +46,26 @@ def usage() -> str:
     lines += [f"  {name:<{width}}  {what}" for name, (_, what) in COMMANDS.items()]
     lines += ["", "mmt-tune COMMAND --help shows a command's options."]
     return "\n".join(lines)
+
+
+def parse_present(text: str) -> tuple[str, ...]:
+    parts = tuple(p for p in text.replace(",", "+").split("+") if p)
+    return parts
+
+
+def read_config(path: Path | None) -> dict:
+    """A ``--config`` YAML of options (empty without one); one :class:`InputError` line when it is missing,
+    not YAML or not a mapping."""
+    from mmt_tune._io import parse_yaml
+
+    if path is None:
+        return {}
+    if not path.is_file():
+        raise InputError(f"{path}: config file not found")
+    options = parse_yaml(path.read_text(), str(path)) or {}
+    if not isinstance(options, dict):
+        raise InputError(f"{path}: expected a mapping of option: value")
+    return options
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -73,7 +73,7 @@ def accepted_options(model: str) -> set[str]:
     return {*train, *spec.options, *PREPROCESS_KEYS, *spec.weights}
 
 
-#: Options packed trials may differ in (per-slice values of the packed trainer, :mod:`mmt_tune.batch`).
+#: Options packed trials may differ in (per-slice values of the packed trainer, :mod:`mmt_tune.training.trial_packs`).
 PER_SLICE_OPTIONS = ("lr", "weight_decay", "kl_warmup")
 
 
@@ -170,7 +170,9 @@ class TrainConfig:
             with_kl = [s.label for s in map(models.get, models.names()) if "kl" in s.terms]
             raise InputError(f"kl_warmup: only {' and '.join(with_kl)} has a KL term")
         patience = self.early_stopping
-        if patience is not None and (isinstance(patience, bool) or not isinstance(patience, int) or patience < 1):
+        if patience is not None and (
+            isinstance(patience, bool) or not isinstance(patience, int) or patience < 1
+        ):
             raise InputError(
                 f"early_stopping is a patience in epochs (an integer >= 1, or null for none), got {patience!r}"
             )

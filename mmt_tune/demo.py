@@ -82,10 +82,10 @@ def run_demo_study(features: Path, out: Path, space: str, samples: int, seed: in
     """The study step: run (or resume) the study under ``out/results/<space>`` and write its report."""
     from ray import tune
 
-    from mmt_tune.analysis.importance import ImportanceOptions
+    from mmt_tune.analysis.importance.study import ImportanceOptions
     from mmt_tune.analysis.report import write_report
     from mmt_tune.analysis.results import load_study
-    from mmt_tune.study import run_study
+    from mmt_tune.study.launcher import run_study
 
     experiment = (out / "results" / space).resolve()
     resume = experiment.is_dir() and tune.Tuner.can_restore(str(experiment))
@@ -136,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for subset, mean, std in signal_check(result.output, seed=args.seed):
         print(f"      {subset:<18} {mean:6.3f} ± {std:.3f}")
     if not args.skip_study:
-        from mmt_tune.analysis.metrics import headline
+        from mmt_tune.analysis.comparisons import headline
         from mmt_tune.analysis.tables import to_markdown
 
         print(

@@ -1,97 +1,29 @@
 """``python -m mmt_tune.fit``: refit a study's chosen configurations on all rows and save them as a bundle.
 
 ``python -m mmt_tune.fit --study results/paper --features table.parquet [--configuration mmt2m/T1WI+FLAIR]``
-refits each configuration's best trial (the study's ranking, :func:`mmt_tune.study.records.rank_trials`)
-on every row of the study's feature table (checked against the hash the study recorded), preprocessing and
-model, optionally as an ensemble of ``--members`` seeds, and writes a bundle (:mod:`mmt_tune.bundle`) that
-``python -m mmt_tune.predict`` applies to new patients.
+refits each configuration's best trial on every row of the study's feature table (checked against the hash
+the study recorded), optionally as an ensemble of ``--members`` seeds, and writes a bundle
+(:mod:`mmt_tune.deploy.bundle`) that ``python -m mmt_tune.predict`` applies to new patients.
 
 ``python -m mmt_tune.fit --features table.parquet --model mfnvae --present T1WI+FLAIR+DWI [--config c.yaml]``
-fits one configuration from a config file instead of a study.
+fits one configuration from a config file instead of a study. The work is :mod:`mmt_tune.deploy.from_study`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
-
 from mmt_tune.cli import add_version
 from mmt_tune.config import TrainConfig
+from mmt_tune.deploy.from_study import fit_all, study_choices
 from mmt_tune.errors import InputError
 
 if TYPE_CHECKING:
-    from mmt_tune.bundle import Bundle
-
-
-def study_choices(
-    folder: Path, configurations: Sequence[str] | None = None, objective: str = "auc"
-) -> tuple[list[tuple[TrainConfig, float]], dict, dict]:
-    """Each configuration's best trial of the study in ``folder`` as a :class:`TrainConfig` with its mean
-    cross-validated ``objective``; and the study's identity (study.json) and data description (data.json)."""
-    from mmt_tune.study.guards import IDENTITY_FILE
-    from mmt_tune.study.records import DATA_FILE, TRIALS_TABLE, best_trials
-
-    table = folder / f"{TRIALS_TABLE}.parquet"
-    identity_file = folder / IDENTITY_FILE
-    if not table.is_file() or not identity_file.is_file():
-        raise InputError(f"{folder}: not a finished study (no {table.name} or {IDENTITY_FILE})")
-    identity = json.loads(identity_file.read_text())
-    data = json.loads((folder / DATA_FILE).read_text()) if (folder / DATA_FILE).is_file() else {}
-    from mmt_tune.fitting import best_configurations
-
-    trials = pd.read_parquet(table)
-    if "outer_fold" in trials.columns:
-        raise InputError(
-            f"{folder}: a nested study estimates performance; fit the final model from a flat study on all rows "
-            "(the same space without --outer-folds)"
-        )
-    best = best_trials(trials, objective)
-    if best.empty:
-        raise InputError(f"{table}: no completed trial to refit")
-    keys = list(best["model"] + "/" + best["present"])
-    if configurations:
-        unknown = [c for c in configurations if c not in keys]
-        if unknown:
-            raise InputError(f"{folder}: no completed configuration {unknown[0]!r} (have: {', '.join(keys)})")
-    modalities = tuple(data.get("modalities") or ()) or None
-    chosen = best_configurations(best, modalities, identity.get("seed", 0), configurations, objective)
-    return chosen, identity, data
-
-
-def fit_all(
-    table: pd.DataFrame,
-    chosen: Sequence[tuple[TrainConfig, float | None]],
-    members: int = 1,
-    log: Callable[[str], None] = print,
-) -> Bundle:
-    """Fit every chosen configuration on all rows of ``table``; a :class:`~mmt_tune.bundle.Bundle` of the
-    ones that can be saved safely (the others are named in ``log``)."""
-    from mmt_tune.bundle import Bundle, savable
-    from mmt_tune.fitting import fit_configuration
-
-    fitted, scores = {}, {}
-    rows = np.arange(len(table))
-    for config, score in chosen:
-        start = time.perf_counter()
-        result, _ = fit_configuration(table, config, rows, members=members)
-        if not savable(result):
-            log(f"skipped {result.key}: a {config.spec.label} has no pickle-free format (not bundled)")
-            continue
-        fitted[result.key], scores[result.key] = result, score
-        log(
-            f"fitted {result.key} on {len(table)} rows x {members} member(s) in {time.perf_counter() - start:.1f} s"
-        )
-    if not fitted:
-        raise InputError("no configuration could be bundled")
-    return Bundle(fitted, scores=scores)
+    pass
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,11 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from mmt_tune.bundle import save_bundle
+    from mmt_tune.cli import parse_present, read_config
     from mmt_tune.data.table import describe_table, modality_columns, read_feature_table
+    from mmt_tune.deploy.bundle import save_bundle
     from mmt_tune.modalities import table_modalities
     from mmt_tune.radiomics.cache import file_sha256
-    from mmt_tune.train import parse_present, read_config
 
     args = build_parser().parse_args(argv)
     try:

@@ -95,7 +95,9 @@ def fingerprint(work: Path) -> dict[str, str]:
          "--folds", "3", "--storage", str(work / "results"), "--name", "study", "--wandb", "off",
          "--no-robustness")  # fmt: skip
     trials = pd.read_parquet(work / "results" / "study" / "trials.parquet")
-    trials = trials.drop(columns=["trial_id"]).sort_values(["model", "present", "config/lr", "config/C", "fold"])
+    trials = trials.drop(columns=["trial_id"]).sort_values(
+        ["model", "present", "config/lr", "config/C", "fold"]
+    )
     stable = work / "trials.csv"
     trials.to_csv(stable, index=False, float_format="%.17g")
     digests["study/trials (no trial ids)"] = sha256(stable)

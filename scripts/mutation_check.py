@@ -72,7 +72,7 @@ MUTANTS = [
     ),
     Mutant(
         "folds seeded per trial (from its lr) instead of per study",
-        "mmt_tune/train.py",
+        "mmt_tune/training/crossval.py",
         "    return columns, make_repeated_folds(table, config.folds, config.seed, config.repeats)",
         "    return columns, make_repeated_folds(\n"
         "        table, config.folds, config.seed + int(config.lr * 1e7) % 97, config.repeats\n"
@@ -81,7 +81,7 @@ MUTANTS = [
     ),
     Mutant(
         "plain KFold instead of stratified folds",
-        "mmt_tune/preprocess.py",
+        "mmt_tune/training/preprocess.py",
         "splits = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)",
         "splits = __import__('sklearn.model_selection').model_selection.KFold(n_splits=n_folds, shuffle=True, "
         "random_state=seed).split(np.zeros(len(y)), y)",
@@ -89,7 +89,7 @@ MUTANTS = [
     ),
     Mutant(
         "the best trial is the one with the lowest mean objective",
-        "mmt_tune/study/records.py",
+        "mmt_tune/records.py",
         "ascending=[False, True, True]",
         "ascending=[True, True, True]",
         ("tests/test_objective.py",),
@@ -118,7 +118,7 @@ MUTANTS = [
     ),
     Mutant(
         "early stopping watches the validation loss (reconstructing missing modalities)",
-        "mmt_tune/packed.py",
+        "mmt_tune/training/trainer.py",
         'progress.early_stop(epoch, monitor_terms["classification"], optimizer.flat)',
         "progress.early_stop(epoch, val_losses[:, -1], optimizer.flat)",
         ("tests/test_train.py", "-k", "early_stopping"),
@@ -132,7 +132,7 @@ MUTANTS = [
     ),
     Mutant(
         "W&B records the host name",
-        "mmt_tune/tracking.py",
+        "mmt_tune/study/tracking.py",
         "        host=MASKED,\n",
         "",
         ("tests/test_objective.py", "-k", "wandb"),
@@ -167,14 +167,14 @@ MUTANTS = [
     ),
     Mutant(
         "predict prefers the subset-capable model over the one trained for exactly the patient's sequences",
-        "mmt_tune/predict.py",
+        "mmt_tune/deploy/routing.py",
         "    if exact:\n        return best(exact), available\n",
         "    if exact and False:\n        return best(exact), available\n",
         ("tests/test_bundle.py",),
     ),
     Mutant(
         "a fold's probabilities saved by the bundle lose their fitted scale",
-        "mmt_tune/preprocess.py",
+        "mmt_tune/training/preprocess.py",
         "return np.asarray((values - self.mean) / self.scale, dtype=np.float32)",
         "return np.asarray(values - self.mean, dtype=np.float32)",
         ("tests/test_bundle.py",),
@@ -190,7 +190,7 @@ MUTANTS = [
     ),
     Mutant(
         "a host sync inside the training step (the step cannot be captured as one graph)",
-        "mmt_tune/packed.py",
+        "mmt_tune/training/trainer.py",
         "        terms = loss_terms(out, y, {m: batch_x[m] for m in targets}, rows, feature_mask)\n        return",
         "        terms = loss_terms(out, y, {m: batch_x[m] for m in targets}, rows, feature_mask)\n"
         "        if float(rows.sum()) < 0:\n            rows = rows * 0\n        return",
@@ -198,7 +198,7 @@ MUTANTS = [
     ),
     Mutant(
         "the fold cache ignores the preprocessing settings (a trial searching k gets another k's folds)",
-        "mmt_tune/folds.py",
+        "mmt_tune/training/fold_cache.py",
         "        repr(config.preprocess),\n",
         "",
         ("tests/test_train.py::test_trials_with_the_same_preprocessing_share_the_fitted_folds_read_only",),
@@ -215,7 +215,7 @@ MUTANTS = [
     # ---- the guarantees the reported numbers rest on (tests/test_guarantees.py), one class of bug each
     Mutant(
         "preprocessing without SMOTE fitted on the fold's training and validation rows",
-        "mmt_tune/preprocess.py",
+        "mmt_tune/training/preprocess.py",
         "        Z_train, y_res = pipeline.fit(X_train, y_train).transform(X_train), y_train\n",
         "        pipeline.fit(pd.concat([X_train, X_val]), np.concatenate([y_train, y_val]))\n"
         "        Z_train, y_res = pipeline.transform(X_train), y_train\n",
@@ -223,14 +223,14 @@ MUTANTS = [
     ),
     Mutant(
         "preprocessing with SMOTE fitted (and resampled) on training and validation rows",
-        "mmt_tune/preprocess.py",
+        "mmt_tune/training/preprocess.py",
         "        Z_train, y_res = pipeline.fit_resample(X_train, y_train)\n",
         "        Z_train, y_res = pipeline.fit_resample(pd.concat([X_train, X_val]), np.concatenate([y_train, y_val]))\n",
         (GUARANTEES, "-k", "preprocessing_is_fitted or fitted_on_its_training"),
     ),
     Mutant(
         "the imputation medians taken from the validation rows' values where they have any",
-        "mmt_tune/preprocess.py",
+        "mmt_tune/training/preprocess.py",
         "    Z_val = features.transform(X_val)\n",
         "    features.named_transformers_[next(iter(modality_columns))].named_steps['impute'].fit(\n"
         "        X_val[modality_columns[next(iter(modality_columns))]]\n"
@@ -240,21 +240,21 @@ MUTANTS = [
     ),
     Mutant(
         "cross-validation folds fitted on their training and validation rows (the fold cache's fit)",
-        "mmt_tune/folds.py",
+        "mmt_tune/training/fold_cache.py",
         "                train,\n                val,\n                config.preprocess,",
         "                np.union1d(train, val),\n                val,\n                config.preprocess,",
         (GUARANTEES, "-k", "cross_validation_fits"),
     ),
     Mutant(
         "the fold cache's key blind to column names",
-        "mmt_tune/folds.py",
+        "mmt_tune/training/fold_cache.py",
         "    content.update(repr(list(table.columns)).encode())\n",
         "",
         (GUARANTEES, "-k", "fold_cache"),
     ),
     Mutant(
         "the fold cache's key blind to the preprocessing options",
-        "mmt_tune/folds.py",
+        "mmt_tune/training/fold_cache.py",
         "        repr(config.preprocess),\n",
         "        repr(config.preprocess.k),\n",
         (GUARANTEES, "-k", "fold_cache"),
@@ -289,35 +289,35 @@ MUTANTS = [
     ),
     Mutant(
         "predict takes the features in the new table's column order",
-        "mmt_tune/preprocess.py",
+        "mmt_tune/training/preprocess.py",
         "        values = frame[self.columns].to_numpy(dtype=float)\n",
         "        values = frame[[c for c in frame.columns if c in self.columns]].to_numpy(dtype=float)\n",
         (GUARANTEES, "-k", "by_name"),
     ),
     Mutant(
         "predict gives a model that cannot score subsets a patient lacking one of its sequences",
-        "mmt_tune/predict.py",
+        "mmt_tune/deploy/routing.py",
         "if f.config.spec.subsets and have < set(f.config.present)]",
         "if have < set(f.config.present)]",
         (GUARANTEES, "-k", "routed"),
     ),
     Mutant(
         "predict chooses the worst-scoring candidate",
-        "mmt_tune/predict.py",
+        "mmt_tune/deploy/routing.py",
         "        return max(\n            keys,",
         "        return min(\n            keys,",
         (GUARANTEES, "-k", "routed"),
     ),
     Mutant(
         "predict counts a sequence missing when any (not every) value is empty",
-        "mmt_tune/predict.py",
+        "mmt_tune/deploy/routing.py",
         "table[columns].notna().any(axis=1).to_numpy()",
         "table[columns].notna().all(axis=1).to_numpy()",
         (GUARANTEES, "-k", "imputed_not_a_missing"),
     ),
     Mutant(
         "robustness scores a subset with the first len(subset) modalities",
-        "mmt_tune/train.py",
+        "mmt_tune/training/crossval.py",
         "                for m in subset\n            }",
         "                for m in config.present[: len(subset)]\n            }",
         (GUARANTEES, "-k", "robustness_scores"),
@@ -338,14 +338,14 @@ MUTANTS = [
     ),
     Mutant(
         "the trainer scores the validation rows in training mode",
-        "mmt_tune/packed.py",
+        "mmt_tune/training/trainer.py",
         "        model.eval()\n        with torch.no_grad():\n            out, _, val_losses",
         "        with torch.no_grad():\n            out, _, val_losses",
         (GUARANTEES, "-k", "evaluation_mode"),
     ),
     Mutant(
         "repeated CV: repeats 2, 3, ... reuse one split",
-        "mmt_tune/preprocess.py",
+        "mmt_tune/training/preprocess.py",
         "    return seed + 1_000_003 * repeat\n",
         "    return seed + 1_000_003 * min(repeat, 1)\n",
         (GUARANTEES, "-k", "repeated"),
@@ -380,21 +380,21 @@ MUTANTS = [
     ),
     Mutant(
         "a bundle loads each member's scale as its mean",
-        "mmt_tune/bundle.py",
+        "mmt_tune/deploy/bundle.py",
         '                    arrays[f"{i}/{m}/mean"],\n                    arrays[f"{i}/{m}/scale"],',
         '                    arrays[f"{i}/{m}/scale"],\n                    arrays[f"{i}/{m}/scale"],',
         ("tests/test_bundle.py",),
     ),
     Mutant(
         "W&B's host name mask removed",
-        "mmt_tune/tracking.py",
+        "mmt_tune/study/tracking.py",
         "        host=MASKED,\n",
         "",
         (GUARANTEES, "-k", "wandb"),
     ),
     Mutant(
         "W&B runs grouped by the results folder instead of the study",
-        "mmt_tune/tracking.py",
+        "mmt_tune/study/tracking.py",
         '        group=f"{tracking.study}/{configuration}",\n',
         '        group=f"{tracking.dir}/{configuration}",\n',
         (GUARANTEES, "-k", "wandb"),

@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmt_tune.analysis.importance import ImportanceOptions, importance, write_importance
 from mmt_tune.analysis.importance.cli import main
+from mmt_tune.analysis.importance.study import ImportanceOptions, importance
+from mmt_tune.analysis.importance.table import write_importance
 from mmt_tune.analysis.results import Study, load_study
 from mmt_tune.analysis.synthetic import analytic_importance, synthetic_trials
 from mmt_tune.errors import InputError

@@ -7,8 +7,9 @@ import pytest
 from helpers import make_table
 
 from mmt_tune import train as train_cli
+from mmt_tune.config import TrainConfig
 from mmt_tune.errors import InputError
-from mmt_tune.train import TrainConfig, train_configuration
+from mmt_tune.training.crossval import train_configuration
 
 
 @pytest.mark.parametrize(

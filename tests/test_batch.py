@@ -28,9 +28,9 @@ def test_a_trial_gets_the_same_numbers_alone_in_a_pack_of_folds_and_packed_with_
 ):
     """Tolerance: none. Fold metrics, out-of-fold probabilities and every loss value are bit-identical (one
     torch thread; each slice has its own parameters, optimizer group, loss weights and random streams)."""
-    from mmt_tune.batch import train_trials
     from mmt_tune.config import TrainConfig
-    from mmt_tune.train import train_configuration
+    from mmt_tune.training.crossval import train_configuration
+    from mmt_tune.training.trial_packs import train_trials
 
     table = make_table(90, signal={"DWI": 1.5, "T1WI": 1.0})
     configs = [TrainConfig.from_options(model, present, {"epochs": 6, "folds": 3, **o}) for o in options]
@@ -58,7 +58,7 @@ def test_the_training_step_is_captured_as_one_graph_with_the_same_numbers(model,
     import torch._dynamo
 
     from mmt_tune.config import TrainConfig
-    from mmt_tune.train import train_configuration
+    from mmt_tune.training.crossval import train_configuration
 
     table = make_table(90, signal={"DWI": 1.5, "T1WI": 1.0})
     base = {"epochs": 3, "folds": 3, **options}
@@ -77,8 +77,8 @@ def test_the_training_step_is_captured_as_one_graph_with_the_same_numbers(model,
 def test_a_pack_resumed_from_a_mid_training_checkpoint_gives_the_uninterrupted_numbers():
     import torch
 
-    from mmt_tune.batch import train_trials
     from mmt_tune.config import TrainConfig
+    from mmt_tune.training.trial_packs import train_trials
 
     table = make_table(90, signal={"DWI": 1.5})
     configs = [
@@ -114,7 +114,7 @@ def _round_trip(state):
 def test_an_unknown_compile_backend_is_one_line_naming_it():
     from mmt_tune.config import TrainConfig
     from mmt_tune.errors import InputError
-    from mmt_tune.train import train_configuration
+    from mmt_tune.training.crossval import train_configuration
 
     config = TrainConfig.from_options("mmt1m", ("DWI",), {"epochs": 1, "folds": 2, "compile": "nope"})
     with pytest.raises(InputError, match="--compile: unknown torch.compile backend 'nope'"):
@@ -122,9 +122,9 @@ def test_an_unknown_compile_backend_is_one_line_naming_it():
 
 
 def test_trials_that_differ_in_more_than_per_slice_options_are_not_packed():
-    from mmt_tune.batch import pack_key, train_trials
     from mmt_tune.config import TrainConfig
     from mmt_tune.errors import InputError
+    from mmt_tune.training.trial_packs import pack_key, train_trials
 
     a = TrainConfig.from_options("mmt1m", ("DWI",), {"lr": 1e-4})
     b = TrainConfig.from_options("mmt1m", ("DWI",), {"lr": 1e-3, "beta": 0.3, "kl_warmup": 0})
@@ -173,10 +173,10 @@ def test_a_packed_study_records_every_member_as_a_trial_with_the_numbers_it_gets
     from mmt_tune.config import TrainConfig
     from mmt_tune.data.table import write_feature_table
     from mmt_tune.errors import InputError
-    from mmt_tune.fitting import trial_options
-    from mmt_tune.study import run_study
+    from mmt_tune.study.launcher import run_study
     from mmt_tune.study.search import open_storage
-    from mmt_tune.train import train_configuration
+    from mmt_tune.training.crossval import train_configuration
+    from mmt_tune.training.refit import trial_options
 
     table = make_table(60, signal={"DWI": 1.5})
     write_feature_table(table, tmp_path / "t.parquet", {})

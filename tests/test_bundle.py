@@ -19,9 +19,9 @@ def bundle_parts(tmp_path_factory):
     """Three configurations fitted on 100 patients (2 epochs), saved as a bundle, and 40 new patients."""
     import torch
 
-    from mmt_tune.bundle import Bundle, save_bundle
     from mmt_tune.config import TrainConfig
-    from mmt_tune.fitting import fit_configuration
+    from mmt_tune.deploy.bundle import Bundle, save_bundle
+    from mmt_tune.training.refit import fit_configuration
 
     torch.set_num_threads(1)
     table = make_table(140, signal=SIGNAL)
@@ -51,7 +51,7 @@ def bundle_parts(tmp_path_factory):
 
 
 def test_a_bundle_round_trip_reproduces_the_in_process_predictions_exactly(bundle_parts):
-    from mmt_tune.bundle import load_bundle
+    from mmt_tune.deploy.bundle import load_bundle
 
     fitted, in_pass, folder, new = bundle_parts
     loaded = load_bundle(folder)
@@ -65,8 +65,8 @@ def test_a_bundle_round_trip_reproduces_the_in_process_predictions_exactly(bundl
 
 
 def test_each_patient_goes_to_the_model_for_exactly_the_modalities_it_has(bundle_parts):
-    from mmt_tune.bundle import load_bundle
-    from mmt_tune.predict import predict_table
+    from mmt_tune.deploy.bundle import load_bundle
+    from mmt_tune.deploy.routing import predict_table
 
     _, _, folder, new = bundle_parts
     bundle = load_bundle(folder)
@@ -165,7 +165,7 @@ def test_a_loaded_bundle_never_executes_code_from_its_files(bundle_parts, tmp_pa
 
     import torch
 
-    from mmt_tune.bundle import load_bundle
+    from mmt_tune.deploy.bundle import load_bundle
     from mmt_tune.errors import InputError
 
     _, _, folder, _ = bundle_parts
@@ -222,7 +222,7 @@ SPACE = (
 def test_a_held_out_table_sharing_a_patient_is_refused_before_the_search(tmp_path):
     from mmt_tune.data.table import write_feature_table
     from mmt_tune.errors import InputError
-    from mmt_tune.study import run_study
+    from mmt_tune.study.launcher import run_study
 
     table = make_table(80, signal=SIGNAL)
     write_feature_table(table.iloc[:60], tmp_path / "train.parquet", {})
@@ -248,7 +248,7 @@ def test_study_with_a_held_out_table_then_fit_and_predict(ray_local, tmp_path, c
     from mmt_tune.data.table import write_feature_table
     from mmt_tune.fit import main as fit
     from mmt_tune.predict import main as predict
-    from mmt_tune.study import run_study
+    from mmt_tune.study.launcher import run_study
 
     table = make_table(150, signal=SIGNAL)
     write_feature_table(table.iloc[:100], tmp_path / "train.parquet", {})

@@ -17,7 +17,7 @@ OTHER = ("T2", "ADC", "HBV")  # a prostate-MRI-like set: none of the paper's nam
 
 
 def test_mmt_runs_with_one_and_two_missing_on_sequences_of_other_names():
-    from mmt_tune.train import train_configuration
+    from mmt_tune.training.crossval import train_configuration
 
     table = make_table(120, signal={"ADC": 1.5}, modalities=OTHER)
     for model, present, missing in (
@@ -111,7 +111,7 @@ def test_the_meningioma_table_runs_a_study_and_the_analysis_under_its_own_sequen
     MFN-VAE and a baseline, then the report."""
     from mmt_tune.analysis.report import write_report
     from mmt_tune.analysis.results import load_study
-    from mmt_tune.study import run_study
+    from mmt_tune.study.launcher import run_study
 
     features = tmp_path / "meningioma.parquet"
     assert convert.main([str(RADMLBENCH / "Meningioma-SEG-CLASS.csv.gz"), "--out", str(features)]) == 0

@@ -130,7 +130,7 @@ def assert_same_arrays(a, b, what: str = "") -> None:
 
 
 def fold_split(table: pd.DataFrame, fold: int = 0, folds: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    from mmt_tune.preprocess import make_folds
+    from mmt_tune.training.preprocess import make_folds
 
     return make_folds(table, folds, seed=0)[fold]
 
@@ -149,7 +149,7 @@ SMOTE_CASES = {
 def test_preprocessing_is_fitted_on_the_training_rows_alone(smote, how):
     """Spoiling the validation and early-stopping rows leaves every fitted array, the training rows' features
     and the unspoiled validation rows' features bit-identical."""
-    from mmt_tune.preprocess import preprocess_fold
+    from mmt_tune.training.preprocess import preprocess_fold
 
     table = table_of()
     train, val = fold_split(table)
@@ -173,7 +173,7 @@ def test_preprocessing_is_fitted_on_the_training_rows_alone(smote, how):
 
 
 def _columns(table: pd.DataFrame) -> dict[str, list[str]]:
-    from mmt_tune.preprocess import modality_columns_of
+    from mmt_tune.training.preprocess import modality_columns_of
 
     return modality_columns_of(table, MODALITIES)
 
@@ -195,7 +195,7 @@ def _fitted_parameters(fitted) -> list:
 def test_a_model_is_fitted_on_its_training_rows_alone(kind):
     """Every model kind: spoiling the rows it scores (features and labels) leaves its learned parameters and
     every other scored row's probability bit-identical."""
-    from mmt_tune.fitting import fit_configuration
+    from mmt_tune.training.refit import fit_configuration
 
     table = table_of()
     train, val = fold_split(table)
@@ -214,7 +214,7 @@ def test_a_model_is_fitted_on_its_training_rows_alone(kind):
 def test_cross_validation_fits_each_fold_on_its_training_rows_alone(kind):
     """Through the cross-validation path (fold cache included): spoiling half of fold 0's validation rows
     leaves fold 0's selected features and its other rows' out-of-fold probabilities bit-identical."""
-    from mmt_tune.train import train_configuration
+    from mmt_tune.training.crossval import train_configuration
 
     table = table_of()
     _, val = fold_split(table)
@@ -245,9 +245,9 @@ SEARCH = [
 
 def search_trials(table: pd.DataFrame, search=SEARCH) -> pd.DataFrame:
     """A trials table (the launcher's format) of ``search`` cross-validated on ``table``."""
-    from mmt_tune.study.records import TrialRecord, trials_table
+    from mmt_tune.records import TrialRecord, trials_table
     from mmt_tune.study.trial_io import final_report
-    from mmt_tune.train import train_configuration
+    from mmt_tune.training.crossval import train_configuration
 
     records = []
     for i, (model, present, options) in enumerate(search):
@@ -268,8 +268,8 @@ NESTED_SEARCH = SEARCH[:3]
 def stub_study(space, features, **options):
     """``run_study``'s contract without Ray: read the rows it is given, search them, write trials.parquet."""
     from mmt_tune.data.table import read_feature_table
+    from mmt_tune.records import TRIALS_TABLE, write_tables
     from mmt_tune.study.launcher import StudyResult
-    from mmt_tune.study.records import TRIALS_TABLE, write_tables
 
     table, _ = read_feature_table(features)
     trials = search_trials(table, NESTED_SEARCH)
@@ -283,31 +283,31 @@ class FitSpy:
     """Records every refit (training rows, fitted parameters) while calling the real fit_configuration."""
 
     def __init__(self, monkeypatch):
-        import mmt_tune.fitting
+        import mmt_tune.training.refit
 
         self.calls = []
-        real = mmt_tune.fitting.fit_configuration
+        real = mmt_tune.training.refit.fit_configuration
 
         def spy(table, config, train_index, evaluate_index=None, members=1):
             fitted, probability = real(table, config, train_index, evaluate_index, members)
             self.calls.append((config.model, "+".join(config.present), np.asarray(train_index), fitted))
             return fitted, probability
 
-        monkeypatch.setattr(mmt_tune.fitting, "fit_configuration", spy)
+        monkeypatch.setattr(mmt_tune.training.refit, "fit_configuration", spy)
 
 
 def run_nested_study(table, folder: Path, outer_splits, monkeypatch) -> tuple[pd.DataFrame, FitSpy]:
     """run_nested with the stand-in search and the outer split pinned to ``outer_splits``."""
-    import mmt_tune.preprocess
+    import mmt_tune.training.preprocess
     from mmt_tune.study.launcher import StudyOptions
     from mmt_tune.study.nested import outer_seed, run_nested
 
-    real_make_folds = mmt_tune.preprocess.make_folds
+    real_make_folds = mmt_tune.training.preprocess.make_folds
 
     def make_folds(t, n_folds, seed):  # the outer split is fixed; every inner split is computed as always
         return outer_splits if seed == outer_seed(0) else real_make_folds(t, n_folds, seed)
 
-    monkeypatch.setattr(mmt_tune.preprocess, "make_folds", make_folds)
+    monkeypatch.setattr(mmt_tune.training.preprocess, "make_folds", make_folds)
     spy = FitSpy(monkeypatch)
     opts = StudyOptions(outer_folds=len(outer_splits), storage=folder, name="nested", wandb="off")
     _, _, nested = run_nested(None, table, {}, folder, {"features_sha256": "x"}, opts, stub_study)
@@ -319,8 +319,8 @@ def test_nested_cv_never_shows_the_outer_test_rows_to_the_search_or_the_refit(tm
     """Spoiling an outer fold's test rows (features and labels) leaves that fold's inner study (its rows and
     trials), the chosen configurations and the refits bit-identical; each refit trains on exactly the outer
     training rows."""
-    from mmt_tune.preprocess import make_folds
     from mmt_tune.study.nested import outer_seed
+    from mmt_tune.training.preprocess import make_folds
 
     table = table_of(n=90)
     splits = make_folds(table, 3, outer_seed(0))
@@ -398,8 +398,8 @@ def bundle(tmp_path_factory):
     """A real bundle (fitted, saved and loaded) of :data:`BUNDLED`, with the table it was fitted on."""
     import torch
 
-    from mmt_tune.bundle import Bundle, load_bundle, save_bundle
-    from mmt_tune.fitting import fit_configuration
+    from mmt_tune.deploy.bundle import Bundle, load_bundle, save_bundle
+    from mmt_tune.training.refit import fit_configuration
 
     torch.set_num_threads(1)
     table = table_of(n=80, seed=5)
@@ -429,7 +429,7 @@ MISSING = {0: ("DWI",), 1: ("FLAIR", "DWI"), 2: ("T1WI",), 3: ("T1WI", "FLAIR"),
 @given(order=st.permutations(list(range(25))))
 def test_predict_reads_features_by_name_not_by_position(bundle, order):
     """Any order of the new table's columns (IDs and features) gives every row the same model and probability."""
-    from mmt_tune.predict import predict_table
+    from mmt_tune.deploy.routing import predict_table
 
     loaded, new = bundle
     new = with_missing(new, MISSING)
@@ -444,7 +444,7 @@ def test_predict_reads_features_by_name_not_by_position(bundle, order):
 def test_one_empty_value_is_imputed_not_a_missing_sequence(bundle):
     """A row with one empty value in a sequence it has is scored by the same model, reading the same
     sequences, with exactly the probability it gets when the value is the training median."""
-    from mmt_tune.predict import predict_table
+    from mmt_tune.deploy.routing import predict_table
 
     loaded, new = bundle
     before = predict_table(loaded, new)
@@ -487,7 +487,7 @@ def test_a_sequence_a_model_does_not_read_never_changes_its_probability(bundle):
 
 def _configuration(model: str, present: tuple[str, ...]):
     """A fitted configuration's routing identity (model, present set) without weights: route reads no more."""
-    from mmt_tune.fitting import FittedConfiguration
+    from mmt_tune.training.refit import FittedConfiguration
 
     options = {"folds": 3}
     config = TrainConfig.from_options(model, present, options, modalities=MODALITIES)
@@ -523,9 +523,9 @@ def test_a_patient_is_routed_to_the_best_model_that_can_read_what_it_has(chosen,
     needs none it lacks unless it scores subsets; it comes from the first non-empty group of candidates
     (exactly the patient's set, else a subset-capable model of a wider set, else a narrower set), and no
     candidate of that group has a better cross-validated score."""
-    from mmt_tune.bundle import Bundle
+    from mmt_tune.deploy.bundle import Bundle
+    from mmt_tune.deploy.routing import route
     from mmt_tune.errors import InputError
-    from mmt_tune.predict import route
 
     configurations = {f"{m}/{'+'.join(p)}": _configuration(m, p) for (m, p), _ in chosen}
     scores = {f"{m}/{'+'.join(p)}": s for (m, p), s in chosen}
@@ -555,10 +555,10 @@ def test_a_patient_is_routed_to_the_best_model_that_can_read_what_it_has(chosen,
 def test_robustness_scores_a_subset_with_exactly_that_subset():
     """Each fold's validation rows scored with subset S: perturbing the other sequences' validation features
     changes nothing; two single-sequence subsets score differently; all sequences give the trial's scores."""
-    from mmt_tune.folds import prepare_folds
     from mmt_tune.modalities import subsets_of
-    from mmt_tune.packed import Layout, fit_packed
-    from mmt_tune.train import _score_subsets, check_table
+    from mmt_tune.training.crossval import _score_subsets, check_table
+    from mmt_tune.training.fold_cache import prepare_folds
+    from mmt_tune.training.trainer import Layout, fit_packed
 
     table = table_of()
     config = config_of("mfnvae", epochs=6)
@@ -594,7 +594,7 @@ def test_robustness_scores_a_subset_with_exactly_that_subset():
 def test_modality_dropout_and_dropout_act_in_training_only():
     """An MFN-VAE trained with modality dropout: two evaluations agree bit for bit, equal the same weights
     with modality dropout 0, and equal the probabilities the trainer reported for those rows."""
-    from mmt_tune.fitting import FittedConfiguration, fit_configuration
+    from mmt_tune.training.refit import FittedConfiguration, fit_configuration
 
     table = table_of()
     train, val = fold_split(table)
@@ -615,7 +615,7 @@ def test_modality_dropout_and_dropout_act_in_training_only():
 def test_an_mmt_evaluates_without_dropout(kind):
     """MMT with heavy dropout: the trainer's reported probabilities equal two later evaluations and the same
     weights with dropout 0."""
-    from mmt_tune.fitting import FittedConfiguration, fit_configuration
+    from mmt_tune.training.refit import FittedConfiguration, fit_configuration
 
     table = table_of()
     train, val = fold_split(table)
@@ -634,7 +634,7 @@ def test_an_mmt_evaluates_without_dropout(kind):
 def test_every_epoch_scores_its_validation_rows_in_evaluation_mode(kind):
     """What Tune and ASHA see each epoch (the validation probabilities behind the epoch AUC) is the model in
     evaluation mode: the last epoch's equal the final out-of-fold probabilities, bit for bit."""
-    from mmt_tune.train import train_configuration
+    from mmt_tune.training.crossval import train_configuration
 
     seen = {}
 
@@ -663,7 +663,7 @@ def test_every_epoch_scores_its_validation_rows_in_evaluation_mode(kind):
 def test_repeated_cv_uses_r_different_stratified_partitions(n, folds, repeats, seed, positives, grouped):
     """Each repeat's validation sets partition every row (training rows: the rest), stratified within one
     row per class of an even share (per patient when rows share a patient), and no two repeats agree."""
-    from mmt_tune.preprocess import make_repeated_folds
+    from mmt_tune.training.preprocess import make_repeated_folds
 
     rng = np.random.default_rng(seed)
     y = (rng.random(n) < positives).astype(int)
@@ -691,7 +691,7 @@ def test_repeated_cv_uses_r_different_stratified_partitions(n, folds, repeats, s
 
 
 def test_a_repeated_cross_validation_scores_every_row_once_per_repeat_on_different_folds():
-    from mmt_tune.train import train_configuration
+    from mmt_tune.training.crossval import train_configuration
 
     table = table_of()
     result = train_configuration(table, KINDS["logreg"](repeats=3))
@@ -790,7 +790,7 @@ def test_every_metric_function_is_its_definition():
 
 def test_predict_prints_each_metric_with_its_own_interval():
     """External validation in ``predict``: each metric and its bootstrap interval are the definition's."""
-    from mmt_tune.predict import validation
+    from mmt_tune.deploy.validation import validation
 
     y, p = designed_scores(1)
     report = validation(pd.DataFrame({"label": y, "probability": p}), seed=3)
@@ -832,10 +832,10 @@ def test_table2_and_performance_json_report_each_metric_as_its_definition_over_f
     from mmt_tune.analysis.curves import performance
     from mmt_tune.analysis.metrics import aggregate
     from mmt_tune.analysis.results import Study
-    from mmt_tune.analysis.tables import mean_std
-    from mmt_tune.study.records import TrialRecord, trials_table
+    from mmt_tune.metrics import mean_std
+    from mmt_tune.records import TrialRecord, trials_table
     from mmt_tune.study.trial_io import final_report
-    from mmt_tune.train import train_configuration
+    from mmt_tune.training.crossval import train_configuration
 
     table = table_of(n=150, seed=3)
     config = config_of("logreg", ("FLAIR",), C=0.1, folds=5)
@@ -906,8 +906,8 @@ def test_the_fold_cache_hands_out_only_folds_fitted_on_this_table_with_these_set
     """After the cache holds a table's folds, any change of the table's content, column names, row order or
     the preprocessing settings gets folds equal to a fresh fit of *that* table; the same table and settings
     get the cached folds back (the same objects)."""
-    from mmt_tune import folds as fold_cache
-    from mmt_tune.train import check_table
+    from mmt_tune.training import fold_cache
+    from mmt_tune.training.crossval import check_table
 
     table = table_of()
     config = KINDS["logreg"]()
@@ -935,7 +935,7 @@ def test_the_fold_cache_hands_out_only_folds_fitted_on_this_table_with_these_set
 WANDB_TRIAL = """
 import sys
 import wandb
-from mmt_tune.tracking import Tracking, start_trial_run
+from mmt_tune.study.tracking import Tracking, start_trial_run
 
 run = start_trial_run(
     Tracking(mode="offline", study="s", dir=sys.argv[1]), {"lr": 1e-5, "present": ["DWI"]}, "mmt1m/DWI", "mmt1m"

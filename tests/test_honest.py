@@ -17,7 +17,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def test_repeats_add_seeded_splits_and_leave_the_first_repeat_unchanged():
     from mmt_tune.config import TrainConfig
-    from mmt_tune.train import train_configuration
+    from mmt_tune.training.crossval import train_configuration
 
     table = make_table(90, signal={"DWI": 1.5})
     one = train_configuration(table, TrainConfig.from_options("mfnvae", MODS, {"epochs": 2, "folds": 3}))
@@ -36,7 +36,7 @@ def test_repeats_add_seeded_splits_and_leave_the_first_repeat_unchanged():
 def test_subsets_score_the_trained_folds_and_the_full_set_equals_the_cv_scores():
     from mmt_tune.config import TrainConfig
     from mmt_tune.errors import InputError
-    from mmt_tune.train import train_configuration
+    from mmt_tune.training.crossval import train_configuration
 
     table = make_table(90, signal={"DWI": 1.5})
     config = TrainConfig.from_options("mfnvae", MODS, {"epochs": 3, "folds": 3})
@@ -52,7 +52,7 @@ def test_subsets_score_the_trained_folds_and_the_full_set_equals_the_cv_scores()
 def test_modality_dropout_changes_training_only_when_asked_and_is_checked():
     from mmt_tune.config import TrainConfig
     from mmt_tune.errors import InputError
-    from mmt_tune.train import train_configuration
+    from mmt_tune.training.crossval import train_configuration
 
     table = make_table(60, signal={"DWI": 1.5})
 
@@ -86,7 +86,7 @@ def test_nested_cv_on_null_labels_stays_near_chance_while_the_best_of_many_does_
     from mmt_tune.analysis.metrics import aggregate
     from mmt_tune.analysis.results import load_study
     from mmt_tune.data.table import write_feature_table
-    from mmt_tune.study import run_study
+    from mmt_tune.study.launcher import run_study
 
     write_feature_table(make_table(120, signal=None, seed=5), tmp_path / "null.parquet", {})
     (tmp_path / "space.yaml").write_text(NULL_SPACE)
@@ -137,7 +137,7 @@ def test_robustness_on_the_phantom_ranks_the_modalities_as_planted(ray_local, tm
     from mmt_tune.analysis.metrics import aggregate, write_metrics
     from mmt_tune.analysis.results import load_study
     from mmt_tune.data.phantom import phantom_features
-    from mmt_tune.study import run_study
+    from mmt_tune.study.launcher import run_study
 
     space = tmp_path / "space.yaml"
     space.write_text(
@@ -188,7 +188,7 @@ def test_a_study_with_repeats_records_every_split_and_resumes_only_with_the_same
     from mmt_tune.analysis.results import load_study
     from mmt_tune.data.table import write_feature_table
     from mmt_tune.errors import InputError
-    from mmt_tune.study import run_study
+    from mmt_tune.study.launcher import run_study
 
     write_feature_table(make_table(80, signal={"DWI": 1.5}), tmp_path / "t.parquet", {})
     (tmp_path / "space.yaml").write_text(

@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 from helpers import make_table
 
+from mmt_tune.config import TrainConfig
 from mmt_tune.metrics import METRICS, all_metrics
-from mmt_tune.train import TrainConfig, train_configuration
+from mmt_tune.training.crossval import train_configuration
 
 SMALL = {"d_model": 16, "hidden": 32, "k": 6}
 
@@ -17,7 +18,7 @@ SMALL = {"d_model": 16, "hidden": 32, "k": 6}
 def test_each_epoch_auc_ignores_the_padded_rows_of_shorter_folds():
     """91 rows in 3 folds: validation lengths 31/30/30, so two folds are padded inside the pack. The
     per-epoch AUC (ASHA's signal) must equal the AUC of the real out-of-fold predictions."""
-    from mmt_tune.study.trainable import epoch_auc
+    from mmt_tune.study.trial_io import epoch_auc
 
     table = make_table(91, signal={"DWI": 1.0})
     last = {}
@@ -32,7 +33,7 @@ def test_each_epoch_auc_ignores_the_padded_rows_of_shorter_folds():
 
 
 def test_the_objective_is_the_mean_over_folds():
-    from mmt_tune.study.trainable import final_report
+    from mmt_tune.study.trial_io import final_report
 
     table = make_table(90, signal={"DWI": 1.0})
     result = train_configuration(table, TrainConfig.from_options("logreg", ("DWI",), {}, folds=3))
@@ -68,7 +69,7 @@ def test_best_returns_the_highest_mean_over_folds_and_the_analysis_agrees():
     the launcher's summary and the analysis's Table 2 use it both."""
     from mmt_tune.analysis.metrics import aggregate
     from mmt_tune.analysis.results import Study
-    from mmt_tune.study import StudyResult
+    from mmt_tune.study.launcher import StudyResult
 
     rows = []
     trials = {"low": [0.6, 0.62], "high": [0.8, 0.7], "steady": [0.75, 0.75], "middle": [0.7, 0.72]}
@@ -125,8 +126,8 @@ def test_the_study_maximises_its_objective():
 
 def test_the_trials_table_has_one_row_per_fold_with_the_trial_s_own_metrics(tmp_path):
     """Fast (no Ray): what the launcher writes for finished, failed and early-stopped trials."""
-    from mmt_tune.study.records import TrialRecord, trials_table
-    from mmt_tune.study.trainable import final_report
+    from mmt_tune.records import TrialRecord, trials_table
+    from mmt_tune.study.trial_io import final_report
 
     table = make_table(90, signal={"DWI": 1.0})
     result = train_configuration(table, TrainConfig.from_options("logreg", ("DWI",), {"C": 0.3}, folds=3))
@@ -161,7 +162,7 @@ def test_what_a_trial_sends_to_wandb_names_no_patient_path_or_machine(tmp_path):
 
     import wandb
 
-    from mmt_tune.tracking import privacy_settings
+    from mmt_tune.study.tracking import privacy_settings
 
     run = wandb.init(
         project="p",

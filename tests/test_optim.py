@@ -1,7 +1,7 @@
 import torch
 
 from mmt_tune.models.blocks import Linear
-from mmt_tune.optim import MaskedAdamW
+from mmt_tune.training.optim import MaskedAdamW
 
 
 def test_masked_adamw_equals_torch_adamw_per_slice_with_skipped_steps():

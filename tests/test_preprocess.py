@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 from helpers import make_table
 
+from mmt_tune.config import PreprocessConfig
 from mmt_tune.errors import InputError
-from mmt_tune.preprocess import PreprocessConfig, make_folds, modality_columns_of, preprocess_fold
+from mmt_tune.training.preprocess import make_folds, modality_columns_of, preprocess_fold
 
 CONFIG = PreprocessConfig(k=5)
 

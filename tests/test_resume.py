@@ -128,10 +128,10 @@ def test_sigkill_then_resume_completes_the_study_without_rerunning_or_losing_tri
 def test_sigkill_mid_pack_then_resume_continues_the_pack_with_the_uninterrupted_numbers(tmp_path):
     """--pack-trials 2: a pack killed after a checkpoint continues from it on --resume (its first checkpoint
     epoch reported once), and every member ends with the numbers of the same pack never interrupted."""
-    from mmt_tune.batch import train_trials
     from mmt_tune.config import TrainConfig
     from mmt_tune.data.table import write_feature_table
-    from mmt_tune.fitting import trial_options
+    from mmt_tune.training.refit import trial_options
+    from mmt_tune.training.trial_packs import train_trials
 
     table = make_table(200, signal={"DWI": 1.0})
     features = tmp_path / "features.parquet"

@@ -167,7 +167,7 @@ def test_space_json_round_trips_every_distribution(tmp_path):
     from dataclasses import replace
 
     from mmt_tune.analysis.results import read_space
-    from mmt_tune.study.records import write_space
+    from mmt_tune.records import write_space
 
     for name in ("paper", "paper-wide", "demo"):
         space = load_space(name)

@@ -8,9 +8,10 @@ import pytest
 from helpers import make_table
 
 from mmt_tune import train as train_cli
+from mmt_tune.config import TrainConfig
 from mmt_tune.errors import InputError
 from mmt_tune.metrics import METRICS
-from mmt_tune.train import TrainConfig, train_configuration
+from mmt_tune.training.crossval import train_configuration
 
 SMALL = {"d_model": 16, "hidden": 32, "k": 6}
 
@@ -371,7 +372,7 @@ def test_mfnvae_does_not_collapse_on_a_single_strong_modality():
 
 
 def test_kl_warmup_ramps_the_kl_weight():
-    from mmt_tune.packed import _epoch_weights
+    from mmt_tune.training.trainer import _epoch_weights
 
     config = TrainConfig.from_options("mfnvae", ("DWI",), {"kl_weight": 0.5, "kl_warmup": 4})
     assert [_epoch_weights(config, e)["kl_weight"] for e in range(6)] == [0.125, 0.25, 0.375, 0.5, 0.5, 0.5]
@@ -402,8 +403,8 @@ def test_cli_pins_torch_threads(tmp_path, capsys):
 def test_trials_with_the_same_preprocessing_share_the_fitted_folds_read_only():
     """The per-process fold cache: a trial that differs only in what the model sees (lr, C) gets the
     same fitted folds (no refit), numbers equal to a fresh fit; another k, seed or table content refits."""
-    from mmt_tune.folds import _FOLD_CACHE, prepare_folds
-    from mmt_tune.train import check_table
+    from mmt_tune.training.crossval import check_table
+    from mmt_tune.training.fold_cache import _FOLD_CACHE, prepare_folds
 
     table = make_table(60, signal={"DWI": 1.5})
     _FOLD_CACHE.clear()

@@ -19,14 +19,9 @@ import numpy as np
 import pandas as pd
 
 from mmt_tune import models
-from mmt_tune.analysis.results import (
-    CONFIG_PREFIX,
-    baseline_models,
-    model_label,
-    recorded_option,
-    table_order,
-)
+from mmt_tune.analysis.results import baseline_models, model_label, recorded_option, table_order
 from mmt_tune.metrics import METRICS
+from mmt_tune.records import CONFIG_PREFIX
 from mmt_tune.stats import constant_difference, corrected_t_test, delong_defined, delong_test, holm
 
 if TYPE_CHECKING:

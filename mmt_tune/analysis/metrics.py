@@ -31,20 +31,13 @@ from mmt_tune.analysis.comparisons import (  # noqa: E402,F401 - headline re-exp
     split_fraction,
 )
 from mmt_tune.analysis.nested import nested_cells, nested_frames, nested_note
-from mmt_tune.analysis.results import (
-    Study,
-    complete_trials,
-    configurations_in,
-    load_study,
-    model_label,
-    per_trial,
-)
-from mmt_tune.analysis.tables import DASH, TICK, mean_std, write_csv, write_table
+from mmt_tune.analysis.results import Study, configurations_in, load_study, model_label
+from mmt_tune.analysis.tables import DASH, TICK, write_csv, write_table
 from mmt_tune.cli import add_version
 from mmt_tune.errors import InputError
-from mmt_tune.metrics import METRICS
+from mmt_tune.metrics import METRICS, mean_std
 from mmt_tune.modalities import MODALITIES
-from mmt_tune.study.records import rank_trials
+from mmt_tune.records import complete_trials, per_trial, rank_trials
 
 LABELS = {
     "accuracy": "Accuracy",

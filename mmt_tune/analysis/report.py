@@ -19,9 +19,11 @@ import pandas as pd
 
 from mmt_tune._io import write_text_atomic
 from mmt_tune.analysis.cli import default_out
-from mmt_tune.analysis.importance import ImportanceOptions, ImportanceResult, importance, write_importance
+from mmt_tune.analysis.comparisons import headline
 from mmt_tune.analysis.importance.cli import options_from
-from mmt_tune.analysis.metrics import MetricsResult, aggregate, headline, write_metrics
+from mmt_tune.analysis.importance.study import ImportanceOptions, ImportanceResult, importance
+from mmt_tune.analysis.importance.table import write_importance
+from mmt_tune.analysis.metrics import MetricsResult, aggregate, write_metrics
 from mmt_tune.analysis.results import Study, load_study
 from mmt_tune.analysis.tables import to_markdown
 from mmt_tune.errors import InputError

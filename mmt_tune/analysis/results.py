@@ -26,14 +26,8 @@ from mmt_tune import models
 from mmt_tune.errors import InputError
 from mmt_tune.metrics import METRICS
 from mmt_tune.modalities import MODALITIES
+from mmt_tune.records import CONFIG_PREFIX, DATA_FILE, STATUSES
 from mmt_tune.spaces import Distribution, load_space
-from mmt_tune.study.records import (  # noqa: F401 - the contract, re-exported for the analysis
-    CONFIG_PREFIX,
-    DATA_FILE,
-    STATUSES,
-    complete_trials,
-    per_trial,
-)
 
 REQUIRED = ("model", "present", "trial_id", "fold")
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ray import tune
 from tqdm.auto import tqdm
 
-from mmt_tune.study.records import TRIALS_TABLE, TrialRecord, trials_table, write_tables
+from mmt_tune.records import TRIALS_TABLE, TrialRecord, trials_table, write_tables
 
 if TYPE_CHECKING:
     from ray.tune.experiment import Trial

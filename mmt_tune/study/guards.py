@@ -65,7 +65,7 @@ def study_space(space: str | Path, modalities: Sequence[str] | None, source: str
 def check_inputs(space: SearchSpace, table: pd.DataFrame, source: str, overrides: dict) -> None:
     """Validate every configuration against the table: one line naming the configuration."""
     from mmt_tune.config import TrainConfig, accepted_options
-    from mmt_tune.train import check_table
+    from mmt_tune.training.crossval import check_table
 
     for configuration in space.configurations:
         options = dict(configuration.fixed)
@@ -87,7 +87,7 @@ def table_notes(table: pd.DataFrame, configuration: Configuration, overrides: di
     """What the study will do differently because of the table: grouped folds, fewer SMOTE neighbours."""
     import numpy as np
 
-    from mmt_tune.preprocess import make_folds, smote_neighbours
+    from mmt_tune.training.preprocess import make_folds, smote_neighbours
 
     notes = []
     if table["patient_id"].duplicated().any():

@@ -1,7 +1,7 @@
 """Scoring a study's chosen configurations on rows the search never saw: a held-out table, or outer folds.
 
 ``python -m mmt_tune.run ... --test-features holdout.parquet``: after the search, each configuration's best
-trial is refitted on every row of the study's table (:func:`mmt_tune.fitting.fit_configuration`) and scored
+trial is refitted on every row of the study's table (:func:`mmt_tune.training.refit.fit_configuration`) and scored
 on the held-out table, which is read before the search only to check it and is never used by it. The
 results are ``test.csv`` (one row per configuration: each metric with a 95% bootstrap interval) and
 ``test_predictions.parquet`` (local: it carries patient IDs); Table 2 shows them beside the CV columns.
@@ -54,8 +54,8 @@ def score_chosen(
     """Refit each chosen ``(TrainConfig, cv score, trial_id)`` on ``train_index`` rows and score
     ``test_index`` rows: one summary row per configuration (metrics with 95% bootstrap intervals), and the
     test rows' predictions."""
-    from mmt_tune.fitting import fit_configuration
     from mmt_tune.stats import bootstrap_interval
+    from mmt_tune.training.refit import fit_configuration
 
     rows, predictions = [], []
     y = table["label"].to_numpy(int)[test_index]
@@ -96,8 +96,8 @@ def evaluate_holdout(
     """Refit every configuration's best trial on all of ``table`` and score ``holdout``; write
     ``test.csv`` and ``test_predictions.parquet`` into ``folder``; return the summary."""
     from mmt_tune._io import atomic_path
-    from mmt_tune.fitting import best_configurations
-    from mmt_tune.study.records import best_trials, write_tables
+    from mmt_tune.records import best_trials, write_tables
+    from mmt_tune.training.refit import best_configurations
 
     best = best_trials(trials)
     if best.empty:

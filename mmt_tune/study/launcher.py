@@ -3,7 +3,7 @@
 Every configuration gets its own seeded TPE study and the same budget
 (:class:`mmt_tune.study.search.PerConfigurationSearch`). Each trial cross-validates one configuration with
 packed folds (:mod:`mmt_tune.study.trainable`). At the end the launcher writes the trials table (one row per
-trial x fold, :mod:`mmt_tune.study.records`) as Parquet and CSV beside the Tune experiment.
+trial x fold, :mod:`mmt_tune.records`) as Parquet and CSV beside the Tune experiment.
 """
 
 from __future__ import annotations
@@ -20,15 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from mmt_tune.errors import InputError
-from mmt_tune.study.guards import (
-    IDENTITY_FILE,
-    StudyLock,
-    check_identity,
-    check_inputs,
-    study_identity,
-    study_space,
-)
-from mmt_tune.study.records import (
+from mmt_tune.records import (
     DATA_FILE,
     JOURNAL_FILE,
     TRIALS_TABLE,
@@ -38,6 +30,14 @@ from mmt_tune.study.records import (
     trials_table,
     write_space,
     write_tables,
+)
+from mmt_tune.study.guards import (
+    IDENTITY_FILE,
+    StudyLock,
+    check_identity,
+    check_inputs,
+    study_identity,
+    study_space,
 )
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ class StudyResult:
         return sorted(every - done)
 
     def best(self, metric: str = "auc") -> pd.DataFrame:
-        """Best trial of each configuration (:func:`mmt_tune.study.records.best_trials`)."""
+        """Best trial of each configuration (:func:`mmt_tune.records.best_trials`)."""
         return best_trials(self.trials, metric)
 
 
@@ -156,7 +156,7 @@ def run_study(space: str | Path, features: str | Path, **options: Any) -> StudyR
         if value < 1:
             raise InputError(f"{flag} must be >= 1 (got {value})")
     if opts.compile is not None:
-        from mmt_tune.packed import check_compile_backend
+        from mmt_tune.training.trainer import check_compile_backend
 
         check_compile_backend(opts.compile)  # before Ray starts, not once per failed trial
     if opts.pack_trials > 1 and opts.asha:
@@ -280,8 +280,8 @@ def _run(
     from mmt_tune import models
     from mmt_tune.study.callbacks import FailedTrials, RefreshTrialsTable, TrialProgress, first_line
     from mmt_tune.study.search import PerConfigurationSearch, study_asha
+    from mmt_tune.study.tracking import MODES, Tracking
     from mmt_tune.study.trainable import TrialSettings, run_trial
-    from mmt_tune.tracking import MODES, Tracking
 
     if opts.wandb not in MODES:
         raise InputError(f"--wandb must be one of {', '.join(MODES)} (got {opts.wandb!r})")

@@ -54,11 +54,11 @@ def run_nested(
     trials table (with ``outer_fold``), the first error of each failed configuration, and ``nested.csv``."""
     from mmt_tune._io import atomic_path, write_text_atomic
     from mmt_tune.data.table import describe_table, write_feature_table
-    from mmt_tune.fitting import best_configurations
-    from mmt_tune.preprocess import make_folds
+    from mmt_tune.records import DATA_FILE, TRIALS_TABLE, best_trials, write_tables
     from mmt_tune.study.guards import IDENTITY_FILE
     from mmt_tune.study.holdout import score_chosen
-    from mmt_tune.study.records import DATA_FILE, TRIALS_TABLE, best_trials, write_tables
+    from mmt_tune.training.preprocess import make_folds
+    from mmt_tune.training.refit import best_configurations
 
     if opts.outer_folds < 2:
         raise InputError(f"--outer-folds must be >= 2 (got {opts.outer_folds})")

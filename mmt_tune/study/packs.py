@@ -2,7 +2,7 @@
 
 The searcher (:class:`mmt_tune.study.search.PerConfigurationSearch`) asks the configuration's Optuna study
 for B trials at once and hands them over as ``config["pack"]``; here they train as one packed model
-(:func:`mmt_tune.batch.train_trials`: B x folds slices, the in-fold preprocessing fitted once), each with its
+(:func:`mmt_tune.training.trial_packs.train_trials`: B x folds slices, the in-fold preprocessing fitted once), each with its
 own W&B run; the final report carries every member's metrics (``members``), which the searcher tells to
 Optuna one by one and the trials table expands into one trial per member (``<tune trial>-<j>``). A member's
 numbers are those it would get alone. A pack reports at its checkpoints (every ``checkpoint_every`` epochs:
@@ -21,8 +21,8 @@ from mmt_tune.config import TrainConfig
 from mmt_tune.metrics import METRICS
 
 if TYPE_CHECKING:
+    from mmt_tune.study.tracking import Tracking
     from mmt_tune.study.trainable import TrialSettings
-    from mmt_tune.tracking import Tracking
 
 
 def member_id(trial_id: str, j: int) -> str:
@@ -38,7 +38,6 @@ def run_pack(config: dict, table: pd.DataFrame, settings: TrialSettings, trackin
     import ray
     from ray import tune
 
-    from mmt_tune.batch import train_trials
     from mmt_tune.study.trial_io import (
         FINAL_FILE,
         checkpoint_epoch,
@@ -49,6 +48,7 @@ def run_pack(config: dict, table: pd.DataFrame, settings: TrialSettings, trackin
         resume_state,
         train_options,
     )
+    from mmt_tune.training.trial_packs import train_trials
 
     checkpoint = tune.get_checkpoint()
     if report_again(checkpoint):
@@ -97,7 +97,7 @@ def run_pack(config: dict, table: pd.DataFrame, settings: TrialSettings, trackin
 
 def _log_member(tracking: Tracking, config: dict, options: dict, run_id: str, result, final: dict) -> None:
     """One W&B run per member: its hyperparameters, fold-mean losses per epoch, and its final metrics."""
-    from mmt_tune.tracking import start_trial_run
+    from mmt_tune.study.tracking import start_trial_run
 
     hyperparameters = {
         **options,

@@ -40,9 +40,9 @@ def evaluate_robustness(
     from dataclasses import replace
 
     from mmt_tune import models
-    from mmt_tune.fitting import best_configurations
-    from mmt_tune.study.records import best_trials
-    from mmt_tune.train import train_configuration
+    from mmt_tune.records import best_trials
+    from mmt_tune.training.crossval import train_configuration
+    from mmt_tune.training.refit import best_configurations
 
     best = best_trials(trials)
     full = "+".join(modalities)

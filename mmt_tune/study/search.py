@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from ray.tune.search import Searcher
 
+from mmt_tune.records import JOURNAL_FILE  # noqa: F401 - where the launcher keeps the journal
 from mmt_tune.spaces import SearchSpace
-from mmt_tune.study.records import JOURNAL_FILE  # noqa: F401 - where the launcher keeps the journal
 
 if TYPE_CHECKING:
     from optuna.storages import JournalStorage

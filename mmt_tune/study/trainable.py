@@ -1,4 +1,4 @@
-"""The Ray Tune trainable: a trial's config -> :func:`mmt_tune.train.train_configuration` -> ``tune.report``.
+"""The Ray Tune trainable: a trial's config -> :func:`mmt_tune.training.crossval.train_configuration` -> ``tune.report``.
 
 A trial's config holds what was searched or fixed for its configuration (what the trials table records);
 the constants of the run arrive through ``tune.with_parameters``, as Ray's "get data in and out" guide
@@ -26,7 +26,6 @@ from mmt_tune import models
 from mmt_tune.config import TrainConfig
 from mmt_tune.metrics import METRICS
 from mmt_tune.modalities import MODALITIES
-from mmt_tune.packed import EpochInfo
 from mmt_tune.study.trial_io import (  # noqa: F401
     FINAL_FILE,
     checkpoint_epoch,
@@ -37,12 +36,13 @@ from mmt_tune.study.trial_io import (  # noqa: F401
     resume_state,
     train_options,
 )
-from mmt_tune.train import train_configuration
+from mmt_tune.training.crossval import train_configuration
+from mmt_tune.training.trainer import EpochInfo
 
 if TYPE_CHECKING:
     import torch
 
-    from mmt_tune.tracking import Tracking
+    from mmt_tune.study.tracking import Tracking
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def run_trial(
     import torch
     from ray import tune
 
-    from mmt_tune.tracking import start_trial_run
+    from mmt_tune.study.tracking import start_trial_run
 
     for spec in specs:
         models.register(spec, replace=True)

@@ -8,13 +8,13 @@ import json
 from typing import TYPE_CHECKING
 
 from mmt_tune.metrics import METRICS
-from mmt_tune.study.records import TRIAL_KEYS
-from mmt_tune.train import TrainResult
+from mmt_tune.records import TRIAL_KEYS
+from mmt_tune.training.crossval import TrainResult
 
 if TYPE_CHECKING:
     import torch
 
-    from mmt_tune.packed import EpochInfo
+    from mmt_tune.training.trainer import EpochInfo
 
 
 def train_options(config: dict) -> dict:

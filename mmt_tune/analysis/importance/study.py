@@ -16,10 +16,11 @@ from mmt_tune.analysis.importance._base import (
     SeedResult,
     ZeroVariance,
 )
-from mmt_tune.analysis.results import CONFIG_PREFIX, Study, configuration_key, configurations_in, per_trial
+from mmt_tune.analysis.results import Study, configuration_key, configurations_in
 from mmt_tune.errors import InputError
 from mmt_tune.metrics import METRICS
 from mmt_tune.modalities import MODALITIES
+from mmt_tune.records import CONFIG_PREFIX, per_trial
 from mmt_tune.spaces import Distribution
 
 #: The engines: ``--engine`` name -> evaluator class (:mod:`.fanova`, :mod:`.optuna_fanova`).

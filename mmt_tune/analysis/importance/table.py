@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from mmt_tune.analysis.results import model_label
-from mmt_tune.analysis.tables import DASH, TICK, mean_std, parameter_label, write_csv, write_table
+from mmt_tune.analysis.tables import DASH, TICK, parameter_label, write_csv, write_table
+from mmt_tune.metrics import mean_std
 from mmt_tune.modalities import MODALITIES
 
 if TYPE_CHECKING:

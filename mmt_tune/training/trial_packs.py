@@ -2,7 +2,7 @@
 
 Trials of a configuration share its data, folds and in-fold preprocessing (fitted once here, not once per
 trial) and, in a search over learning rate and loss weights, the shapes of their models. So B trials of k
-folds train as one packed model of B x k slices (:func:`mmt_tune.packed.fit_packed` with ``slices=``): every
+folds train as one packed model of B x k slices (:func:`mmt_tune.training.trainer.fit_packed` with ``slices=``): every
 slice has its own learning rate and weight decay (AdamW parameter groups over one flat buffer), its own loss
 weights and KL warm-up (``[slices]`` tensors in the weighted loss). A fold's random streams depend on the
 study seed and the fold only, so a trial gets the same fold metrics alone, in a pack of folds, or packed
@@ -27,8 +27,9 @@ import pandas as pd
 
 from mmt_tune.config import TrainConfig
 from mmt_tune.errors import InputError
-from mmt_tune.packed import EpochInfo
-from mmt_tune.train import TrainResult, check_table, fold_results, prepare_folds
+from mmt_tune.training.crossval import TrainResult, check_table, fold_results
+from mmt_tune.training.fold_cache import prepare_folds
+from mmt_tune.training.trainer import EpochInfo
 
 #: What packed trials may differ in: per-slice values of the packed trainer.
 PER_SLICE = ("lr", "weight_decay", "loss_weights", "kl_warmup")
@@ -48,8 +49,8 @@ def train_trials(
 ) -> list[TrainResult]:
     """Cross-validate every config in one pack of ``len(configs) x folds`` slices; one result per config
     (``seconds`` is the pack's wall time divided among its trials). ``on_epoch`` and ``resume`` as in
-    :func:`mmt_tune.train.train_configuration`: a checkpoint of the pack continues the whole pack."""
-    from mmt_tune.packed import Layout, fit_packed
+    :func:`mmt_tune.training.crossval.train_configuration`: a checkpoint of the pack continues the whole pack."""
+    from mmt_tune.training.trainer import Layout, fit_packed
 
     if not configs:
         return []

@@ -29,8 +29,8 @@ import numpy as np
 
 from mmt_tune.config import PreprocessConfig, TrainConfig
 from mmt_tune.errors import InputError
-from mmt_tune.fitting import FittedConfiguration
-from mmt_tune.preprocess import ModalityTransform
+from mmt_tune.training.preprocess import ModalityTransform
+from mmt_tune.training.refit import FittedConfiguration
 
 FORMAT = "mmt-tune-bundle/1"
 MANIFEST = "bundle.json"

@@ -4,7 +4,7 @@ Cross-validation (:mod:`mmt_tune.train`) answers "how good is this configuration
 model itself. :func:`fit_configuration` fits the in-fold pipeline and the model on ``train_index`` rows of a
 table (all rows for a final model, an outer fold's training rows for nested CV, the study's table for a
 held-out test table appended to it) and returns a :class:`FittedConfiguration`, which scores new rows
-(:meth:`FittedConfiguration.predict`) and is what a bundle saves (:mod:`mmt_tune.bundle`).
+(:meth:`FittedConfiguration.predict`) and is what a bundle saves (:mod:`mmt_tune.deploy.bundle`).
 
 ``members > 1`` fits an ensemble: member i is trained exactly like cross-validation fold i would be (its own
 SMOTE draw, initialisation and noise streams, from the study seed), all members as one packed model;
@@ -31,7 +31,7 @@ from mmt_tune.config import TrainConfig
 if TYPE_CHECKING:
     import torch
 from mmt_tune.errors import InputError
-from mmt_tune.preprocess import ModalityTransform, inner_split, modality_columns_of, preprocess_fold
+from mmt_tune.training.preprocess import ModalityTransform, inner_split, modality_columns_of, preprocess_fold
 
 
 @dataclass
@@ -87,7 +87,7 @@ class FittedConfiguration:
             return np.mean(scores, axis=0)
         import torch
 
-        from mmt_tune.packed import pack
+        from mmt_tune.training.tensors import pack
 
         model = self.model(device)
         with torch.no_grad():
@@ -98,7 +98,7 @@ class FittedConfiguration:
     def model(self, device: str = "cpu") -> torch.nn.Module:
         """The packed torch model (one slice per member) with the fitted weights, in eval mode."""
         if self._model is None:
-            from mmt_tune.packed import build_model
+            from mmt_tune.training.trainer import build_model
 
             model = build_model(self.config, self.members, dict(self.widths))
             model.load_state_dict(self.state)
@@ -152,7 +152,7 @@ def fit_configuration(
         widths = {m: len(t[m].columns) for t in transforms[:1] for m in config.present}
         fitted = FittedConfiguration(config, transforms, widths, estimators=estimators)
         return fitted, fitted.predict(table.iloc[evaluate_index])
-    from mmt_tune.packed import Layout, fit_packed
+    from mmt_tune.training.trainer import Layout, fit_packed
 
     layout = Layout.of(fold_data, config, columns)
     probabilities, _, model = fit_packed(fold_data, config, None, None, layout, return_model=True)
@@ -164,7 +164,7 @@ def fit_configuration(
 def trial_options(row: pd.Series) -> dict:
     """A trials-table row's ``config/`` options as a trial config had them (NaN: another configuration's
     option; integral floats back to int, as Parquet widens an int column holding NaN to float)."""
-    from mmt_tune.study.records import CONFIG_PREFIX
+    from mmt_tune.records import CONFIG_PREFIX
 
     options = {}
     for column, value in row.items():
@@ -185,7 +185,7 @@ def best_configurations(
     configurations: Sequence[str] | None = None,
     objective: str = "auc",
 ) -> list[tuple[TrainConfig, float]]:
-    """The rows of :func:`mmt_tune.study.records.best_trials` as :class:`TrainConfig` objects (with the
+    """The rows of :func:`mmt_tune.records.best_trials` as :class:`TrainConfig` objects (with the
     study's modalities and seed) and their mean cross-validated ``objective``."""
     chosen = []
     for _, row in best.iterrows():

@@ -1,5 +1,5 @@
 """Tensor layout of a packed model's data: per-slice arrays stacked and padded, row masks, the batch
-schedule of every epoch drawn up front, and the loss history as one tidy frame (:mod:`mmt_tune.packed`)."""
+schedule of every epoch drawn up front, and the loss history as one tidy frame (:mod:`mmt_tune.training.trainer`)."""
 
 from __future__ import annotations
 

@@ -1,11 +1,11 @@
 """The packed trainer: the k folds of one deep configuration trained as one batched model.
 
 Slice f of every parameter is fold f's model (:mod:`mmt_tune.models.blocks`); each slice has its own data,
-row masks, random streams and optimizer state (:class:`mmt_tune.optim.MaskedAdamW`), so a fold trained in a
+row masks, random streams and optimizer state (:class:`mmt_tune.training.optim.MaskedAdamW`), so a fold trained in a
 pack of k and a fold trained alone give the same numbers. The inner loop never copies to the host; losses are
 accumulated on the device and fetched once per epoch, only when early stopping needs them.
 
-:func:`fit_packed` is called by :func:`mmt_tune.train.train_configuration`; after each epoch it hands an
+:func:`fit_packed` is called by :func:`mmt_tune.training.crossval.train_configuration`; after each epoch it hands an
 :class:`EpochInfo` to the caller's ``on_epoch``, whose ``state()`` is a checkpoint :func:`fit_packed`
 continues from (``resume=``).
 """
@@ -22,8 +22,8 @@ import torch
 
 from mmt_tune.config import TrainConfig
 from mmt_tune.errors import InputError
-from mmt_tune.preprocess import FoldData
-from mmt_tune.tensors import history_frame, pack, row_mask, schedule, to_cpu
+from mmt_tune.training.preprocess import FoldData
+from mmt_tune.training.tensors import history_frame, pack, row_mask, schedule, to_cpu
 
 
 def resolve_device(name: str) -> torch.device:
@@ -182,7 +182,7 @@ def fit_packed(
     with ``return_model``, the trained packed model in eval mode, with each slice's kept best weights).
 
     ``slices`` (one config per entry of ``group``): packed trials of one configuration, which may differ in
-    learning rate, weight decay, loss weights and KL warm-up (as per-slice values; :mod:`mmt_tune.batch`);
+    learning rate, weight decay, loss weights and KL warm-up (as per-slice values; :mod:`mmt_tune.training.trial_packs`);
     everything else comes from ``config``. The history then has a ``slice`` column (the position in
     ``group``), since a fold number repeats across trials.
 
@@ -193,7 +193,7 @@ def fit_packed(
     as they are."""
     from mmt_tune.models.blocks import initialize
     from mmt_tune.models.losses import loss_terms, weighted_total
-    from mmt_tune.optim import MaskedAdamW
+    from mmt_tune.training.optim import MaskedAdamW
 
     device = resolve_device(config.device)
     k = len(group)

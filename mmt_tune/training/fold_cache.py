@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from mmt_tune.config import TrainConfig
-from mmt_tune.preprocess import FoldData, inner_split, preprocess_fold
+from mmt_tune.training.preprocess import FoldData, inner_split, preprocess_fold
 
 #: The in-fold preprocessing of the last few (table, preprocessing settings) a process fitted: a study's
 #: trials that differ only in what the model sees (lr, loss weights, C, ...) share their folds' fitted
