@@ -94,7 +94,7 @@ def main(argv=None) -> int:
 
     from mmt_tune.analysis.metrics import aggregate
     from mmt_tune.analysis.results import load_study
-    from mmt_tune.study.launcher import run_study
+    from mmt_tune.study.entry import run_study
 
     args.storage.mkdir(parents=True, exist_ok=True)
     lines = []

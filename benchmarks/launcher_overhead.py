@@ -80,7 +80,7 @@ def main() -> int:
     from mmt_tune.data.phantom import phantom_features
     from mmt_tune.data.table import read_feature_table
     from mmt_tune.spaces import load_space
-    from mmt_tune.study.launcher import run_study
+    from mmt_tune.study.entry import run_study
     from mmt_tune.training.crossval import train_configuration
     from mmt_tune.training.refit import trial_options
     from mmt_tune.training.trial_packs import train_trials

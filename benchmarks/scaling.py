@@ -34,7 +34,7 @@ def one_size(
     from ray.cluster_utils import Cluster
 
     from mmt_tune.radiomics.extract import extract_features
-    from mmt_tune.study.launcher import run_study
+    from mmt_tune.study.entry import run_study
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
     try:

@@ -29,7 +29,7 @@ def main(argv=None) -> int:
     import ray
 
     from mmt_tune.data.phantom import phantom_features
-    from mmt_tune.study.launcher import run_study
+    from mmt_tune.study.entry import run_study
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

@@ -85,7 +85,7 @@ def run_demo_study(features: Path, out: Path, space: str, samples: int, seed: in
     from mmt_tune.analysis.importance.study import ImportanceOptions
     from mmt_tune.analysis.report import write_report
     from mmt_tune.analysis.results import load_study
-    from mmt_tune.study.launcher import run_study
+    from mmt_tune.study.entry import run_study
 
     experiment = (out / "results" / space).resolve()
     resume = experiment.is_dir() and tune.Tuner.can_restore(str(experiment))

@@ -17,7 +17,8 @@ from mmt_tune.cli import add_version
 from mmt_tune.errors import InputError
 from mmt_tune.metrics import METRICS, mean_std
 from mmt_tune.records import JOURNAL_FILE, TRIALS_TABLE
-from mmt_tune.study.launcher import StudyResult, run_study
+from mmt_tune.study.entry import run_study
+from mmt_tune.study.options import StudyResult
 
 
 def _table_modalities(features: Path | None) -> tuple[str, ...] | None:

@@ -38,8 +38,8 @@ MUTANTS = [
     Mutant(
         "Tune minimises the objective (mode='min')",
         "mmt_tune/study/launcher.py",
-        'metric="auc",\n                mode="max",',
-        'metric="auc",\n                mode="min",',
+        'metric="auc",\n            mode="max",',
+        'metric="auc",\n            mode="min",',
         ("tests/test_objective.py",),
     ),
     Mutant(

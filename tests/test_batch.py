@@ -173,7 +173,7 @@ def test_a_packed_study_records_every_member_as_a_trial_with_the_numbers_it_gets
     from mmt_tune.config import TrainConfig
     from mmt_tune.data.table import write_feature_table
     from mmt_tune.errors import InputError
-    from mmt_tune.study.launcher import run_study
+    from mmt_tune.study.entry import run_study
     from mmt_tune.study.search import open_storage
     from mmt_tune.training.crossval import train_configuration
     from mmt_tune.training.refit import trial_options

@@ -222,7 +222,7 @@ SPACE = (
 def test_a_held_out_table_sharing_a_patient_is_refused_before_the_search(tmp_path):
     from mmt_tune.data.table import write_feature_table
     from mmt_tune.errors import InputError
-    from mmt_tune.study.launcher import run_study
+    from mmt_tune.study.entry import run_study
 
     table = make_table(80, signal=SIGNAL)
     write_feature_table(table.iloc[:60], tmp_path / "train.parquet", {})
@@ -248,7 +248,7 @@ def test_study_with_a_held_out_table_then_fit_and_predict(ray_local, tmp_path, c
     from mmt_tune.data.table import write_feature_table
     from mmt_tune.fit import main as fit
     from mmt_tune.predict import main as predict
-    from mmt_tune.study.launcher import run_study
+    from mmt_tune.study.entry import run_study
 
     table = make_table(150, signal=SIGNAL)
     write_feature_table(table.iloc[:100], tmp_path / "train.parquet", {})

@@ -111,7 +111,7 @@ def test_the_meningioma_table_runs_a_study_and_the_analysis_under_its_own_sequen
     MFN-VAE and a baseline, then the report."""
     from mmt_tune.analysis.report import write_report
     from mmt_tune.analysis.results import load_study
-    from mmt_tune.study.launcher import run_study
+    from mmt_tune.study.entry import run_study
 
     features = tmp_path / "meningioma.parquet"
     assert convert.main([str(RADMLBENCH / "Meningioma-SEG-CLASS.csv.gz"), "--out", str(features)]) == 0

@@ -265,18 +265,26 @@ def search_trials(table: pd.DataFrame, search=SEARCH) -> pd.DataFrame:
 NESTED_SEARCH = SEARCH[:3]
 
 
-def stub_study(space, features, **options):
-    """``run_study``'s contract without Ray: read the rows it is given, search them, write trials.parquet."""
-    from mmt_tune.data.table import read_feature_table
+def stub_study(prepared, options):
+    """A flat study's contract without Ray: search the rows it is given, write its trials.parquet."""
     from mmt_tune.records import TRIALS_TABLE, write_tables
-    from mmt_tune.study.launcher import StudyResult
+    from mmt_tune.study.options import StudyResult
 
-    table, _ = read_feature_table(features)
-    trials = search_trials(table, NESTED_SEARCH)
-    folder = Path(options["storage"]) / options["name"]
+    trials = search_trials(prepared.table, NESTED_SEARCH)
+    folder = Path(options.storage) / options.name
     folder.mkdir(parents=True, exist_ok=True)
     write_tables({TRIALS_TABLE: trials}, folder)
     return StudyResult(folder, trials)
+
+
+NESTED_SPACE = """name: nested
+configurations:
+  - {model: logreg, present: [T1WI, FLAIR, DWI]}
+  - {model: logreg, present: [T1WI]}
+parameters:
+  C: {distribution: loguniform, low: 0.01, high: 1.0}
+fixed: {folds: 3, k: 4}
+"""
 
 
 class FitSpy:
@@ -299,8 +307,8 @@ class FitSpy:
 def run_nested_study(table, folder: Path, outer_splits, monkeypatch) -> tuple[pd.DataFrame, FitSpy]:
     """run_nested with the stand-in search and the outer split pinned to ``outer_splits``."""
     import mmt_tune.training.preprocess
-    from mmt_tune.study.launcher import StudyOptions
     from mmt_tune.study.nested import outer_seed, run_nested
+    from mmt_tune.study.options import StudyOptions
 
     real_make_folds = mmt_tune.training.preprocess.make_folds
 
@@ -309,10 +317,17 @@ def run_nested_study(table, folder: Path, outer_splits, monkeypatch) -> tuple[pd
 
     monkeypatch.setattr(mmt_tune.training.preprocess, "make_folds", make_folds)
     spy = FitSpy(monkeypatch)
-    opts = StudyOptions(outer_folds=len(outer_splits), storage=folder, name="nested", wandb="off")
-    _, _, nested = run_nested(None, table, {}, folder, {"features_sha256": "x"}, opts, stub_study)
+    from mmt_tune.data.table import write_feature_table
+    from mmt_tune.study.prepare import prepare_study
+
+    folder.mkdir(parents=True)
+    space, features = folder.parent / f"{folder.name}.yaml", folder.parent / f"{folder.name}.parquet"
+    space.write_text(NESTED_SPACE)
+    write_feature_table(table, features, {})
+    opts = StudyOptions(outer_folds=len(outer_splits), storage=folder.parent, name=folder.name, wandb="off")
+    result = run_nested(prepare_study(space, features, opts), opts, run_inner=stub_study)
     monkeypatch.undo()
-    return nested, spy
+    return result.nested, spy
 
 
 def test_nested_cv_never_shows_the_outer_test_rows_to_the_search_or_the_refit(tmp_path, monkeypatch):

@@ -86,7 +86,7 @@ def test_nested_cv_on_null_labels_stays_near_chance_while_the_best_of_many_does_
     from mmt_tune.analysis.metrics import aggregate
     from mmt_tune.analysis.results import load_study
     from mmt_tune.data.table import write_feature_table
-    from mmt_tune.study.launcher import run_study
+    from mmt_tune.study.entry import run_study
 
     write_feature_table(make_table(120, signal=None, seed=5), tmp_path / "null.parquet", {})
     (tmp_path / "space.yaml").write_text(NULL_SPACE)
@@ -137,7 +137,7 @@ def test_robustness_on_the_phantom_ranks_the_modalities_as_planted(ray_local, tm
     from mmt_tune.analysis.metrics import aggregate, write_metrics
     from mmt_tune.analysis.results import load_study
     from mmt_tune.data.phantom import phantom_features
-    from mmt_tune.study.launcher import run_study
+    from mmt_tune.study.entry import run_study
 
     space = tmp_path / "space.yaml"
     space.write_text(
@@ -188,7 +188,7 @@ def test_a_study_with_repeats_records_every_split_and_resumes_only_with_the_same
     from mmt_tune.analysis.results import load_study
     from mmt_tune.data.table import write_feature_table
     from mmt_tune.errors import InputError
-    from mmt_tune.study.launcher import run_study
+    from mmt_tune.study.entry import run_study
 
     write_feature_table(make_table(80, signal={"DWI": 1.5}), tmp_path / "t.parquet", {})
     (tmp_path / "space.yaml").write_text(

@@ -19,7 +19,7 @@ def test_extraction_study_and_analysis_on_a_three_node_cluster(tmp_path):
     from mmt_tune.analysis.results import load_study
     from mmt_tune.data.synth import PhantomConfig, generate_cohort
     from mmt_tune.radiomics.extract import extract_features
-    from mmt_tune.study.launcher import run_study
+    from mmt_tune.study.entry import run_study
 
     shared = tmp_path / "shared"  # what an NFS/EFS mount is on a real cluster: one path, every node
     manifest = generate_cohort(

@@ -69,7 +69,7 @@ def test_best_returns_the_highest_mean_over_folds_and_the_analysis_agrees():
     the launcher's summary and the analysis's Table 2 use it both."""
     from mmt_tune.analysis.metrics import aggregate
     from mmt_tune.analysis.results import Study
-    from mmt_tune.study.launcher import StudyResult
+    from mmt_tune.study.options import StudyResult
 
     rows = []
     trials = {"low": [0.6, 0.62], "high": [0.8, 0.7], "steady": [0.75, 0.75], "middle": [0.7, 0.72]}
@@ -120,8 +120,8 @@ def test_the_study_maximises_its_objective():
     searcher = PerConfigurationSearch(load_space("mmt1m"), 2, seed=0)
     assert all(s._ot_study.direction.name == "MAXIMIZE" for s in searcher.studies.values())
     assert (searcher.metric, searcher.mode) == ("auc", "max")
-    source = inspect.getsource(launcher._run)
-    assert 'metric="auc",\n                mode="max",' in source and 'mode="min"' not in source
+    source = inspect.getsource(launcher._tuner)
+    assert 'metric="auc",\n            mode="max",' in source and 'mode="min"' not in source
 
 
 def test_the_trials_table_has_one_row_per_fold_with_the_trial_s_own_metrics(tmp_path):

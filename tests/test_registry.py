@@ -90,7 +90,7 @@ def test_a_registered_model_runs_in_a_one_trial_study(toy, ray_local, tmp_path):
     """The toy model reaches the Ray worker through the launcher (its spec travels with the trainable):
     no other module knows it."""
     from mmt_tune.data.table import write_feature_table
-    from mmt_tune.study.launcher import run_study
+    from mmt_tune.study.entry import run_study
 
     features = tmp_path / "features.parquet"
     write_feature_table(make_table(90, signal={"DWI": 2.0}), features, {})
@@ -154,7 +154,7 @@ def test_a_study_records_its_data_without_identifiers(toy, ray_local, tmp_path):
     from mmt_tune.analysis.report import write_report
     from mmt_tune.analysis.results import load_study
     from mmt_tune.data.table import write_feature_table
-    from mmt_tune.study.launcher import run_study
+    from mmt_tune.study.entry import run_study
 
     table = make_table(90, signal={"DWI": 2.0})
     features = tmp_path / "features.parquet"

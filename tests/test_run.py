@@ -119,7 +119,7 @@ def test_smoke_study_on_local_ray_writes_the_trials_table_and_phi_free_wandb_run
     from pathlib import Path
 
     from mmt_tune.data.table import write_feature_table
-    from mmt_tune.study.launcher import run_study
+    from mmt_tune.study.entry import run_study
 
     # Identifiers a real cohort would have: patient IDs, a dated cohort folder with the hospital's name.
     table = make_table(60, signal={"DWI": 1.5})
@@ -254,7 +254,7 @@ def test_bad_space_fails_before_any_work(capsys):
 @pytest.mark.slow
 def test_asha_stops_trials_early_within_each_configuration(ray_local, tmp_path):
     from mmt_tune.data.table import write_feature_table
-    from mmt_tune.study.launcher import run_study
+    from mmt_tune.study.entry import run_study
 
     features = tmp_path / "features.parquet"
     write_feature_table(make_table(120, signal={"DWI": 1.5}), features, {})
@@ -306,7 +306,7 @@ def test_a_study_with_baselines_gives_them_only_their_options_and_compares_again
     from mmt_tune.analysis.results import load_study
     from mmt_tune.data.table import write_feature_table
     from mmt_tune.errors import InputError
-    from mmt_tune.study.launcher import run_study
+    from mmt_tune.study.entry import run_study
 
     features = tmp_path / "features.parquet"
     write_feature_table(make_table(60, signal={"DWI": 1.5}), features, {})
@@ -474,7 +474,7 @@ import sys
 sys.path.insert(0, {tests!r})
 from helpers import make_table
 from mmt_tune.data.table import write_feature_table
-from mmt_tune.study.launcher import run_study
+from mmt_tune.study.entry import run_study
 write_feature_table(make_table(40, signal={{"DWI": 1.5}}), {features!r}, {{}})
 run_study("mmt1m", {features!r}, samples=1, epochs=2, folds=2, storage={storage!r}, name="private",
           configurations=["mmt1m/DWI"], wandb="offline", verbose=0)
@@ -538,7 +538,7 @@ def test_every_configuration_s_optuna_study_opens_with_optuna_itself(ray_local, 
 
     from mmt_tune.data.table import write_feature_table
     from mmt_tune.records import JOURNAL_FILE
-    from mmt_tune.study.launcher import run_study
+    from mmt_tune.study.entry import run_study
     from mmt_tune.study.search import open_storage
 
     features = tmp_path / "features.parquet"
@@ -576,7 +576,7 @@ def test_report_every_n_epochs_reports_to_tune_every_n_and_still_logs_every_epoc
 
     from mmt_tune.data.table import write_feature_table
     from mmt_tune.errors import InputError
-    from mmt_tune.study.launcher import run_study
+    from mmt_tune.study.entry import run_study
 
     table = make_table(60, signal={"DWI": 1.5})
     write_feature_table(table, tmp_path / "t.parquet", {})

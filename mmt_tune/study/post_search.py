@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 if TYPE_CHECKING:
-    from mmt_tune.study.launcher import StudyOptions, StudyResult
+    from mmt_tune.study.options import StudyOptions, StudyResult
 
 
 def after_search(
