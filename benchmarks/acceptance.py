@@ -46,7 +46,7 @@ def features_for(dataset: str, storage: Path) -> Path:
 
 def compare(metrics) -> list[dict]:
     """Per deep configuration: its best trial vs the better baseline on the same present modalities."""
-    from mmt_tune.analysis.metrics import best_baselines
+    from mmt_tune.analysis.comparisons import best_baselines
     from mmt_tune.analysis.results import baseline_models, model_label
 
     best = metrics.best.dropna(subset=["trial_id"])

@@ -70,8 +70,9 @@ def main() -> int:
     from mmt_tune.analysis.importance._base import ForestSettings
     from mmt_tune.analysis.importance.fanova import FanovaImportanceEvaluator
     from mmt_tune.analysis.importance.optuna_fanova import OptunaImportanceEvaluator
-    from mmt_tune.analysis.importance.study import ImportanceOptions, _prepare, importance
+    from mmt_tune.analysis.importance.study import _prepare, importance
     from mmt_tune.analysis.importance.table import write_importance
+    from mmt_tune.analysis.importance.types import ImportanceOptions
     from mmt_tune.analysis.metrics import aggregate, write_metrics
     from mmt_tune.analysis.results import load_study
     from mmt_tune.analysis.synthetic import (

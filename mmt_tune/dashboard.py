@@ -93,7 +93,9 @@ def build_workspace(
 
 def workspace_spec(workspace: Any) -> dict:
     """The workspace as the JSON view W&B stores (wandb-workspaces' view model, as ``save()`` uploads it)."""
-    return workspace._to_model().model_dump(by_alias=True, exclude_none=True)
+    from mmt_tune._internals import workspace_model
+
+    return workspace_model(workspace).model_dump(by_alias=True, exclude_none=True)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -82,7 +82,7 @@ def run_demo_study(features: Path, out: Path, space: str, samples: int, seed: in
     """The study step: run (or resume) the study under ``out/results/<space>`` and write its report."""
     from ray import tune
 
-    from mmt_tune.analysis.importance.study import ImportanceOptions
+    from mmt_tune.analysis.importance.types import ImportanceOptions
     from mmt_tune.analysis.report import write_report
     from mmt_tune.analysis.results import load_study
     from mmt_tune.study.entry import run_study
@@ -137,6 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"      {subset:<18} {mean:6.3f} ± {std:.3f}")
     if not args.skip_study:
         from mmt_tune.analysis.comparisons import headline
+        from mmt_tune.analysis.importance.table import table3
         from mmt_tune.analysis.tables import to_markdown
 
         print(
@@ -151,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         notes = [line for line in [headline(report.metrics)] if line] + report.metrics.notes
         print(to_markdown(report.metrics.table2(), notes))
         print("Table 3: hyperparameter importance (fANOVA main effects, mean ± std over forest seeds)\n")
-        print(to_markdown(report.importance.table3(), report.importance.all_notes()))
+        print(to_markdown(table3(report.importance), report.importance.all_notes()))
         print(f"report with figures: {report.index}")
     print(f"done in {time.perf_counter() - start:.0f} s; outputs in {args.out}/")
     return 0

@@ -80,6 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="repeated CV: every trial runs k folds x this many seeded splits; the objective and Table 2 "
         "average them all (default 1)",
     )
+    _run_arguments(parser)
+    _trial_arguments(parser)
+    _estimate_arguments(parser)
+    return parser
+
+
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where and how the study runs: seed, Ray, storage, resources, tracking, ASHA."""
     parser.add_argument("--seed", type=int, default=0, help="study seed: folds, samplers, initialisation")
     parser.add_argument("--address", default=None, help="existing Ray cluster (default: start a local one)")
     parser.add_argument("--storage", default="results", help="where Tune writes the experiment (path or URI)")
@@ -104,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="stop unpromising trials early (ASHA on the per-epoch validation AUC, within each configuration)",
     )
+
+
+def _trial_arguments(parser: argparse.ArgumentParser) -> None:
+    """How each trial runs: resume, checkpoints, compile, reports, output."""
     parser.add_argument(
         "--resume",
         action="store_true",
@@ -134,6 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="Tune's status tables and logs instead of one progress bar of finished trials",
     )
+
+
+def _estimate_arguments(parser: argparse.ArgumentParser) -> None:
+    """What follows or replaces the plain search: held-out table, nested CV, packs, robustness, smoke test."""
     parser.add_argument(
         "--test-features",
         type=Path,
@@ -176,7 +192,6 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="tiny study: 2 configurations x 2 trials, 2 folds, 2 epochs, 60-patient phantom",
     )
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from mmt_tune.analysis.importance.cli import main
-from mmt_tune.analysis.importance.study import ImportanceOptions, importance
-from mmt_tune.analysis.importance.table import write_importance
+from mmt_tune.analysis.importance.study import importance
+from mmt_tune.analysis.importance.table import table3, write_importance
+from mmt_tune.analysis.importance.types import ImportanceOptions
 from mmt_tune.analysis.results import Study, load_study
 from mmt_tune.analysis.synthetic import analytic_importance, synthetic_trials
 from mmt_tune.errors import InputError
@@ -149,7 +150,7 @@ def test_bad_trials_become_notes_not_crashes():
     assert any("2 of 30 trials failed" in note for note in constant.notes)
     assert by_key["mmt2m/FLAIR+DWI"].cells == dict.fromkeys(PAPER_MMT2M, "no trials")
     assert by_key["mmt1m/T1WI"].cells == {"lr": "n=4<10", "beta": "n=4<10"}
-    table = result.table3()
+    table = table3(result)
     assert table.loc[table["Model"] == "MMT-1M", "lr"].item() == "n=4<10"
     notes = "\n".join(result.all_notes())
     assert "mmt2m/FLAIR+DWI: no complete trials" in notes

@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from mmt_tune.analysis.comparisons import headline
-from mmt_tune.analysis.importance.study import ImportanceOptions
+from mmt_tune.analysis.importance.types import ImportanceOptions
 from mmt_tune.analysis.metrics import aggregate, main
 from mmt_tune.analysis.report import write_report
 from mmt_tune.analysis.results import Study, load_study

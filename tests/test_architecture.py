@@ -1,4 +1,6 @@
-"""Architecture rules the redesign set: light imports, no import circles, one model registry."""
+"""Architecture rules (docs/design.md): light imports, no import circle (type-only imports count), short
+functions, a public API per package, no private attributes of other libraries outside one wrapper, one model
+registry."""
 
 from __future__ import annotations
 
@@ -37,13 +39,15 @@ def _runtime_nodes(tree: ast.AST):
         stack.extend(ast.iter_child_nodes(node))
 
 
-def import_graph() -> dict[str, set[str]]:
-    """Module -> the project modules it imports anywhere in its text (top level or inside a function)."""
+def import_graph(type_only: bool = True) -> dict[str, set[str]]:
+    """Module -> the project modules it imports anywhere in its text (top level, inside a function, and with
+    ``type_only`` under ``if TYPE_CHECKING:``: a result type named in hints ties the modules as much)."""
     modules = _modules()
     graph: dict[str, set[str]] = {name: set() for name in modules}
     for name, path in modules.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        for node in _runtime_nodes(ast.parse(path.read_text(), str(path))):
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree) if type_only else _runtime_nodes(tree):
             targets: list[str] = []
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
@@ -180,3 +184,102 @@ def test_every_public_function_has_type_hints():
         "f",
         "A.g",
     ]
+
+
+#: The longest a function may be (lines, decorators excluded): a reader sees one on a screen or two.
+MAX_FUNCTION_LINES = 80
+
+
+def long_functions(tree: ast.AST) -> list[tuple[str, int]]:
+    return [
+        (node.name, node.end_lineno - node.lineno + 1)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+    ]
+
+
+def test_no_function_is_longer_than_a_screen_or_two():
+    found = [f"{path.relative_to(REPO)}: {name} ({n} lines)" for path in _modules().values()
+             for name, n in long_functions(ast.parse(path.read_text()))]  # fmt: skip
+    assert found == []
+    assert long_functions(ast.parse("def f():\n" + "    x = 1\n" * 80)) == [("f", 81)]
+
+
+def test_every_package_states_its_public_api():
+    """Each package's ``__init__`` lists what it offers in ``__all__``, and every name listed exists."""
+    import importlib
+
+    for name, path in _modules().items():
+        if path.name != "__init__.py":
+            continue
+        tree = ast.parse(path.read_text())
+        listed = [
+            n
+            for n in tree.body
+            if (isinstance(n, ast.Assign) and any(getattr(t, "id", "") == "__all__" for t in n.targets))
+            or (isinstance(n, ast.AnnAssign) and getattr(n.target, "id", "") == "__all__")
+        ]
+        assert listed, f"{name}: no __all__"
+        module = importlib.import_module(name)
+        for public in module.__all__:
+            here = path.parent
+            exists = hasattr(module, public) or (here / f"{public}.py").is_file() or (here / public).is_dir()
+            assert exists, f"{name}.__all__ names {public}, which it lacks"
+
+
+#: The one module that reads private attributes of other libraries (each with its reason).
+PRIVATE_ACCESS = "mmt_tune/_internals.py"
+
+
+def private_reads(tree: ast.AST) -> list[str]:
+    """``x._name`` where ``x`` is not ``self``, ``cls`` or ``super()`` (dunders are public protocol)."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+            base = node.value
+            if isinstance(base, ast.Name) and base.id in ("self", "cls"):
+                continue
+            if isinstance(base, ast.Call) and getattr(base.func, "id", "") == "super":
+                continue
+            found.append(f"{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_no_private_attribute_of_another_object_is_read_outside_one_wrapper():
+    found = []
+    for path in _modules().values():
+        if str(path.relative_to(REPO)) != PRIVATE_ACCESS:
+            found += [f"{path.relative_to(REPO)}:{r}" for r in private_reads(ast.parse(path.read_text()))]
+    assert found == []
+    assert private_reads(ast.parse("a._b\nself._c\nsuper()._d\nx.__len__")) == ["1: a._b"]
+
+
+def test_the_private_attributes_we_read_still_exist():
+    """Fails when a release of Ray, Optuna or wandb-workspaces renames what mmt_tune/_internals.py reads."""
+    import optuna
+    import wandb_workspaces.workspaces as ws
+    from ray.tune.schedulers import AsyncHyperBandScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    from mmt_tune import _internals
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    search = OptunaSearch(space={"x": optuna.distributions.FloatDistribution(0, 1)}, metric="m", mode="max")
+    search.suggest("t1")
+    assert isinstance(_internals.optuna_study(search), optuna.Study)
+    assert _internals.asked_trial_numbers(search) == {0}
+    assert _internals.asha_stopped(AsyncHyperBandScheduler(metric="m", mode="max")) == 0
+    model = _internals.workspace_model(ws.Workspace(entity="e", project="p"))
+    assert "spec" in model.model_dump(by_alias=True, exclude_none=True)
+
+
+def test_no_module_re_exports_another_s_names():
+    """A name is imported from the module that defines it: no ``noqa: F401`` re-exports outside a package's
+    ``__init__`` (whose ``__all__`` is its public API)."""
+    found = [
+        f"{path.relative_to(REPO)}"
+        for path in _modules().values()
+        if path.name != "__init__.py" and "F401" in path.read_text()
+    ]
+    assert found == []

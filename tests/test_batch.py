@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from helpers import make_table
 
+from mmt_tune._internals import optuna_study
+
 MODS = ("T1WI", "FLAIR", "DWI")
 
 
@@ -156,7 +158,7 @@ def test_the_searcher_packs_only_configurations_that_search_per_slice_options(tm
     assert len(set(lrs)) == 5  # the constant liar spreads a pack's members
     first = configs.index(packs[0])
     searcher.on_trial_complete(f"t{first}", result={"members": '[{"auc": 0.6}, {"auc": 0.7}, {"auc": 0.8}]'})
-    study = searcher.studies["mmt1m/DWI"]._ot_study
+    study = optuna_study(searcher.studies["mmt1m/DWI"])
     assert sorted(t.value for t in study.trials if t.value is not None) == [0.6, 0.7, 0.8]
     # d_model changes the model's shapes: trials searching it are not packed
     space.write_text(space.read_text() + "  d_model: {distribution: choice, values: [32, 64]}\n")

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from helpers import make_table
 
+from mmt_tune._internals import optuna_study
 from mmt_tune.config import TrainConfig
 from mmt_tune.metrics import METRICS, all_metrics
 from mmt_tune.training.crossval import train_configuration
@@ -118,7 +119,7 @@ def test_the_study_maximises_its_objective():
     from mmt_tune.study.search import PerConfigurationSearch
 
     searcher = PerConfigurationSearch(load_space("mmt1m"), 2, seed=0)
-    assert all(s._ot_study.direction.name == "MAXIMIZE" for s in searcher.studies.values())
+    assert all(optuna_study(s).direction.name == "MAXIMIZE" for s in searcher.studies.values())
     assert (searcher.metric, searcher.mode) == ("auc", "max")
     source = inspect.getsource(launcher._tuner)
     assert 'metric="auc",\n            mode="max",' in source and 'mode="min"' not in source

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 from helpers import make_table
 
+from mmt_tune._internals import optuna_study
 from mmt_tune.metrics import METRICS
 from mmt_tune.spaces import load_space
 from mmt_tune.study.search import PerConfigurationSearch
@@ -67,7 +68,7 @@ def test_completions_go_to_the_configuration_that_proposed_them():
         _complete(searcher, f"t{i}", 0.5 + 0.01 * i)
         assert searcher.trial_configuration[f"t{i}"] == config["configuration"]
     for key, search in searcher.studies.items():
-        study = search._ot_study
+        study = optuna_study(search)
         assert len(study.trials) == 2 and all(t.state.name == "COMPLETE" for t in study.trials), key
 
 
@@ -101,7 +102,7 @@ def test_a_stored_study_resumes_exactly_and_fails_trials_asked_after_the_last_sa
     orphan = interrupted.suggest("t6")  # asked, then the run is killed before Tune saves again
     resumed = PerConfigurationSearch(space, 4, seed=99, storage=tmp_path / "unused.journal")
     resumed.restore(str(tmp_path / "searcher.pkl"))
-    study = resumed.studies[orphan["configuration"]]._ot_study
+    study = optuna_study(resumed.studies[orphan["configuration"]])
     assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE", "FAIL"]
     for i in range(6, 12):
         assert resumed.suggest(f"t{i}") == straight.suggest(f"t{i}")

@@ -25,7 +25,7 @@ from mmt_tune.records import CONFIG_PREFIX
 from mmt_tune.stats import constant_difference, corrected_t_test, delong_defined, delong_test, holm
 
 if TYPE_CHECKING:
-    from mmt_tune.analysis.metrics import MetricsResult
+    from mmt_tune.analysis.types import MetricsResult
 
 #: The paper's headline pair: its one-missing proposed model and the reference it is compared with.
 HEADLINE_MODEL, REFERENCE = models.HEADLINE

@@ -18,7 +18,7 @@ from mmt_tune.analysis.results import recorded_option
 from mmt_tune.metrics import METRICS
 
 if TYPE_CHECKING:
-    from mmt_tune.analysis.metrics import MetricsResult
+    from mmt_tune.analysis.types import MetricsResult
 
 GRID = np.linspace(0.0, 1.0, 101)
 

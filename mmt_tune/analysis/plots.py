@@ -20,8 +20,8 @@ from mmt_tune.metrics import METRICS
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from mmt_tune.analysis.importance.study import ImportanceResult
-    from mmt_tune.analysis.metrics import MetricsResult
+    from mmt_tune.analysis.importance.types import ImportanceResult
+    from mmt_tune.analysis.types import MetricsResult
 
 DPI = 150  #: PNG resolution unless ``--dpi`` says otherwise
 VECTOR = "pdf"  #: the vector twin written beside every PNG

@@ -21,11 +21,13 @@ from mmt_tune._io import write_text_atomic
 from mmt_tune.analysis.cli import default_out
 from mmt_tune.analysis.comparisons import headline
 from mmt_tune.analysis.importance.cli import options_from
-from mmt_tune.analysis.importance.study import ImportanceOptions, ImportanceResult, importance
-from mmt_tune.analysis.importance.table import write_importance
-from mmt_tune.analysis.metrics import MetricsResult, aggregate, write_metrics
+from mmt_tune.analysis.importance.study import importance
+from mmt_tune.analysis.importance.table import table3, write_importance
+from mmt_tune.analysis.importance.types import ImportanceOptions, ImportanceResult
+from mmt_tune.analysis.metrics import aggregate, write_metrics
 from mmt_tune.analysis.results import Study, load_study
 from mmt_tune.analysis.tables import to_markdown
+from mmt_tune.analysis.types import MetricsResult
 from mmt_tune.errors import InputError
 
 FIGURES = (
@@ -114,7 +116,7 @@ def _sections(report: Report, study: Study) -> list[tuple[str, pd.DataFrame | No
         (
             f"Table 3: hyperparameter importance ({result.options.engine}, mean ± std over "
             f"{result.options.seeds} forest seeds)",
-            result.table3(),
+            table3(result),
             result.all_notes(),
             ["table3.md", "table3.csv", "table3.tex", "importance.csv", "interactions.csv"],
         ),
@@ -242,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(to_markdown(report.metrics.table2(), [line for line in [headline(report.metrics)] if line]))
-    print(to_markdown(report.importance.table3(), report.importance.all_notes()))
+    print(to_markdown(table3(report.importance), report.importance.all_notes()))
     print(f"report: {report.index} (and index.md)")
     return 0
 

@@ -167,25 +167,7 @@ def read_trials(path: str | Path, modalities: Sequence[str] | None = None) -> pd
     frame["present"] = [
         _canonical_present(value, path, i, tuple(modalities)) for i, value in enumerate(frame["present"])
     ]
-    for metric in metrics:
-        values = pd.to_numeric(frame[metric], errors="coerce")
-        bad = values.isna() & frame[metric].notna()
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise InputError(
-                f"{path}: row {_row(path, row)}: {metric} is not a number ({frame[metric].iloc[row]!r})"
-            )
-        frame[metric] = values
-    for metric in METRICS:
-        if metric not in frame.columns:
-            frame[metric] = np.nan
-    for metric in metrics:
-        outside = (frame[metric] < 0) | (frame[metric] > 1)
-        if outside.any():
-            row = int(np.flatnonzero(outside.to_numpy())[0])
-            raise InputError(
-                f"{path}: row {_row(path, row)}: {metric} {frame[metric].iloc[row]} is outside [0, 1]"
-            )
+    frame = _checked_metrics(frame, metrics, path)
     if "status" not in frame.columns:
         frame["status"] = "ok"
     frame["status"] = frame["status"].fillna("ok").astype(str)
@@ -208,6 +190,31 @@ def read_trials(path: str | Path, modalities: Sequence[str] | None = None) -> pd
             f"{frame['model'].iloc[row]}/{frame['present'].iloc[row]}, trial {frame['trial_id'].iloc[row]}, "
             f"fold {frame['fold'].iloc[row]}"
         )
+    return frame
+
+
+def _checked_metrics(frame: pd.DataFrame, metrics: list[str], path: Path) -> pd.DataFrame:
+    """The metric columns as numbers in [0, 1] (absent ones NaN); the first bad cell is one error naming
+    its row."""
+    for metric in metrics:
+        values = pd.to_numeric(frame[metric], errors="coerce")
+        bad = values.isna() & frame[metric].notna()
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise InputError(
+                f"{path}: row {_row(path, row)}: {metric} is not a number ({frame[metric].iloc[row]!r})"
+            )
+        frame[metric] = values
+    for metric in METRICS:
+        if metric not in frame.columns:
+            frame[metric] = np.nan
+    for metric in metrics:
+        outside = (frame[metric] < 0) | (frame[metric] > 1)
+        if outside.any():
+            row = int(np.flatnonzero(outside.to_numpy())[0])
+            raise InputError(
+                f"{path}: row {_row(path, row)}: {metric} {frame[metric].iloc[row]} is outside [0, 1]"
+            )
     return frame
 
 

@@ -29,7 +29,7 @@ from mmt_tune.modalities import subsets_of
 from mmt_tune.stats import clipped, corrected_t_interval
 
 if TYPE_CHECKING:
-    from mmt_tune.analysis.metrics import MetricsResult
+    from mmt_tune.analysis.types import MetricsResult
 
 TRAINED = "trained for the subset"
 

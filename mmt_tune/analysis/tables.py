@@ -7,7 +7,6 @@ from pathlib import Path
 import pandas as pd
 
 from mmt_tune._io import atomic_path, write_text_atomic
-from mmt_tune.metrics import mean_std  # noqa: F401 - the one format, re-exported for the analysis
 
 TICK = "✓"
 DASH = "—"

@@ -1,6 +1,6 @@
 """The model registry: one :class:`ModelSpec` per model, the only place a model is described.
 
-Training (:mod:`mmt_tune.train`), the options schema (:mod:`mmt_tune.config`), search-space validation,
+Training (:mod:`mmt_tune.training`), the options schema (:mod:`mmt_tune.config`), search-space validation,
 the W&B dashboard and the analysis all read a model's facts from here: its label and colour, how many
 modalities it needs, which it reconstructs, its options and their defaults, its loss terms and the weight
 names that scale them, and how to build it. This module imports neither torch nor scikit-learn; builders
@@ -23,6 +23,20 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+__all__ = [
+    "HEADLINE",
+    "ROLES",
+    "ROLE_TITLES",
+    "TERM_WEIGHTS",
+    "ModelSpec",
+    "get",
+    "label",
+    "names",
+    "register",
+    "unregister",
+    "with_role",
+]
 
 #: A loss term -> the weight that scales it (``<MOD>`` stands for each reconstructed modality).
 #: The weights' names are the ones search spaces and config files use.

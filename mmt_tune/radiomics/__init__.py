@@ -7,3 +7,5 @@
   ``failures.csv``, the feature table);
 - :mod:`.cli`: ``python -m mmt_tune.extract``.
 """
+
+__all__ = ["cache", "cli", "extract", "settings", "worker"]

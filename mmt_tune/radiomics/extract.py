@@ -122,32 +122,9 @@ def extract_features(
         return ExtractionResult(output=out, failures=[], n_cached=len(items), up_to_date=True)
     validate_settings(settings)
 
-    results: dict[tuple[int, str], dict[str, float]] = {}
-    pending: list[_Item] = []
-    for item in items:
-        cached = cache.get(item.key)
-        if cached is not None:
-            results[(item.index, item.modality)] = cached
-        else:
-            pending.append(item)
-    n_cached = len(results)
-    nodes: dict[str, int] = {}
-    warnings: list[dict] = []
-    if pending:
-        computed = _run_tasks(
-            pending, settings, address, workers, cache, progress, n_cached, len(items), on_result
-        )
-        for item, outcome in computed:
-            nodes[outcome["node"]] = nodes.get(outcome["node"], 0) + 1
-            if "features" in outcome:
-                results[(item.index, item.modality)] = outcome["features"]
-                warnings += [
-                    {"patient_id": item.case.patient_id, "modality": item.modality, "warning": text}
-                    for text in outcome.get("warnings", [])
-                ]
-            else:
-                failures.append(_failure(item.case, item.modality, Path(outcome["file"]), outcome["error"]))
-
+    results, pending, n_cached, nodes, warnings = _gather(
+        items, cache, failures, settings, address, workers, progress, on_result
+    )
     failures.sort(key=lambda f: (f["line"], modalities.index(f["modality"])))
     failed_rows = {(f["patient_id"], f["lesion_id"]) for f in failures}
     table = _assemble(cases, modalities, results, failed_rows)
@@ -177,6 +154,39 @@ def extract_features(
     else:
         _remove_stale_failures(out)
     return result
+
+
+def _gather(items, cache, failures: list[dict], settings, address, workers, progress, on_result) -> tuple:
+    """Every scan's features: from the cache, else computed by Ray tasks (failures appended to
+    ``failures``); returns the results, the computed items, how many came from the cache, the scans per
+    node and PyRadiomics' warnings."""
+    results: dict[tuple[int, str], dict[str, float]] = {}
+    pending: list[_Item] = []
+    for item in items:
+        cached = cache.get(item.key)
+        if cached is not None:
+            results[(item.index, item.modality)] = cached
+        else:
+            pending.append(item)
+    n_cached = len(results)
+    nodes: dict[str, int] = {}
+    warnings: list[dict] = []
+    if pending:
+        computed = _run_tasks(
+            pending, settings, address, workers, cache, progress, n_cached, len(items), on_result
+        )
+        for item, outcome in computed:
+            nodes[outcome["node"]] = nodes.get(outcome["node"], 0) + 1
+            if "features" in outcome:
+                results[(item.index, item.modality)] = outcome["features"]
+                warnings += [
+                    {"patient_id": item.case.patient_id, "modality": item.modality, "warning": text}
+                    for text in outcome.get("warnings", [])
+                ]
+            else:
+                failures.append(_failure(item.case, item.modality, Path(outcome["file"]), outcome["error"]))
+
+    return results, pending, n_cached, nodes, warnings
 
 
 def _plan(cases, modalities, settings, version, cache) -> tuple[list[_Item], list[dict]]:

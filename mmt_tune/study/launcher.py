@@ -124,9 +124,10 @@ def _run(
     from ray import tune
 
     from mmt_tune import models
+    from mmt_tune.study.options import TrialSettings
     from mmt_tune.study.search import PerConfigurationSearch
     from mmt_tune.study.tracking import MODES, Tracking
-    from mmt_tune.study.trainable import TrialSettings, run_trial
+    from mmt_tune.study.trainable import run_trial
 
     if opts.wandb not in MODES:
         raise InputError(f"--wandb must be one of {', '.join(MODES)} (got {opts.wandb!r})")

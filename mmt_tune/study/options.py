@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from mmt_tune.modalities import MODALITIES
 from mmt_tune.records import best_trials
 
 
@@ -87,3 +88,15 @@ class Where:
     @property
     def remote(self) -> bool:
         return "://" in str(self.storage)
+
+
+@dataclass(frozen=True)
+class TrialSettings:
+    """Constants of a study's run, the same for every trial (not hyperparameters)."""
+
+    seed: int = 0  # folds, SMOTE, initialisation
+    device: str = "cpu"
+    compile: str | None = None  # a torch.compile backend for the training step (--compile)
+    checkpoint_every: int = 10  # epochs between checkpoints a resumed trial continues from
+    report_every: int = 10  # epochs between reports (checkpoints and the last epoch report too)
+    modalities: tuple[str, ...] = MODALITIES  # the study's (its feature table's)

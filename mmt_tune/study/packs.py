@@ -21,8 +21,8 @@ from mmt_tune.config import TrainConfig
 from mmt_tune.metrics import METRICS
 
 if TYPE_CHECKING:
+    from mmt_tune.study.options import TrialSettings
     from mmt_tune.study.tracking import Tracking
-    from mmt_tune.study.trainable import TrialSettings
 
 
 def member_id(trial_id: str, j: int) -> str:

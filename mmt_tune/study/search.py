@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 
 from ray.tune.search import Searcher
 
-from mmt_tune.records import JOURNAL_FILE  # noqa: F401 - where the launcher keeps the journal
 from mmt_tune.spaces import SearchSpace
 
 if TYPE_CHECKING:
@@ -166,13 +165,15 @@ class PerConfigurationSearch(PickledState, Searcher):
         interrupted run after Tune last saved its state, they will never be told."""
         from optuna.trial import TrialState
 
+        from mmt_tune._internals import asked_trial_numbers, optuna_study
+
         if getattr(self, "storage", None) is None:
             return
         for search in self.studies.values():
             if search is None:
                 continue
-            study = search._ot_study
-            known = {trial.number for trial in search._ot_trials.values()}
+            study = optuna_study(search)
+            known = asked_trial_numbers(search)
             for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
                 if trial.number not in known:
                     study.tell(trial.number, state=TrialState.FAIL)
@@ -236,7 +237,9 @@ def per_configuration_asha(
             self._for(trial).on_trial_remove(tune_controller, trial)
 
         def debug_string(self) -> str:
-            stopped = sum(s._num_stopped for s in self._schedulers.values())
+            from mmt_tune._internals import asha_stopped
+
+            stopped = sum(asha_stopped(s) for s in self._schedulers.values())
             return f"per-configuration ASHA: {stopped} trial(s) stopped early"
 
     return PerConfigurationASHA()

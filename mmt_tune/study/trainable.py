@@ -17,16 +17,15 @@ the experiment's storage, never sent to W&B: predictions carry patient identifie
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from mmt_tune import models
 from mmt_tune.config import TrainConfig
 from mmt_tune.metrics import METRICS
-from mmt_tune.modalities import MODALITIES
-from mmt_tune.study.trial_io import (  # noqa: F401
+from mmt_tune.study.options import TrialSettings
+from mmt_tune.study.trial_io import (
     FINAL_FILE,
     checkpoint_epoch,
     epoch_auc,
@@ -45,34 +44,19 @@ if TYPE_CHECKING:
     from mmt_tune.study.tracking import Tracking
 
 
-@dataclass(frozen=True)
-class TrialSettings:
-    """Constants of a study's run, the same for every trial (not hyperparameters)."""
-
-    seed: int = 0  # folds, SMOTE, initialisation
-    device: str = "cpu"
-    compile: str | None = None  # a torch.compile backend for the training step (--compile)
-    checkpoint_every: int = 10  # epochs between checkpoints a resumed trial continues from
-    report_every: int = 10  # epochs between reports (checkpoints and the last epoch report too)
-    modalities: tuple[str, ...] = MODALITIES  # the study's (its feature table's)
+#: A trial's settings when a study gives none (one CPU, the paper's sequences).
+DEFAULT_SETTINGS = TrialSettings()
 
 
 def run_trial(
     config: dict,
     table: pd.DataFrame,
-    settings: TrialSettings = TrialSettings(),
+    settings: TrialSettings = DEFAULT_SETTINGS,
     tracking: Tracking | None = None,
     specs: tuple[models.ModelSpec, ...] = (),
 ) -> None:
     """Train one trial's configuration and report every epoch, its checkpoints and the final metrics."""
-    import tempfile
-    from pathlib import Path
-
-    import ray
-    import torch
     from ray import tune
-
-    from mmt_tune.study.tracking import start_trial_run
 
     for spec in specs:
         models.register(spec, replace=True)
@@ -91,60 +75,85 @@ def run_trial(
         device=settings.device,
         compile=settings.compile,
     )
-    every = settings.checkpoint_every
-    report_every = max(1, settings.report_every)
-    # Hyperparameters and the configuration's identity only: nothing about the data or this machine.
-    resume = None
     checkpoint = tune.get_checkpoint()
     if report_again(checkpoint):
         return
     resume = resume_state(checkpoint)
-    run = (
-        start_trial_run(
-            tracking,
-            {
-                **options,
-                "configuration": config["configuration"],
-                "model": config["model"],
-                "present": "+".join(config["present"]),
-            },
-            config["configuration"],
-            config["model"],
-        )
-        if tracking is not None
-        else None
+    run = _open_run(tracking, config, options)
+    reporter = EpochReporter(
+        run, settings.checkpoint_every, max(1, settings.report_every), train_config.epochs
     )
+    result = train_configuration(table, train_config, on_epoch=reporter.on_epoch, resume=resume)
+    reporter.flush()  # the epochs after the last report, when early stopping ended the trial before its last
+    _final_report(result, run)
 
-    pending: list[tuple[int, torch.Tensor]] = []  # epochs since the last report: fold-mean losses, on device
-    names: list[str] = []
 
-    def flush(info: EpochInfo | None = None) -> dict:
+def _open_run(tracking: Tracking | None, config: dict, options: dict):
+    """The trial's W&B run (None without tracking): hyperparameters and the configuration's identity only,
+    nothing about the data or this machine."""
+    from mmt_tune.study.tracking import start_trial_run
+
+    if tracking is None:
+        return None
+    hyperparameters = {
+        **options,
+        "configuration": config["configuration"],
+        "model": config["model"],
+        "present": "+".join(config["present"]),
+    }
+    return start_trial_run(tracking, hyperparameters, config["configuration"], config["model"])
+
+
+class EpochReporter:
+    """What a trial reports each epoch: every epoch's fold-mean losses to W&B (kept on the device, fetched in
+    one copy per report), and to Tune every ``report_every`` epochs, at checkpoints and at the last epoch."""
+
+    def __init__(self, run: Any, every: int, report_every: int, epochs: int) -> None:
+        self.run, self.every, self.report_every, self.epochs = run, every, report_every, epochs
+        self.pending: list[tuple[int, torch.Tensor]] = []  # epochs since the last report
+        self.names: list[str] = []
+
+    def flush(self, info: EpochInfo | None = None) -> dict:
         """Log the pending epochs to W&B (one host copy); the last one's metrics, with the AUC of ``info``."""
-        losses = torch.stack([v for _, v in pending]).cpu().numpy() if pending else []
+        import torch
+
+        losses = torch.stack([v for _, v in self.pending]).cpu().numpy() if self.pending else []
         metrics: dict = {}
-        for (logged, _), values in zip(pending, losses, strict=True):
-            metrics = {"epoch": logged, **{n: float(v) for n, v in zip(names, values, strict=True)}}
-            if info is not None and logged == pending[-1][0]:
+        for (logged, _), values in zip(self.pending, losses, strict=True):
+            metrics = {"epoch": logged, **{n: float(v) for n, v in zip(self.names, values, strict=True)}}
+            if info is not None and logged == self.pending[-1][0]:
                 metrics["auc"] = epoch_auc(info)
-            if run is not None:
-                run.log(metrics, step=logged)
-        pending.clear()
+            if self.run is not None:
+                self.run.log(metrics, step=logged)
+        self.pending.clear()
         return metrics
 
-    def on_epoch(epoch: int, info: EpochInfo) -> None:
-        names[:] = [f"train/{t}" for t in info.terms] + [f"val/{t}" for t in info.terms]
-        pending.append((epoch, torch.cat([info.train.mean(0), info.val.mean(0)])))
-        checkpointing = checkpoint_epoch(epoch, every, train_config.epochs)
-        if not (checkpointing or (epoch + 1) % report_every == 0 or epoch + 1 == train_config.epochs):
+    def on_epoch(self, epoch: int, info: EpochInfo) -> None:
+        import torch
+        from ray import tune
+
+        self.names[:] = [f"train/{t}" for t in info.terms] + [f"val/{t}" for t in info.terms]
+        self.pending.append((epoch, torch.cat([info.train.mean(0), info.val.mean(0)])))
+        checkpointing = checkpoint_epoch(epoch, self.every, self.epochs)
+        if not (checkpointing or (epoch + 1) % self.report_every == 0 or epoch + 1 == self.epochs):
             return  # nothing leaves the device this epoch
-        metrics = flush(info)
+        metrics = self.flush(info)
         if checkpointing:
             report_checkpoint(metrics, info.state())
         else:
             tune.report(metrics)
 
-    result = train_configuration(table, train_config, on_epoch=on_epoch, resume=resume)
-    flush()  # the epochs after the last report, when early stopping ended the trial before its last epoch
+
+def _final_report(result, run) -> None:
+    """The final metrics to W&B and Tune; the loss curves and out-of-fold predictions as the trial's final
+    checkpoint: Tune persists checkpoints to the experiment's storage (local or cloud), whereas files left in
+    the trial's working folder are not synced when actors are reused."""
+    import tempfile
+    from pathlib import Path
+
+    import ray
+    from ray import tune
+
     final = {**final_report(result), "node_id": ray.get_runtime_context().get_node_id()}
     if run is not None:
         run.summary.update({f"cv/{k}": v for k, v in final.items() if isinstance(v, float)})
@@ -153,9 +162,6 @@ def run_trial(
         for fold in result.folds[["fold", *METRICS]].to_dict("records"):
             run.summary.update({f"fold{int(fold['fold'])}/{m}": float(fold[m]) for m in METRICS})
         run.finish()
-    # The loss curves and out-of-fold predictions travel as the trial's final checkpoint: Tune persists
-    # checkpoints to the experiment's storage (local or cloud), whereas files left in the trial's working
-    # folder are not synced when actors are reused.
     with tempfile.TemporaryDirectory() as folder:
         for name, frame in (("losses", result.losses), ("predictions", result.predictions)):
             frame.to_csv(Path(folder) / f"{name}.csv", index=False)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,7 @@ import torch
 from mmt_tune.config import TrainConfig
 from mmt_tune.errors import InputError
 from mmt_tune.training.preprocess import FoldData
+from mmt_tune.training.progress import TrainingProgress
 from mmt_tune.training.tensors import history_frame, pack, row_mask, schedule, to_cpu
 
 
@@ -94,75 +95,6 @@ class _Split:
     rows: torch.Tensor
 
 
-@dataclass
-class _Progress:
-    """What changes from epoch to epoch besides the weights and the optimizer: the loss history and the
-    early-stopping bookkeeping. A checkpoint is this, plus the weights, optimizer moments and noise."""
-
-    k: int
-    epochs: int
-    patience: int
-    device: torch.device
-    terms: list[str] | None = None
-    train_history: list[torch.Tensor] = field(default_factory=list)
-    val_history: list[torch.Tensor] = field(default_factory=list)
-    monitor_history: list[torch.Tensor] = field(default_factory=list)
-    best_loss: torch.Tensor = None
-    best_state: torch.Tensor | None = None
-    patience_left: np.ndarray = None
-    running_host: np.ndarray = None
-    last_epoch: np.ndarray = None  # the last epoch each fold trained (early stopping)
-    running: torch.Tensor = None
-
-    def __post_init__(self) -> None:
-        self.best_loss = torch.full((self.k,), float("inf"), device=self.device)
-        self.patience_left = np.full(self.k, self.patience)
-        self.running_host = np.ones(self.k, dtype=bool)
-        self.last_epoch = np.full(self.k, self.epochs - 1)
-        self.running = torch.ones(self.k, dtype=torch.bool, device=self.device)
-
-    def restore(self, saved: dict) -> None:
-        to = self.device
-        self.terms = saved["terms"]
-        self.train_history = [t.to(to) for t in saved["train_history"]]
-        self.val_history = [t.to(to) for t in saved["val_history"]]
-        self.monitor_history = [t.to(to) for t in saved.get("monitor_history", [])]
-        self.best_loss = saved["best_loss"].to(to)
-        self.best_state = None if saved["best_state"] is None else saved["best_state"].to(to)
-        self.patience_left, self.running_host = saved["patience_left"], saved["running"]
-        self.last_epoch = saved.get("last_epoch", self.last_epoch)
-        self.running = torch.from_numpy(self.running_host).to(to)
-
-    def saved(self) -> dict:
-        """Everything of this object a checkpoint needs (on the CPU)."""
-        return {
-            "terms": self.terms,
-            "train_history": [t.cpu() for t in self.train_history],
-            "val_history": [t.cpu() for t in self.val_history],
-            "monitor_history": [t.cpu() for t in self.monitor_history],
-            "best_loss": self.best_loss.cpu(),
-            "best_state": None if self.best_state is None else self.best_state.cpu(),
-            "patience_left": self.patience_left.copy(),
-            "running": self.running_host.copy(),
-            "last_epoch": self.last_epoch.copy(),
-        }
-
-    def early_stop(self, epoch: int, monitored: torch.Tensor, flat: torch.Tensor) -> None:
-        """Keep each fold's best weights by the monitored loss; stop a fold after ``patience`` epochs
-        without improvement (the one device sync per epoch)."""
-        improved = (monitored < self.best_loss) & self.running
-        self.best_loss = torch.where(improved, monitored, self.best_loss)
-        self.best_state = (
-            flat.clone() if self.best_state is None else torch.where(improved[:, None], flat, self.best_state)
-        )
-        improved_host = improved.cpu().numpy()
-        self.patience_left = np.where(improved_host, self.patience, self.patience_left - self.running_host)
-        stopping = self.running_host & (self.patience_left <= 0)
-        self.last_epoch = np.where(stopping, epoch, self.last_epoch)
-        self.running_host = (self.patience_left > 0) & self.running_host
-        self.running = torch.from_numpy(self.running_host).to(self.device)
-
-
 def build_model(config: TrainConfig, n_models: int, feature_dims: dict[str, int]) -> torch.nn.Module:
     """The registered model's packed module, with its default options under the configured ones."""
     spec = config.spec
@@ -191,169 +123,216 @@ def fit_packed(
     and no Python branch on data, the noise comes from a fixed window (:class:`NoiseSource`) and the loss
     weights are tensors, so later steps reuse the first graph. The backward pass and the AdamW update stay
     as they are."""
-    from mmt_tune.models.blocks import initialize
-    from mmt_tune.models.losses import loss_terms, weighted_total
-    from mmt_tune.training.optim import MaskedAdamW
-
-    device = resolve_device(config.device)
-    k = len(group)
-    folds = [fd.fold for fd in group]
-    used = config.modalities_used
-    if layout is None:  # benchmarks call fit_packed directly: pad to what this group needs
-        widths = {m: max(fd.train[m].shape[1] for fd in group) for m in config.modalities_used}
-        layout = Layout.of(group, config, {m: [None] * w for m, w in widths.items()})
-    width = layout.features
-    train_x = {m: pack([fd.train[m] for fd in group], device, cols=width[m]) for m in used}
-    feature_mask = {m: row_mask([fd.train[m].shape[1] for fd in group], device, width[m]) for m in used}
-    train_y = pack([fd.y_train.astype(np.float32) for fd in group], device)
-    n_train = [len(fd.y_train) for fd in group]
-    val = _Split(
-        {m: pack([fd.val[m] for fd in group], device, layout.val_rows, width[m]) for m in used},
-        pack([fd.y_val.astype(np.float32) for fd in group], device, layout.val_rows),
-        row_mask([len(fd.y_val) for fd in group], device, layout.val_rows),
-    )
-    monitor = None
-    if config.early_stopping:
-        length = layout.monitor_rows
-        monitor = _Split(
-            {m: pack([fd.monitor[m] for fd in group], device, length, width[m]) for m in used},
-            pack([fd.y_monitor.astype(np.float32) for fd in group], device, length),
-            row_mask([len(fd.y_monitor) for fd in group], device, length),
-        )
-
-    # Independent random streams per fold, identical whether the fold trains packed or alone.
-    def generators(stream: int, on: torch.device) -> list[torch.Generator]:
-        return [
-            torch.Generator(device=on).manual_seed(config.seed * 100_003 + f * 101 + stream) for f in folds
-        ]
-
-    model = build_model(config, k, dict(width))
-    initialize(model, generators(0, torch.device("cpu")))
-    model.to(device)
-    model.noise.seed([config.seed * 100_003 + f * 101 + 2 for f in folds], device)
-    if slices is not None and len(slices) != k:
-        raise ValueError(f"slices: one config per slice ({k}), got {len(slices)}")
-    optimizer = MaskedAdamW(
-        model,
-        k,
-        lr=config.lr if slices is None else [c.lr for c in slices],
-        weight_decay=config.weight_decay if slices is None else [c.weight_decay for c in slices],
-    )
-    index, batch_rows, active = schedule(
-        n_train, config.epochs, config.batch_size, generators(1, torch.device("cpu")), device, layout.steps
-    )
-    active = active.cpu().numpy()  # the schedule is known up front: per-step masks stay on the host
-    inputs = list(config.present)
-    targets = list(config.reconstructed)
-    fold_axis = torch.arange(k, device=device)[:, None]
-    n_rows = torch.tensor(n_train, dtype=torch.float32, device=device)[:, None]
-
-    progress = _Progress(k, config.epochs, config.early_stopping or 0, device)
-    start_epoch = 0
+    packed = _PackedRun(group, config, layout, slices)
     if resume is not None:
-        if resume["folds"] != folds or resume["model"] != config.model:
-            raise ValueError("the checkpoint belongs to another configuration")
-        optimizer.flat.copy_(resume["flat"].to(device))
-        optimizer.optimizer.load_state_dict(resume["adamw"])
-        model.noise.load_state_dict(resume["noise"])
-        progress.restore(resume)
-        start_epoch = resume["epoch"] + 1
+        packed.restore(resume)
+    packed.train(on_epoch)
+    probabilities, history = packed.results(keep_slice=slices is not None)
+    return (probabilities, history, packed.model) if return_model else (probabilities, history)
 
-    def checkpoint(epoch: int) -> dict:
-        """Everything needed to continue after ``epoch`` (on the CPU, ready for torch.save)."""
-        return {
-            "epoch": epoch,
-            "folds": folds,
-            "model": config.model,
-            "flat": to_cpu(optimizer.flat),
-            "adamw": to_cpu(optimizer.optimizer.state_dict()),  # a copy: AdamW updates its state in place
-            "noise": model.noise.state_dict(),
-            **progress.saved(),
-        }
 
-    def evaluate(split: _Split, weights: dict) -> tuple[dict, dict, torch.Tensor]:
-        out = model({m: split.x[m] for m in inputs})
-        terms = loss_terms(out, split.y, {m: split.x[m] for m in targets}, split.rows, feature_mask)
-        return out, terms, torch.stack([*terms.values(), weighted_total(terms, weights)], dim=1)
+def _step_losses(model: torch.nn.Module, inputs: list, targets: list, feature_mask: dict) -> Callable:
+    """One step's forward pass as a function of the batch: each slice's loss terms and weighted total
+    (what ``compile`` traces; a closure over the model, so the traced graph holds no Python object)."""
+    from mmt_tune.models.losses import loss_terms, weighted_total
 
     def losses(batch_x: dict, y: torch.Tensor, rows: torch.Tensor, weights: dict) -> tuple:
-        """One step's forward pass: each slice's loss terms and weighted total (what ``compile`` traces)."""
         out = model({m: batch_x[m] for m in inputs})
         terms = loss_terms(out, y, {m: batch_x[m] for m in targets}, rows, feature_mask)
         return terms, weighted_total(terms, weights)
 
-    compile = config.compile
-    if compile is not None:
-        check_compile_backend(compile)
-    step_losses = losses if compile is None else torch.compile(losses, backend=compile, fullgraph=True)
-    per_slice_weights = slices if slices is not None else ([config] * k if compile is not None else None)
+    return losses
 
-    for epoch in range(start_epoch, config.epochs):
-        weights = (
-            _epoch_weights(config, epoch)
-            if per_slice_weights is None
-            else _slice_weights(per_slice_weights, epoch, device)
+
+class _PackedRun:
+    """One packed training run of :func:`fit_packed`: its tensors, model, optimizer, schedule and progress."""
+
+    def __init__(self, group: list[FoldData], config: TrainConfig, layout: Layout | None, slices) -> None:
+        from mmt_tune.models.blocks import initialize
+        from mmt_tune.training.optim import MaskedAdamW
+
+        self.group, self.config, self.slices = group, config, slices
+        self.device = device = resolve_device(config.device)
+        k = self.k = len(group)
+        self.folds = [fd.fold for fd in group]
+        used = self.used = config.modalities_used
+        if layout is None:  # benchmarks call fit_packed directly: pad to what this group needs
+            widths = {m: max(fd.train[m].shape[1] for fd in group) for m in config.modalities_used}
+            layout = Layout.of(group, config, {m: [None] * w for m, w in widths.items()})
+        width = layout.features
+        self.train_x = {m: pack([fd.train[m] for fd in group], device, cols=width[m]) for m in used}
+        self.feature_mask = {
+            m: row_mask([fd.train[m].shape[1] for fd in group], device, width[m]) for m in used
+        }
+        self.train_y = pack([fd.y_train.astype(np.float32) for fd in group], device)
+        n_train = [len(fd.y_train) for fd in group]
+        self.val = _split(group, "val", device, layout.val_rows, width, used)
+        self.monitor = None
+        if config.early_stopping:
+            self.monitor = _split(group, "monitor", device, layout.monitor_rows, width, used)
+        self.model = model = build_model(config, k, dict(width))
+        initialize(model, self._generators(0, torch.device("cpu")))
+        model.to(device)
+        model.noise.seed([config.seed * 100_003 + f * 101 + 2 for f in self.folds], device)
+        if slices is not None and len(slices) != k:
+            raise ValueError(f"slices: one config per slice ({k}), got {len(slices)}")
+        self.optimizer = MaskedAdamW(
+            model,
+            k,
+            lr=config.lr if slices is None else [c.lr for c in slices],
+            weight_decay=config.weight_decay if slices is None else [c.weight_decay for c in slices],
         )
+        self.index, self.batch_rows, active = schedule(
+            n_train,
+            config.epochs,
+            config.batch_size,
+            self._generators(1, torch.device("cpu")),
+            device,
+            layout.steps,
+        )
+        self.active = active.cpu().numpy()  # the schedule is known up front: per-step masks stay on the host
+        self.inputs = list(config.present)
+        self.targets = list(config.reconstructed)
+        self.fold_axis = torch.arange(k, device=device)[:, None]
+        self.n_rows = torch.tensor(n_train, dtype=torch.float32, device=device)[:, None]
+        self.progress = TrainingProgress(k, config.epochs, config.early_stopping or 0, device)
+        self.start_epoch = 0
+        self.losses = _step_losses(model, self.inputs, self.targets, self.feature_mask)
+        if config.compile is not None:
+            check_compile_backend(config.compile)
+        self.step_losses = (
+            self.losses
+            if config.compile is None
+            else torch.compile(self.losses, backend=config.compile, fullgraph=True)
+        )
+        self.per_slice_weights = (
+            slices if slices is not None else ([config] * k if config.compile is not None else None)
+        )
+
+    def _generators(self, stream: int, on: torch.device) -> list[torch.Generator]:
+        """Independent random streams per fold, identical whether the fold trains packed or alone."""
+        seed = self.config.seed * 100_003 + stream
+        return [torch.Generator(device=on).manual_seed(seed + f * 101) for f in self.folds]
+
+    def restore(self, resume: dict) -> None:
+        """Continue from a :meth:`checkpoint`."""
+        if resume["folds"] != self.folds or resume["model"] != self.config.model:
+            raise ValueError("the checkpoint belongs to another configuration")
+        self.optimizer.flat.copy_(resume["flat"].to(self.device))
+        self.optimizer.optimizer.load_state_dict(resume["adamw"])
+        self.model.noise.load_state_dict(resume["noise"])
+        self.progress.restore(resume)
+        self.start_epoch = resume["epoch"] + 1
+
+    def checkpoint(self, epoch: int) -> dict:
+        """Everything needed to continue after ``epoch`` (on the CPU, ready for torch.save)."""
+        return {
+            "epoch": epoch,
+            "folds": self.folds,
+            "model": self.config.model,
+            "flat": to_cpu(self.optimizer.flat),
+            "adamw": to_cpu(
+                self.optimizer.optimizer.state_dict()
+            ),  # a copy: AdamW updates its state in place
+            "noise": self.model.noise.state_dict(),
+            **self.progress.saved(),
+        }
+
+    def evaluate(self, split: _Split, weights: dict) -> tuple[dict, dict, torch.Tensor]:
+        from mmt_tune.models.losses import loss_terms, weighted_total
+
+        out = self.model({m: split.x[m] for m in self.inputs})
+        terms = loss_terms(out, split.y, {m: split.x[m] for m in self.targets}, split.rows, self.feature_mask)
+        return out, terms, torch.stack([*terms.values(), weighted_total(terms, weights)], dim=1)
+
+    def train(self, on_epoch: Callable[[int, EpochInfo], None] | None) -> None:
+        """Every epoch from the start (or the restored one): the steps, then the validation (and early
+        stopping) rows scored in evaluation mode."""
+        config, progress = self.config, self.progress
+        for epoch in range(self.start_epoch, config.epochs):
+            weights = (
+                _epoch_weights(config, epoch)
+                if self.per_slice_weights is None
+                else _slice_weights(self.per_slice_weights, epoch, self.device)
+            )
+            self._steps(epoch, weights)
+            self.model.eval()
+            with torch.no_grad():
+                out, _, val_losses = self.evaluate(self.val, weights)
+                progress.val_history.append(val_losses)
+                if self.monitor is not None:  # the held-out training rows' classification loss, nothing else
+                    _, monitor_terms, monitor_losses = self.evaluate(self.monitor, weights)
+                    progress.monitor_history.append(monitor_losses)
+            if self.monitor is not None:
+                progress.early_stop(epoch, monitor_terms["classification"], self.optimizer.flat)
+            if on_epoch is not None:
+                info = EpochInfo(
+                    folds=self.folds,
+                    terms=progress.terms,
+                    train=progress.train_history[-1],
+                    val=progress.val_history[-1],
+                    val_probabilities=torch.softmax(out["logits"], dim=-1)[..., 1],
+                    val_labels=self.val.y,
+                    val_counts=[len(fd.y_val) for fd in self.group],
+                    state=lambda epoch=epoch: self.checkpoint(epoch),
+                )
+                on_epoch(epoch, info)
+            if self.monitor is not None and not progress.running_host.any():
+                break
+
+    def _steps(self, epoch: int, weights: dict) -> None:
+        """One epoch's optimisation steps; the fold-mean training losses go to the history."""
+        model, progress, optimizer = self.model, self.progress, self.optimizer
         model.train()
         epoch_sum = None
-        for step in range(index.shape[1]):
-            idx = index[epoch, step]  # [k, B]
-            rows = batch_rows[epoch, step] * progress.running[:, None]
-            batch_x = {m: train_x[m][fold_axis, idx] for m in used}
+        for step in range(self.index.shape[1]):
+            idx = self.index[epoch, step]  # [k, B]
+            rows = self.batch_rows[epoch, step] * progress.running[:, None]
+            batch_x = {m: self.train_x[m][self.fold_axis, idx] for m in self.used}
             model.noise.begin_step()
             # The first step runs as written: it records what the noise windows of the later ones hold.
-            run = losses if model.noise.sizes is None else step_losses
-            terms, total = run(batch_x, train_y[fold_axis, idx], rows, weights)
+            run = self.losses if model.noise.sizes is None else self.step_losses
+            terms, total = run(batch_x, self.train_y[self.fold_axis, idx], rows, weights)
             optimizer.zero_grad()
             total.sum().backward()
             model.noise.end_step()
-            optimizer.step(active[epoch, step] & progress.running_host)
+            optimizer.step(self.active[epoch, step] & progress.running_host)
             stacked = torch.stack([*terms.values(), total], dim=1).detach() * rows.sum(1, keepdim=True)
             epoch_sum = stacked if epoch_sum is None else epoch_sum + stacked
             progress.terms = progress.terms or [*terms, "total"]
-        progress.train_history.append(epoch_sum / n_rows)
+        progress.train_history.append(epoch_sum / self.n_rows)
 
-        model.eval()
+    def results(self, keep_slice: bool) -> tuple[list[np.ndarray], pd.DataFrame]:
+        """Each fold's validation probabilities from its kept best weights, and the loss history."""
+        progress = self.progress
+        if progress.best_state is not None:
+            self.optimizer.flat.copy_(progress.best_state)
+        self.model.eval()
         with torch.no_grad():
-            out, _, val_losses = evaluate(val, weights)
-            progress.val_history.append(val_losses)
-            if monitor is not None:  # the held-out training rows' classification loss, nothing else
-                _, monitor_terms, monitor_losses = evaluate(monitor, weights)
-                progress.monitor_history.append(monitor_losses)
-        if monitor is not None:
-            progress.early_stop(epoch, monitor_terms["classification"], optimizer.flat)
-        if on_epoch is not None:
-            info = EpochInfo(
-                folds=folds,
-                terms=progress.terms,
-                train=progress.train_history[-1],
-                val=progress.val_history[-1],
-                val_probabilities=torch.softmax(out["logits"], dim=-1)[..., 1],
-                val_labels=val.y,
-                val_counts=[len(fd.y_val) for fd in group],
-                state=lambda epoch=epoch: checkpoint(epoch),
-            )
-            on_epoch(epoch, info)
-        if monitor is not None and not progress.running_host.any():
-            break
-
-    if progress.best_state is not None:
-        optimizer.flat.copy_(progress.best_state)
-    model.eval()
-    with torch.no_grad():
-        probabilities = (
-            torch.softmax(model({m: val.x[m] for m in inputs})["logits"], dim=-1)[..., 1].cpu().numpy()
+            logits = self.model({m: self.val.x[m] for m in self.inputs})["logits"]
+            probabilities = torch.softmax(logits, dim=-1)[..., 1].cpu().numpy()
+        history = history_frame(
+            progress.train_history,
+            progress.val_history,
+            progress.terms or [],
+            self.folds,
+            progress.monitor_history,
         )
-    history = history_frame(
-        progress.train_history, progress.val_history, progress.terms or [], folds, progress.monitor_history
+        # A fold that stopped early has no epochs after it, packed (where the others go on) or alone.
+        last = progress.last_epoch[history["slice"].to_numpy()]
+        history = history[history["epoch"].to_numpy() <= last].reset_index(drop=True)
+        if not keep_slice:
+            history = history.drop(columns="slice")
+        return [probabilities[i, : len(fd.y_val)] for i, fd in enumerate(self.group)], history
+
+
+def _split(group: list[FoldData], part: str, device, length: int, width: dict, used) -> _Split:
+    """The validation (``val``) or early-stopping (``monitor``) rows of every fold, packed and padded."""
+    return _Split(
+        {m: pack([getattr(fd, part)[m] for fd in group], device, length, width[m]) for m in used},
+        pack([getattr(fd, f"y_{part}").astype(np.float32) for fd in group], device, length),
+        row_mask([len(getattr(fd, f"y_{part}")) for fd in group], device, length),
     )
-    # A fold that stopped early has no epochs after it, packed (where the others go on) or alone.
-    last = progress.last_epoch[history["slice"].to_numpy()]
-    history = history[history["epoch"].to_numpy() <= last].reset_index(drop=True)
-    if slices is None:
-        history = history.drop(columns="slice")
-    probabilities = [probabilities[i, : len(fd.y_val)] for i, fd in enumerate(group)]
-    return (probabilities, history, model) if return_model else (probabilities, history)
 
 
 def _slice_weights(

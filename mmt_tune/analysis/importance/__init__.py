@@ -24,15 +24,9 @@ from mmt_tune.analysis.importance._base import (
     SeedResult,
     ZeroVariance,
 )
-from mmt_tune.analysis.importance.study import (
-    ENGINES,
-    ConfigurationImportance,
-    ImportanceOptions,
-    ImportanceResult,
-    evaluator,
-    importance,
-)
-from mmt_tune.analysis.importance.table import write_importance
+from mmt_tune.analysis.importance.study import ENGINES, evaluator, importance
+from mmt_tune.analysis.importance.table import importance_frame, interactions_frame, table3, write_importance
+from mmt_tune.analysis.importance.types import ConfigurationImportance, ImportanceOptions, ImportanceResult
 
 __all__ = [
     "ENGINES",
@@ -45,5 +39,8 @@ __all__ = [
     "ZeroVariance",
     "evaluator",
     "importance",
+    "importance_frame",
+    "interactions_frame",
+    "table3",
     "write_importance",
 ]

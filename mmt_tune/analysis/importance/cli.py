@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from mmt_tune.analysis.cli import HelpFormatter, add_common_arguments, default_out
-from mmt_tune.analysis.importance.study import ENGINES, ImportanceOptions, importance
-from mmt_tune.analysis.importance.table import write_importance
+from mmt_tune.analysis.importance.study import ENGINES, importance
+from mmt_tune.analysis.importance.table import table3, write_importance
+from mmt_tune.analysis.importance.types import ImportanceOptions
 from mmt_tune.analysis.results import load_study
 from mmt_tune.cli import add_version
 from mmt_tune.errors import InputError
@@ -75,6 +76,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from mmt_tune.analysis.tables import to_markdown
 
-    print(to_markdown(result.table3(), result.all_notes()))
+    print(to_markdown(table3(result), result.all_notes()))
     print(f"wrote importance.csv, interactions.csv, table3.md/.csv/.tex and figures -> {out}")
     return 0

@@ -14,7 +14,7 @@ from mmt_tune.metrics import mean_std
 from mmt_tune.modalities import MODALITIES
 
 if TYPE_CHECKING:
-    from mmt_tune.analysis.importance.study import ConfigurationImportance, ImportanceResult
+    from mmt_tune.analysis.importance.types import ConfigurationImportance, ImportanceResult
 
 
 def importance_frame(result: ImportanceResult) -> pd.DataFrame:
@@ -109,15 +109,15 @@ def write_importance(
     ``dpi``, PDF beside each)."""
     out = Path(out)
     paths = [
-        write_csv(result.frame(), out / "importance.csv"),
-        write_csv(result.interactions(), out / "interactions.csv"),
+        write_csv(importance_frame(result), out / "importance.csv"),
+        write_csv(interactions_frame(result), out / "interactions.csv"),
     ]
     caption = (
         f"Hyperparameter importance (fANOVA main-effect fraction of the variance of mean CV "
         f"{result.options.objective.upper()}; mean ± std over {result.options.seeds} forest seeds; engine "
         f"{result.options.engine})"
     )
-    paths += write_table(result.table3(), out, "table3", caption, notes=result.all_notes())
+    paths += write_table(table3(result), out, "table3", caption, notes=result.all_notes())
     if plots:
         from mmt_tune.analysis import plots as figures
 
