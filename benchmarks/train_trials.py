@@ -4,7 +4,7 @@ another (each with its folds packed, as a study trains them today), in one proce
 MMT-1M (T1WI present) on the 279-patient phantom, 5 folds, ``--epochs`` epochs, B trials differing in lr and
 beta (what the paper space searches). Torch threads pinned (``--threads``); the two modes alternate, each
 ``--repeats`` times after a warm-up; min and median wall time, trials per minute from the median, the load
-average before and after. The trials' numbers are identical either way (tests/test_batch.py).
+average before and after. The trials' numbers are identical either way (tests/training/test_trial_packs.py).
 
     python benchmarks/train_trials.py [--trials 4] [--epochs 100] [--threads 1] [--repeats 3] [--record]
 """

@@ -40,35 +40,35 @@ MUTANTS = [
         "mmt_tune/study/launcher.py",
         'metric="auc",\n            mode="max",',
         'metric="auc",\n            mode="min",',
-        ("tests/test_objective.py",),
+        ("tests/study/test_objective.py",),
     ),
     Mutant(
         "the trial's objective is fold 0's AUC, not the fold mean",
         "mmt_tune/study/trial_io.py",
         "        final[metric] = mean\n",
         "        final[metric] = float(result.folds[metric].iloc[0])\n",
-        ("tests/test_objective.py",),
+        ("tests/study/test_objective.py",),
     ),
     Mutant(
         "the per-epoch AUC (ASHA's signal) counts padded rows",
         "mmt_tune/study/trial_io.py",
         "aucs = slice_auc(info.val_probabilities, info.val_labels, real)",
         "aucs = slice_auc(info.val_probabilities, info.val_labels, torch.ones_like(real))",
-        ("tests/test_objective.py",),
+        ("tests/study/test_objective.py",),
     ),
     Mutant(
         "PyRadiomics settings left out of the cache key the extractor builds",
         "mmt_tune/radiomics/extract.py",
         "key = cache.key(digest(image), digest(mask), settings.sha256, settings.label, version)",
         'key = cache.key(digest(image), digest(mask), "settings", settings.label, version)',
-        ("tests/data/test_extract.py", "-k", "every_setting"),
+        ("tests/radiomics/test_extract.py", "-k", "every_setting"),
     ),
     Mutant(
         "extraction ignores the settings' label value",
         "mmt_tune/radiomics/extract.py",
         "                    settings.sha256,\n                    settings.label,\n",
         "                    settings.sha256,\n                    1,\n",
-        ("tests/data/test_extract.py", "-k", "label_value"),
+        ("tests/radiomics/test_extract.py", "-k", "label_value"),
     ),
     Mutant(
         "folds seeded per trial (from its lr) instead of per study",
@@ -77,7 +77,7 @@ MUTANTS = [
         "    return columns, make_repeated_folds(\n"
         "        table, config.folds, config.seed + int(config.lr * 1e7) % 97, config.repeats\n"
         "    )",
-        ("tests/test_objective.py",),
+        ("tests/study/test_objective.py",),
     ),
     Mutant(
         "plain KFold instead of stratified folds",
@@ -85,21 +85,21 @@ MUTANTS = [
         "splits = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)",
         "splits = __import__('sklearn.model_selection').model_selection.KFold(n_splits=n_folds, shuffle=True, "
         "random_state=seed).split(np.zeros(len(y)), y)",
-        ("tests/test_objective.py",),
+        ("tests/study/test_objective.py",),
     ),
     Mutant(
         "the best trial is the one with the lowest mean objective",
         "mmt_tune/records.py",
         "ascending=[False, True, True]",
         "ascending=[True, True, True]",
-        ("tests/test_objective.py",),
+        ("tests/study/test_objective.py",),
     ),
     Mutant(
         "a probability of exactly 0.5 predicts the negative class",
         "mmt_tune/metrics.py",
         "predicted = (np.asarray(y_score) >= threshold).astype(int)",
         "predicted = (np.asarray(y_score) > threshold).astype(int)",
-        ("tests/test_objective.py", "tests/test_metrics.py"),
+        ("tests/study/test_objective.py", "tests/test_metrics.py"),
     ),
     Mutant(
         "MMT's Hadamard product through Tensor.prod (couples packed folds)",
@@ -107,35 +107,35 @@ MUTANTS = [
         "            k_all = k_mod[..., :1, :]\n            for j in range(1, n_mod):\n"
         "                k_all = k_all * k_mod[..., j : j + 1, :]\n",
         "            k_all = k_mod.prod(dim=-2, keepdim=True)\n",
-        ("tests/test_models.py", "-k", "zeros"),
+        ("tests/models/test_models.py", "-k", "zeros"),
     ),
     Mutant(
         "MFN-VAE's KL summed over latent dimensions (posterior collapse)",
         "mmt_tune/models/losses.py",
         'out["logvar"].exp()).mean(-1)',
         'out["logvar"].exp()).sum(-1)',
-        ("tests/test_train.py", "-k", "collapse"),
+        ("tests/training/test_crossval.py", "-k", "collapse"),
     ),
     Mutant(
         "early stopping watches the validation loss (reconstructing missing modalities)",
         "mmt_tune/training/trainer.py",
         'progress.early_stop(epoch, monitor_terms["classification"], optimizer.flat)',
         "progress.early_stop(epoch, val_losses[:, -1], optimizer.flat)",
-        ("tests/test_train.py", "-k", "early_stopping"),
+        ("tests/training/test_crossval.py", "-k", "early_stopping"),
     ),
     Mutant(
         "truncated NIfTI files are not checked",
         "mmt_tune/radiomics/worker.py",
         "        short = truncated(path)\n",
         "        short = None\n",
-        ("tests/data/test_extract.py", "-k", "per_case"),
+        ("tests/radiomics/test_extract.py", "-k", "per_case"),
     ),
     Mutant(
         "W&B records the host name",
         "mmt_tune/study/tracking.py",
         "        host=MASKED,\n",
         "",
-        ("tests/test_objective.py", "-k", "wandb"),
+        ("tests/study/test_objective.py", "-k", "wandb"),
     ),
     Mutant(
         "files keep mkstemp's 0600",
@@ -149,14 +149,14 @@ MUTANTS = [
         "mmt_tune/analysis/comparisons.py",
         'ascending=[False, True], kind="stable"',
         'ascending=[True, True], kind="stable"',
-        ("tests/test_analysis_metrics.py", "-k", "baselines"),
+        ("tests/analysis/test_table2.py", "-k", "baselines"),
     ),
     Mutant(
         "the corrected resampled t forgets the training-set overlap (plain t)",
         "mmt_tune/stats.py",
         "se = np.sqrt((1.0 / len(x) + test_fraction) * x.var(ddof=1))",
         "se = np.sqrt((1.0 / len(x)) * x.var(ddof=1))",
-        ("tests/test_stats.py", "tests/test_analysis_metrics.py"),
+        ("tests/test_stats.py", "tests/analysis/test_table2.py"),
     ),
     Mutant(
         "Holm without the running maximum (adjusted p-values can decrease)",
@@ -170,14 +170,14 @@ MUTANTS = [
         "mmt_tune/deploy/routing.py",
         "    if exact:\n        return best(exact), available\n",
         "    if exact and False:\n        return best(exact), available\n",
-        ("tests/test_bundle.py",),
+        ("tests/deploy/test_bundle.py",),
     ),
     Mutant(
         "a fold's probabilities saved by the bundle lose their fitted scale",
         "mmt_tune/training/preprocess.py",
         "return np.asarray((values - self.mean) / self.scale, dtype=np.float32)",
         "return np.asarray(values - self.mean, dtype=np.float32)",
-        ("tests/test_bundle.py",),
+        ("tests/deploy/test_bundle.py",),
     ),
     Mutant(
         "a replayed step's noise window starts one number late (other dropout masks than the plain path)",
@@ -185,7 +185,7 @@ MUTANTS = [
         "        self.cursor = 0\n\n    def end_step",
         "        self.cursor = 1 if self.window.shape[1] else 0\n\n    def end_step",
         (
-            "tests/test_models.py::test_step_windows_replay_the_plain_streams_across_refills_at_fixed_addresses",
+            "tests/models/test_models.py::test_step_windows_replay_the_plain_streams_across_refills_at_fixed_addresses",
         ),
     ),
     Mutant(
@@ -194,14 +194,18 @@ MUTANTS = [
         "        terms = loss_terms(out, y, {m: batch_x[m] for m in targets}, rows, feature_mask)\n        return",
         "        terms = loss_terms(out, y, {m: batch_x[m] for m in targets}, rows, feature_mask)\n"
         "        if float(rows.sum()) < 0:\n            rows = rows * 0\n        return",
-        ("tests/test_batch.py::test_the_training_step_is_captured_as_one_graph_with_the_same_numbers",),
+        (
+            "tests/training/test_trial_packs.py::test_the_training_step_is_captured_as_one_graph_with_the_same_numbers",
+        ),
     ),
     Mutant(
         "the fold cache ignores the preprocessing settings (a trial searching k gets another k's folds)",
         "mmt_tune/training/fold_cache.py",
         "        repr(config.preprocess),\n",
         "",
-        ("tests/test_train.py::test_trials_with_the_same_preprocessing_share_the_fitted_folds_read_only",),
+        (
+            "tests/training/test_crossval.py::test_trials_with_the_same_preprocessing_share_the_fitted_folds_read_only",
+        ),
     ),
     Mutant(
         "reports skip the epochs between them in W&B (only reported epochs logged)",
@@ -209,7 +213,7 @@ MUTANTS = [
         "            if run is not None:\n                run.log(metrics, step=logged)",
         "            if run is not None and logged == pending[-1][0]:\n                run.log(metrics, step=logged)",
         (
-            "tests/test_run.py::test_report_every_n_epochs_reports_to_tune_every_n_and_still_logs_every_epoch_to_wandb",
+            "tests/study/test_run.py::test_report_every_n_epochs_reports_to_tune_every_n_and_still_logs_every_epoch_to_wandb",
         ),
     ),
     # ---- the guarantees the reported numbers rest on (tests/test_guarantees.py), one class of bug each
@@ -383,7 +387,7 @@ MUTANTS = [
         "mmt_tune/deploy/bundle.py",
         '                    arrays[f"{i}/{m}/mean"],\n                    arrays[f"{i}/{m}/scale"],',
         '                    arrays[f"{i}/{m}/scale"],\n                    arrays[f"{i}/{m}/scale"],',
-        ("tests/test_bundle.py",),
+        ("tests/deploy/test_bundle.py",),
     ),
     Mutant(
         "W&B's host name mask removed",

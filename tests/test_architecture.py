@@ -283,3 +283,23 @@ def test_no_module_re_exports_another_s_names():
         if path.name != "__init__.py" and "F401" in path.read_text()
     ]
     assert found == []
+
+
+#: Test files at the top of tests/: the rules above, the invariances every stage's numbers rest on, the
+#: installed package; the others at the top test a top-level module of the same name.
+CROSS_CUTTING_TESTS = {"test_architecture.py", "test_guarantees.py", "test_packaging.py"}
+
+
+def test_the_tests_mirror_the_package_tree():
+    """tests/<package>/ for mmt_tune/<package>/, tests/test_<module>.py for a top-level module, end-to-end
+    scenarios in tests/e2e/."""
+    misplaced = []
+    for path in sorted((REPO / "tests").rglob("test_*.py")):
+        parts = path.relative_to(REPO / "tests").parts
+        if len(parts) == 1:
+            module = parts[0].removeprefix("test_").removesuffix(".py")
+            if parts[0] not in CROSS_CUTTING_TESTS and not (REPO / "mmt_tune" / f"{module}.py").is_file():
+                misplaced.append(str(path.relative_to(REPO)))
+        elif parts[0] != "e2e" and not (REPO / "mmt_tune" / parts[0] / "__init__.py").is_file():
+            misplaced.append(str(path.relative_to(REPO)))
+    assert misplaced == []

@@ -6,7 +6,7 @@ folds train as one packed model of B x k slices (:func:`mmt_tune.training.traine
 slice has its own learning rate and weight decay (AdamW parameter groups over one flat buffer), its own loss
 weights and KL warm-up (``[slices]`` tensors in the weighted loss). A fold's random streams depend on the
 study seed and the fold only, so a trial gets the same fold metrics alone, in a pack of folds, or packed
-with other trials (``tests/test_batch.py`` states the tolerance).
+with other trials (``tests/training/test_trial_packs.py`` states the tolerance).
 
 Trials that differ in anything else (model options, preprocessing, epochs, batch size, early stopping)
 cannot share a pack: :func:`pack_key` says which can.

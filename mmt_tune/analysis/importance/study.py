@@ -205,7 +205,7 @@ def _forest(options: ImportanceOptions, n_trials: int) -> ForestSettings:
 
     fANOVA's marginals cost grows with the product of the split counts of the parameters involved, and one-
     trial leaves of a noisy objective (a CV AUC) fit noise; our validation test shows the estimates are as
-    accurate at this leaf size (tests/test_analysis_importance.py::test_main_effects_match_the_analytic_decomposition).
+    accurate at this leaf size (tests/analysis/test_importance.py::test_main_effects_match_the_analytic_decomposition).
     """
     leaf = options.min_samples_leaf if options.min_samples_leaf is not None else max(1, n_trials // 200)
     return ForestSettings(n_trees=options.n_trees, min_samples_leaf=leaf, min_samples_split=max(2, 2 * leaf))

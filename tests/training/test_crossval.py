@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import make_table
+from helpers import REPO, make_table
 
 from mmt_tune import train as train_cli
 from mmt_tune.config import TrainConfig
@@ -328,13 +328,12 @@ def test_packed_benchmark_runs_both_modes_on_a_small_table(tmp_path):
     """benchmarks/train_packed.py keeps working as the trainer changes (both modes, the scaling fit)."""
     import subprocess
     import sys
-    from pathlib import Path
 
     from mmt_tune.data.table import write_feature_table
 
     features = tmp_path / "features.parquet"
     write_feature_table(make_table(60, signal={"DWI": 1.0}), features, {})
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "train_packed.py"
+    script = REPO / "benchmarks" / "train_packed.py"
     for extra in ([], ["--scaling"]):
         done = subprocess.run(
             [sys.executable, str(script), "--features", str(features), "--epochs", "2", *extra],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from helpers import make_table
+from helpers import REPO, make_table
 
 from mmt_tune._internals import optuna_study
 from mmt_tune.metrics import METRICS
@@ -490,7 +490,6 @@ def test_wandb_files_hold_neither_a_distinctive_host_name_nor_the_home_folder(tm
     import shutil
     import subprocess
     import sys
-    from pathlib import Path
 
     host, home = "mmt-privacy-host-7731", tmp_path / "home-of-dr-jane-doe"
     home.mkdir()
@@ -498,7 +497,7 @@ def test_wandb_files_hold_neither_a_distinctive_host_name_nor_the_home_folder(tm
     if shutil.which("unshare") is None or probe.returncode != 0:
         pytest.skip("needs `unshare --uts` (util-linux, and the right to make a UTS namespace)")
     script = PRIVACY_STUDY.format(
-        tests=str(Path(__file__).parent), features=str(tmp_path / "f.parquet"), storage=str(tmp_path / "r")
+        tests=str(REPO / "tests"), features=str(tmp_path / "f.parquet"), storage=str(tmp_path / "r")
     )
     env = {**os.environ, "HOME": str(home), "RAY_USAGE_STATS_ENABLED": "0", "WANDB_SILENT": "true"}
     done = subprocess.run(
@@ -507,7 +506,7 @@ def test_wandb_files_hold_neither_a_distinctive_host_name_nor_the_home_folder(tm
         capture_output=True,
         text=True,
         timeout=600,
-        cwd=Path(__file__).parents[1],
+        cwd=REPO,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     files = [p for p in (tmp_path / "r" / "private" / "wandb").rglob("*") if p.is_file()]
