@@ -1,4 +1,4 @@
-"""Acceptance of issue 11: do the tuned deep models earn their place beside tuned classical baselines?
+"""Acceptance check: do the tuned deep models earn their place beside tuned classical baselines?
 
 For each dataset (the 279-patient phantom cohort and scikit-learn's breast-cancer table, split into three
 "modalities" as in :mod:`mmt_tune.data.public`) one study of a shipped search space runs every configuration

@@ -4,7 +4,7 @@ A space (default ``mmt1m``: 3 configurations searching lr, beta, gamma and the r
 ``--space paper`` with ``--configurations``) on the 279-patient phantom, ``--samples`` trials per
 configuration, 5 folds x ``--epochs`` epochs, one CPU and one torch thread per Tune trial on a local Ray
 instance (2 CPUs) started once before timing. Today's launcher: one trial per Tune trial, a report every
-epoch (``--report-every 1``, the setting before issue 18); the new one: packs of ``--pack`` trials and the
+epoch (``--report-every 1``, the setting before reports were thinned); the new one: packs of ``--pack`` trials and the
 default reporting. The two alternate, ``--repeats`` times each; min and median wall time of the whole study
 (Ray already up), trials per minute from the median, and the load average before and after.
 

@@ -16,7 +16,7 @@ BROWSER = next((found for name in BROWSERS if (found := shutil.which(name))), No
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> Path:
-    from test_analysis_importance import KEY, PAPER_MMT2M, study_of
+    from test_importance import KEY, PAPER_MMT2M, study_of
 
     from mmt_tune.analysis.importance.types import ImportanceOptions
     from mmt_tune.analysis.report import write_report
