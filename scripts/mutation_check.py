@@ -119,8 +119,8 @@ MUTANTS = [
     Mutant(
         "early stopping watches the validation loss (reconstructing missing modalities)",
         "mmt_tune/training/trainer.py",
-        'progress.early_stop(epoch, monitor_terms["classification"], optimizer.flat)',
-        "progress.early_stop(epoch, val_losses[:, -1], optimizer.flat)",
+        'progress.early_stop(epoch, monitor_terms["classification"], self.optimizer.flat)',
+        "progress.early_stop(epoch, val_losses[:, -1], self.optimizer.flat)",
         ("tests/training/test_crossval.py", "-k", "early_stopping"),
     ),
     Mutant(
@@ -210,8 +210,8 @@ MUTANTS = [
     Mutant(
         "reports skip the epochs between them in W&B (only reported epochs logged)",
         "mmt_tune/study/trainable.py",
-        "            if run is not None:\n                run.log(metrics, step=logged)",
-        "            if run is not None and logged == pending[-1][0]:\n                run.log(metrics, step=logged)",
+        "            if self.run is not None:\n                self.run.log(metrics, step=logged)",
+        "            if self.run is not None and logged == self.pending[-1][0]:\n                self.run.log(metrics, step=logged)",
         (
             "tests/study/test_run.py::test_report_every_n_epochs_reports_to_tune_every_n_and_still_logs_every_epoch_to_wandb",
         ),
@@ -266,8 +266,8 @@ MUTANTS = [
     Mutant(
         "nested CV: the inner study given the whole table",
         "mmt_tune/study/nested.py",
-        "write_feature_table(table.iloc[train].reset_index(drop=True), features, metadata)",
-        "write_feature_table(table.reset_index(drop=True), features, metadata)",
+        "write_feature_table(table.iloc[train].reset_index(drop=True), features, prepared.metadata)",
+        "write_feature_table(table.reset_index(drop=True), features, prepared.metadata)",
         (GUARANTEES, "-k", "nested"),
     ),
     Mutant(
@@ -343,8 +343,8 @@ MUTANTS = [
     Mutant(
         "the trainer scores the validation rows in training mode",
         "mmt_tune/training/trainer.py",
-        "        model.eval()\n        with torch.no_grad():\n            out, _, val_losses",
-        "        with torch.no_grad():\n            out, _, val_losses",
+        "            self.model.eval()\n            with torch.no_grad():\n                out, _, val_losses",
+        "            with torch.no_grad():\n                out, _, val_losses",
         (GUARANTEES, "-k", "evaluation_mode"),
     ),
     Mutant(
@@ -377,7 +377,7 @@ MUTANTS = [
     ),
     Mutant(
         "Table 2 prints specificity under the Sensitivity heading",
-        "mmt_tune/analysis/metrics.py",
+        "mmt_tune/analysis/types.py",
         '    "sensitivity": "Sensitivity",\n    "specificity": "Specificity",',
         '    "sensitivity": "Specificity",\n    "specificity": "Sensitivity",',
         (GUARANTEES, "-k", "table2_and_performance"),

@@ -303,3 +303,21 @@ def test_the_tests_mirror_the_package_tree():
         elif parts[0] != "e2e" and not (REPO / "mmt_tune" / parts[0] / "__init__.py").is_file():
             misplaced.append(str(path.relative_to(REPO)))
     assert misplaced == []
+
+
+def test_every_planted_bug_of_the_mutation_check_still_finds_its_snippet():
+    """scripts/mutation_check.py plants each bug by replacing one snippet that must occur exactly once: a
+    refactoring that moves one fails here, not silently in the next mutation run."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import mutation_check
+    finally:
+        sys.path.pop(0)
+    for number, mutant in enumerate(mutation_check.MUTANTS, 1):
+        count = (REPO / mutant.path).read_text().count(mutant.original)
+        assert count == 1, (
+            f"mutant {number} ({mutant.what}): its snippet occurs {count} times in {mutant.path}"
+        )
+        for test in mutant.tests:
+            if test.startswith("tests/"):
+                assert (REPO / test.split("::")[0]).is_file(), f"mutant {number}: no {test}"
