@@ -417,6 +417,27 @@ MUTANTS = [
         "        return np.nan\n",
         ("tests/test_stats.py",),
     ),
+    Mutant(
+        "a held-out table sharing exactly one patient with the study accepted",
+        "mmt_tune/study/holdout.py",
+        "    if shared:\n",
+        "    if len(shared) > 1:\n",
+        (GUARANTEES, "-k", "sharing"),
+    ),
+    Mutant(
+        "a bundle imputes a kept column with another column's training median (after dropped columns)",
+        "mmt_tune/training/preprocess.py",
+        'median=np.asarray(steps["impute"].statistics_, dtype=float)[original],',
+        'median=np.asarray(steps["impute"].statistics_, dtype=float)[chosen],',
+        (GUARANTEES, "-k", "bundle_transform"),
+    ),
+    Mutant(
+        "performance.json gives every metric the AUC's interval",
+        "mmt_tune/analysis/metrics.py",
+        "clipped(corrected_t_interval(rows[metric], split_fraction(rows)))",
+        'clipped(corrected_t_interval(rows["auc"], split_fraction(rows)))',
+        (GUARANTEES, "-k", "table2_and_performance"),
+    ),
 ]
 
 

@@ -370,6 +370,53 @@ def test_nested_cv_never_shows_the_outer_test_rows_to_the_search_or_the_refit(tm
             )
 
 
+@pytest.mark.parametrize("shared", [1, 2, 7])
+def test_a_held_out_table_sharing_any_patient_with_the_study_is_refused(tmp_path, shared):
+    """However few patients the two tables share, the held-out table is refused, naming one of them."""
+    from mmt_tune.data.table import write_feature_table
+    from mmt_tune.errors import InputError
+    from mmt_tune.study.holdout import read_holdout
+
+    whole = table_of(n=100)
+    table, holdout = whole.iloc[:70].reset_index(drop=True), whole.iloc[70:].reset_index(drop=True)
+    path = tmp_path / "holdout.parquet"
+    write_feature_table(holdout, path, {})
+    assert len(read_holdout(path, table)) == 30  # disjoint: accepted
+    leaked = holdout.copy()
+    leaked.loc[: shared - 1, "patient_id"] = table["patient_id"].iloc[:shared].to_numpy()
+    write_feature_table(leaked, path, {})
+    with pytest.raises(InputError, match=f"{shared} patient"):
+        read_holdout(path, table)
+
+
+def test_a_bundle_transform_gives_the_fitted_pipeline_s_numbers_with_empty_values_and_dropped_columns():
+    """The plain-array transform a bundle stores equals the fitted pipeline on every validation row, bit for
+    bit, when values are empty and when the constant and correlation filters dropped columns before kept
+    ones (so each kept column must be imputed with its own training median)."""
+    from mmt_tune.training.preprocess import preprocess_fold
+
+    table = table_of(n=90)
+    rng = np.random.default_rng(4)
+    for m in MODALITIES:
+        table[f"{m}__original_firstorder_F0"] = 7.0  # constant: dropped by the variance filter
+        table[f"{m}__original_firstorder_F1"] = table[f"{m}__original_firstorder_F2"] * 2 + 1  # correlated
+    train, val = fold_split(table)
+    spoiled = table.copy()
+    columns = feature_columns(table)
+    values = spoiled[columns].to_numpy(copy=True)
+    empty = rng.random(values.shape) < 0.3
+    empty[np.isin(np.arange(len(table)), train)] = False  # training rows complete: medians well defined
+    values[empty] = np.nan
+    spoiled[columns] = values
+    fold = preprocess_fold(spoiled, _columns(spoiled), train, val, PreprocessConfig(k=5, smote=False), 3)
+    rows = spoiled.iloc[val]
+    for m in MODALITIES:
+        transform = fold.transforms[m]
+        assert f"{m}__original_firstorder_F0" not in transform.columns
+        np.testing.assert_array_equal(transform.apply(rows), fold.val[m], err_msg=m)
+        assert np.isnan(rows[transform.columns].to_numpy()).any()  # the check did meet empty values
+
+
 @pytest.mark.parametrize("how", ["labels", "huge"])
 def test_a_held_out_table_is_scored_by_models_that_never_saw_it(tmp_path, monkeypatch, how):
     """Spoiling the held-out table (its labels, or its features) leaves every refitted model bit-identical;
@@ -849,6 +896,7 @@ def test_table2_and_performance_json_report_each_metric_as_its_definition_over_f
     from mmt_tune.analysis.results import Study
     from mmt_tune.metrics import mean_std
     from mmt_tune.records import TrialRecord, trials_table
+    from mmt_tune.stats import clipped, corrected_t_interval
     from mmt_tune.study.trial_io import final_report
     from mmt_tune.training.crossval import train_configuration
 
@@ -884,6 +932,9 @@ def test_table2_and_performance_json_report_each_metric_as_its_definition_over_f
         assert row[HEADINGS[metric]] == mean_std(means[metric], float(np.std(by_fold[metric])))
         assert entry["metrics"][metric]["mean"] == pytest.approx(means[metric], abs=1e-15)
         assert entry["metrics"][metric]["n_scores"] == 5
+        # each metric's interval is the corrected resampled t over *its* fold scores (1/(k-1): 5 folds)
+        expected = clipped(corrected_t_interval(by_fold[metric], 1 / 4))
+        assert tuple(entry["metrics"][metric]["ci95"]) == pytest.approx(expected, abs=1e-12), metric
 
 
 # --------------------------------------------------------------------------- the fold cache
