@@ -18,7 +18,7 @@ from mmt_tune.errors import InputError
 from mmt_tune.metrics import METRICS, mean_std
 from mmt_tune.records import JOURNAL_FILE, TRIALS_TABLE
 from mmt_tune.study.entry import run_study
-from mmt_tune.study.options import StudyResult
+from mmt_tune.study.options import StudyOptions, StudyResult
 
 
 def _table_modalities(features: Path | None) -> tuple[str, ...] | None:
@@ -194,6 +194,39 @@ def _estimate_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def study_options(args: argparse.Namespace, configurations: list[str] | None = None) -> StudyOptions:
+    """The command line's options as the study's :class:`StudyOptions` (flag names differ where the
+    command line says what a user does: ``--num-samples``, ``--no-robustness``, ``--verbose``)."""
+    return StudyOptions(
+        samples=args.num_samples,
+        epochs=args.epochs,
+        folds=args.folds,
+        repeats=args.repeats,
+        seed=args.seed,
+        address=args.address,
+        storage=args.storage,
+        name=args.name,
+        cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial,
+        configurations=configurations,
+        checkpoint_every=args.checkpoint_every,
+        report_every=args.report_every,
+        compile=args.compile,
+        resume=args.resume,
+        wandb=args.wandb,
+        wandb_project=args.wandb_project,
+        asha=args.asha,
+        verbose=1 if args.verbose else 0,
+        phantom=args.features is None,
+        progress=not args.verbose,
+        test_features=args.test_features,
+        robustness=not args.no_robustness,
+        modality_dropout=args.modality_dropout,
+        outer_folds=args.outer_folds,
+        pack_trials=args.pack_trials,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -212,36 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             features = phantom_features(60 if args.smoke_test else None)
         else:
             features = args.features
-        result = run_study(
-            args.space,
-            features,
-            samples=args.num_samples,
-            epochs=args.epochs,
-            folds=args.folds,
-            repeats=args.repeats,
-            seed=args.seed,
-            address=args.address,
-            storage=args.storage,
-            name=args.name,
-            cpus_per_trial=args.cpus_per_trial,
-            gpus_per_trial=args.gpus_per_trial,
-            configurations=configurations,
-            checkpoint_every=args.checkpoint_every,
-            report_every=args.report_every,
-            compile=args.compile,
-            resume=args.resume,
-            wandb=args.wandb,
-            wandb_project=args.wandb_project,
-            asha=args.asha,
-            verbose=1 if args.verbose else 0,
-            phantom=args.features is None,
-            progress=not args.verbose,
-            test_features=args.test_features,
-            robustness=not args.no_robustness,
-            modality_dropout=args.modality_dropout,
-            outer_folds=args.outer_folds,
-            pack_trials=args.pack_trials,
-        )
+        result = run_study(args.space, features, study_options(args, configurations))
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
