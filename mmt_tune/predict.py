@@ -52,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         predictions = predict_table(bundle, table)
         scored = predictions["probability"].notna()
         if not scored.any():
-            first = predictions["reason"].iloc[0]
+            first = next((r for r in predictions["reason"] if r), "?")
             raise InputError(f"{args.features}: no row could be scored (row 1: {first})")
         report = validation(predictions, args.seed) if labelled else None
     except InputError as exc:
@@ -78,6 +78,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             for m in METRICS
         )
         print(f"external validation ({report['n']} rows, 95% bootstrap CI): {cells}")
+        if report["positives"] in (0, report["n"]):
+            print(
+                "note: the scored rows hold one class only: AUC, and the interval of any rate that needs both "
+                "classes, are undefined (nan)",
+                file=sys.stderr,
+            )
         cal = report["calibration"]
         if cal["slope"] is not None:
             print(

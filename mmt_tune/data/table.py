@@ -82,6 +82,22 @@ def read_feature_table(path: str | Path) -> tuple[pd.DataFrame, dict[str, str]]:
     return validate_table(table, str(path)), metadata
 
 
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The ``mmt_tune.`` metadata of a Parquet table (extraction settings hash, positive class, ...), read from
+    its schema alone, whatever its rows hold (empty for a table that has none)."""
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.read_schema(path)
+    except Exception as exc:  # pyarrow raises several types for non-Parquet input
+        raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
+    return {
+        key.decode()[len(META_PREFIX) :]: value.decode()
+        for key, value in (schema.metadata or {}).items()
+        if key.decode().startswith(META_PREFIX)
+    }
+
+
 def validate_table(table: pd.DataFrame, source: str) -> pd.DataFrame:
     """Check rows, labels and feature values; return the table with ``label`` as int 1/0.
 

@@ -73,6 +73,12 @@ def predict_table(bundle: Bundle, table: pd.DataFrame) -> pd.DataFrame:
     for (key, reads), group in out[out["model"] != ""].groupby(["model", "reads"], sort=False):
         fitted = bundle.configurations[key]
         out.loc[group.index, "probability"] = fitted.predict(table.loc[group.index], reads.split("+"))
+    scored = out["model"] != ""
+    broken = scored & ~np.isfinite(out["probability"].to_numpy(dtype=float))
+    out.loc[broken, "probability"] = np.nan
+    out.loc[broken, "reason"] = (
+        "the model's output is not a finite probability (feature values far outside the training range?)"
+    )
     out["predicted"] = np.where(out["probability"].isna(), pd.NA, (out["probability"] >= 0.5).astype(int))
     ids = [c for c in ("patient_id", "lesion_id", "label") if c in table.columns]
     return pd.concat([table[ids], out], axis=1).reset_index(drop=True)

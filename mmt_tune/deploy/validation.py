@@ -23,7 +23,7 @@ from mmt_tune.modalities import COLUMN_SEPARATOR, table_modalities
 def read_table(path: Path) -> tuple[pd.DataFrame, dict[str, str], bool]:
     """A table to score (Parquet or CSV): patient_id, feature columns, optional labels; its metadata;
     whether it has labels."""
-    from mmt_tune.data.table import read_feature_table, validate_features, validate_table
+    from mmt_tune.data.table import read_feature_table, read_metadata, validate_features, validate_table
 
     if not path.is_file():
         raise InputError(f"{path}: feature table not found")
@@ -43,12 +43,14 @@ def read_table(path: Path) -> tuple[pd.DataFrame, dict[str, str], bool]:
         ) from None
     if "patient_id" not in table.columns:
         raise InputError(f"{path}: missing required column 'patient_id'")
+    # Unlabelled (the usual case for new patients) or partly labelled: the metadata still count.
+    metadata = {} if path.suffix == ".csv" else read_metadata(path)
     labelled = "label" in table.columns and table["label"].notna().all()
     if "label" in table.columns and not labelled and table["label"].notna().any():
         print(f"note: {path}: some rows have no label: no validation metrics", file=sys.stderr)
     if labelled:
-        return validate_table(table, str(path)), {}, True
-    return validate_features(table, str(path)), {}, False
+        return validate_table(table, str(path)), metadata, True
+    return validate_features(table, str(path)), metadata, False
 
 
 def check_features(table: pd.DataFrame, metadata: dict, bundle: Bundle, source: str) -> list[str]:

@@ -22,16 +22,23 @@ TEST_FILE = "test.csv"
 TEST_PREDICTIONS = "test_predictions"
 
 
-def read_holdout(path: str | Path, table: pd.DataFrame) -> pd.DataFrame:
-    """The held-out table, checked against the study's: the same feature columns, labels, no shared patient."""
+def read_holdout(path: str | Path, table: pd.DataFrame, metadata: dict | None = None) -> pd.DataFrame:
+    """The held-out table, checked against the study's: the same feature columns and extraction settings
+    (when both record them; ``metadata`` is the study table's), labels, no shared patient."""
     from mmt_tune.data.table import read_feature_table
     from mmt_tune.modalities import COLUMN_SEPARATOR
 
-    holdout, _ = read_feature_table(path)
-    ours = [c for c in table.columns if COLUMN_SEPARATOR in c]
-    theirs = [c for c in holdout.columns if COLUMN_SEPARATOR in c]
-    lacking = [c for c in ours if c not in theirs]
-    extra = [c for c in theirs if c not in ours]
+    holdout, theirs = read_feature_table(path)
+    ours = (metadata or {}).get("settings_sha256")
+    if ours and theirs.get("settings_sha256") and theirs["settings_sha256"] != ours:
+        raise InputError(
+            f"{path}: extracted with other PyRadiomics settings than --features (settings sha256 "
+            f"{theirs['settings_sha256'][:12]} vs {ours[:12]}): extract both with the same settings"
+        )
+    study_columns = [c for c in table.columns if COLUMN_SEPARATOR in c]
+    holdout_columns = [c for c in holdout.columns if COLUMN_SEPARATOR in c]
+    lacking = [c for c in study_columns if c not in holdout_columns]
+    extra = [c for c in holdout_columns if c not in study_columns]
     if lacking or extra:
         what = f"lacks {lacking[0]}" if lacking else f"has {extra[0]}, which the study's table has not"
         raise InputError(f"{path}: its feature columns differ from --features ({what})")

@@ -52,7 +52,7 @@ def prepare_study(space: str | Path, features: str | Path, opts: StudyOptions) -
     if opts.test_features is not None:
         from mmt_tune.study.holdout import read_holdout
 
-        holdout = read_holdout(opts.test_features, table)
+        holdout = read_holdout(opts.test_features, table, metadata)
     where = study_folders(opts.name or study.name, opts.storage)
     check_writable(where.tables, "results folder" if where.remote else "--storage")
     identity = study_identity(study, features, opts.samples, opts.seed, opts.epochs, opts.folds, opts.repeats)
