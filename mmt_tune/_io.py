@@ -54,6 +54,17 @@ def check_writable(folder: str | os.PathLike, what: str) -> None:
         raise InputError(f"{folder}: cannot write here ({what}): {exc.strerror or exc}") from None
 
 
+def check_output_file(path: str | os.PathLike, what: str) -> None:
+    """``path`` can become an output file: not an existing folder, and its folder writable (before any work);
+    otherwise one :class:`InputError` naming it."""
+    from mmt_tune.errors import InputError
+
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; {what} names the file to write (e.g. {path / 'out.csv'})")
+    check_writable(path.parent, what)
+
+
 def write_text_atomic(target: str | os.PathLike, text: str) -> None:
     with atomic_path(target) as tmp:
         tmp.write_text(text)

@@ -43,9 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        from mmt_tune._io import check_writable
+        from mmt_tune._io import check_output_file
 
-        check_writable(args.out.parent, "--out")
+        check_output_file(args.out, "--out")
         bundle = load_bundle(args.bundle)
         table, metadata, labelled = read_table(args.features)
         notes = check_features(table, metadata, bundle, str(args.features))

@@ -233,12 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from mmt_tune._io import check_writable
+    from mmt_tune._io import check_output_file
     from mmt_tune.data.table import validate_table, write_feature_table
 
     args = build_parser().parse_args(argv)
     try:
-        check_writable(args.out.parent, "--out")
+        check_output_file(args.out, "--out")
         source = read_source(args.source)
         if args.sequence_column:
             from mmt_tune.data.scan import read_labels

@@ -104,3 +104,20 @@ def test_a_held_out_table_extracted_with_other_settings_is_refused(tmp_path):
         read_holdout(path, table, {"settings_sha256": "a" * 64})
     assert len(read_holdout(path, table, {"settings_sha256": "b" * 64})) == 20
     assert len(read_holdout(path, table, {})) == 20  # the study's table records none: nothing to compare
+
+
+def test_predict_and_convert_refuse_an_out_that_is_a_folder_before_any_work(bundle_folder, tmp_path, capsys):
+    from mmt_tune.data.convert import main as convert
+    from mmt_tune.predict import main as predict
+
+    path = tmp_path / "new.parquet"
+    _new_patients(path, "a" * 64)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    assert predict(["--bundle", str(bundle_folder), "--features", str(path), "--out", str(folder)]) == 2
+    assert f"{folder}: is a folder" in capsys.readouterr().err
+    csv = tmp_path / "table.csv"
+    make_table(n=10, n_features=2).to_csv(csv, index=False)
+    assert convert([str(csv), "--out", str(folder)]) == 2
+    assert f"{folder}: is a folder" in capsys.readouterr().err
+    assert list(folder.iterdir()) == []
