@@ -15,6 +15,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import pandas as pd
+
 from mmt_tune.cli import add_version
 from mmt_tune.deploy.bundle import load_bundle
 from mmt_tune.deploy.routing import predict_table
@@ -38,6 +40,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _repeated(predictions: pd.DataFrame) -> bool:
+    """Whether a patient (or lesion) appears in two scored rows; says so: its validation metrics would count
+    that patient twice."""
+    keys = [c for c in ("patient_id", "lesion_id") if c in predictions.columns]
+    scored = predictions[predictions["probability"].notna()]
+    repeated = scored[scored.duplicated(keys, keep=False)]
+    if repeated.empty:
+        return False
+    print(
+        f"note: {len(repeated)} scored rows repeat a {' and '.join(keys)} (first: "
+        f"{repeated[keys[0]].iloc[0]}): no validation metrics, each patient must count once (predictions are "
+        "written; remove the repeats, or give lesion-level rows a lesion_id)",
+        file=sys.stderr,
+    )
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from mmt_tune._io import atomic_path, write_text_atomic
 
@@ -54,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not scored.any():
             first = next((r for r in predictions["reason"] if r), "?")
             raise InputError(f"{args.features}: no row could be scored (row 1: {first})")
-        report = validation(predictions, args.seed) if labelled else None
+        report = validation(predictions, args.seed) if labelled and not _repeated(predictions) else None
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

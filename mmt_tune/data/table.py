@@ -141,6 +141,11 @@ def validate_features(table: pd.DataFrame, source: str) -> pd.DataFrame:
     def where(i: int) -> str:
         return f"{source}: row {i + 1} (patient {table['patient_id'].iloc[i]})"
 
+    ids = table["patient_id"]
+    empty = ids.isna().to_numpy() | (ids.astype(str).str.strip() == "").to_numpy()
+    if empty.any():
+        raise InputError(f"{source}: row {int(np.flatnonzero(empty)[0]) + 1}: patient_id is empty")
+
     features = [c for columns in modality_columns(table).values() for c in columns]
     for column in features:
         if not pd.api.types.is_numeric_dtype(table[column]):

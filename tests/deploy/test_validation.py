@@ -121,3 +121,30 @@ def test_predict_and_convert_refuse_an_out_that_is_a_folder_before_any_work(bund
     assert convert([str(csv), "--out", str(folder)]) == 2
     assert f"{folder}: is a folder" in capsys.readouterr().err
     assert list(folder.iterdir()) == []
+
+
+def test_repeated_patients_get_no_validation_metrics_and_an_empty_id_is_refused(
+    bundle_folder, tmp_path, capsys
+):
+    from mmt_tune.data.table import write_feature_table
+    from mmt_tune.predict import main
+
+    table = make_table(n=20, n_features=6, seed=5)
+    path, out = tmp_path / "new.parquet", tmp_path / "predictions.csv"
+    repeated = table.copy()
+    repeated.loc[1, "patient_id"] = repeated.loc[0, "patient_id"]
+    write_feature_table(repeated, path, {"settings_sha256": "a" * 64})
+    assert main(["--bundle", str(bundle_folder), "--features", str(path), "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "2 scored rows repeat a patient_id (first: P0000)" in captured.err
+    assert "external validation" not in captured.out and out.is_file()
+    assert not (tmp_path / "predictions.metrics.json").exists()
+    write_feature_table(table, path, {"settings_sha256": "a" * 64})  # distinct patients: metrics
+    assert main(["--bundle", str(bundle_folder), "--features", str(path), "--out", str(out)]) == 0
+    assert "external validation (20 rows" in capsys.readouterr().out
+    empty = table.drop(columns="label").astype({"patient_id": object})
+    empty.loc[4, "patient_id"] = ""
+    write_feature_table(empty, path, {"settings_sha256": "a" * 64})
+    out.unlink()
+    assert main(["--bundle", str(bundle_folder), "--features", str(path), "--out", str(out)]) == 2
+    assert "row 5: patient_id is empty" in capsys.readouterr().err and not out.exists()
