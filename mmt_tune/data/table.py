@@ -63,11 +63,7 @@ def read_feature_table(path: str | Path) -> tuple[pd.DataFrame, dict[str, str]]:
         arrow = pq.read_table(path)
     except Exception as exc:  # pyarrow raises several types for non-Parquet input
         raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
-    metadata = {
-        key.decode()[len(META_PREFIX) :]: value.decode()
-        for key, value in (arrow.schema.metadata or {}).items()
-        if key.decode().startswith(META_PREFIX)
-    }
+    metadata = _our_metadata(arrow.schema)
     table = arrow.to_pandas()
     for column in ("patient_id", "label"):
         if column not in table.columns:
@@ -91,6 +87,11 @@ def read_metadata(path: str | Path) -> dict[str, str]:
         schema = pq.read_schema(path)
     except Exception as exc:  # pyarrow raises several types for non-Parquet input
         raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
+    return _our_metadata(schema)
+
+
+def _our_metadata(schema) -> dict[str, str]:
+    """The ``mmt_tune.`` keys of a Parquet schema's metadata, without the prefix."""
     return {
         key.decode()[len(META_PREFIX) :]: value.decode()
         for key, value in (schema.metadata or {}).items()
