@@ -23,3 +23,19 @@ def test_undefined_ratios_are_nan_not_zero():
     assert math.isnan(metrics.precision([1, 0], [0.1, 0.2]))
     assert math.isnan(metrics.auc([1, 1], [0.1, 0.9]))
     assert metrics.specificity([1, 0], [0.9, 0.1]) == 1.0
+
+
+def test_the_auc_equals_scikit_learn_s_with_and_without_ties():
+    from sklearn.metrics import roc_auc_score
+
+    from mmt_tune.metrics import auc
+
+    rng = np.random.default_rng(0)
+    for i in range(500):
+        n = int(rng.integers(2, 200))
+        y = rng.integers(0, 2, n)
+        y[:2] = [0, 1]
+        s = rng.random(n) if i % 2 else np.round(rng.random(n), 1)  # rounded: many ties
+        assert (
+            abs(auc(y, s) - roc_auc_score(y, s)) <= 1e-15
+        )  # a bit or two: one rounding here, a trapezoid sum there
