@@ -5,13 +5,15 @@ Layout of a bundle folder::
     bundle.json                   format, versions, modalities, the training table's feature columns,
                                   hashes (table, extraction settings), positive class, and per configuration:
                                   model, present, resolved config, members, input widths, selected columns,
-                                  cross-validated score
+                                  cross-validated score; a sha256 of every file and manifest section
     <model>_<present>/preprocessing.npz   per member and modality: median, mean, scale (float arrays)
     <model>_<present>/weights.pt          deep models: the packed model's state dict (tensors only)
     <model>_<present>/coefficients.npz    logistic regression: coef, intercept, classes per member
 
 Loading never executes code from the folder: JSON, ``numpy.load(allow_pickle=False)`` and
-``torch.load(weights_only=True)`` only; anything else in a bundle file is refused with one line. A random
+``torch.load(weights_only=True)`` only; anything else in a bundle file is refused with one line, as is a file or manifest section
+that changed since ``fit`` or an array whose shape disagrees with the manifest
+(:mod:`mmt_tune.deploy.integrity`). A random
 forest has no such format here (no pickle, and skops is not a dependency), so ``fit`` leaves it out and
 says so.
 """
@@ -28,11 +30,20 @@ from pathlib import Path
 import numpy as np
 
 from mmt_tune.config import PreprocessConfig, TrainConfig
+from mmt_tune.deploy.integrity import (
+    check_coefficients,
+    check_hashes,
+    check_schema,
+    check_state,
+    check_transforms,
+    check_widths,
+    seal,
+)
 from mmt_tune.errors import InputError
 from mmt_tune.training.preprocess import ModalityTransform
 from mmt_tune.training.refit import FittedConfiguration
 
-FORMAT = "mmt-tune-bundle/1"
+FORMAT = "mmt-tune-bundle/2"
 MANIFEST = "bundle.json"
 
 
@@ -121,7 +132,8 @@ def save_bundle(bundle: Bundle, folder: str | Path) -> Path:
                 "score": bundle.scores.get(key),
             }
         manifest = {"format": FORMAT, **bundle.info, "versions": versions(), "configurations": entries}
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=_plain) + "\n")
+        manifest = json.loads(json.dumps(manifest, default=_plain))  # as it will read back
+        (staging / MANIFEST).write_text(json.dumps(seal(manifest, staging), indent=2) + "\n")
         for path in staging.rglob("*"):
             os.chmod(path, 0o755 if path.is_dir() else 0o644)
         os.chmod(staging, 0o755)
@@ -145,7 +157,8 @@ def _plain(value):
 
 
 def load_bundle(folder: str | Path) -> Bundle:
-    """Read a bundle written by :func:`save_bundle`; every problem is one :class:`InputError` naming the file."""
+    """Read a bundle written by :func:`save_bundle`; every problem is one :class:`InputError` naming the file
+    or the manifest key (:mod:`mmt_tune.deploy.integrity`: schema, hashes, then shapes)."""
     folder = Path(folder)
     path = folder / MANIFEST
     if not path.is_file():
@@ -154,30 +167,51 @@ def load_bundle(folder: str | Path) -> Bundle:
         manifest = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise InputError(f"{path}: not a bundle manifest (a JSON object expected)")
     if manifest.get("format") != FORMAT:
-        raise InputError(f"{path}: format {manifest.get('format')!r}, expected {FORMAT!r}")
+        found = manifest.get("format")
+        raise InputError(
+            f"{path}: format {found!r}, expected {FORMAT!r} (refit the bundle with this mmt-tune)"
+        )
+    check_schema(manifest, path)
+    check_hashes(manifest, folder, path)
     configurations, scores = {}, {}
     for key, entry in manifest["configurations"].items():
         sub = folder / Path(entry["folder"]).name  # a name, never a path out of the bundle
         try:
-            configurations[key] = _load_configuration(sub, entry)
+            configurations[key] = _load_configuration(
+                sub, entry, manifest["feature_columns"], f"{path}: {key}"
+            )
         except InputError:
             raise
         except Exception as exc:  # a tampered or truncated file: refuse it, never run it
             raise InputError(f"{sub}: cannot load {key} safely ({type(exc).__name__}: {exc})") from None
         scores[key] = entry.get("score")
-    info = {k: v for k, v in manifest.items() if k not in ("format", "configurations")}
+    info = {k: v for k, v in manifest.items() if k not in ("format", "configurations", "sha256")}
     return Bundle(configurations, info, scores)
 
 
-def _load_configuration(sub: Path, entry: dict) -> FittedConfiguration:
-    config = dict(entry["config"])
-    config["present"] = tuple(config["present"])
-    config["modalities"] = tuple(config["modalities"])
-    config["preprocess"] = PreprocessConfig(**config["preprocess"])
-    config = TrainConfig(**config)
-    config.validate()
+def _config(entry: dict, where: str) -> TrainConfig:
+    try:
+        config = dict(entry["config"])
+        config["present"] = tuple(config["present"])
+        config["modalities"] = tuple(config["modalities"])
+        config["preprocess"] = PreprocessConfig(**config["preprocess"])
+        config = TrainConfig(**config)
+        config.validate()
+    except InputError as exc:
+        raise InputError(f"{where}.config: {exc}") from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"{where}.config: not a configuration ({type(exc).__name__}: {exc})") from None
+    return config
+
+
+def _load_configuration(sub: Path, entry: dict, feature_columns: dict, where: str) -> FittedConfiguration:
+    config = _config(entry, where)
+    check_widths(entry, feature_columns, config.present, where)
     with np.load(sub / "preprocessing.npz", allow_pickle=False) as arrays:
+        check_transforms(entry, arrays, feature_columns, where)
         transforms = [
             {
                 m: ModalityTransform(
@@ -196,6 +230,7 @@ def _load_configuration(sub: Path, entry: dict) -> FittedConfiguration:
 
         estimators = []
         with np.load(sub / "coefficients.npz", allow_pickle=False) as arrays:
+            check_coefficients(entry, arrays, where)
             for i in range(entry["members"]):
                 estimator = LogisticRegression()
                 estimator.coef_ = arrays[f"{i}/coef"]
@@ -205,5 +240,10 @@ def _load_configuration(sub: Path, entry: dict) -> FittedConfiguration:
         return FittedConfiguration(config, transforms, widths, estimators=estimators)
     import torch
 
+    from mmt_tune.training.trainer import build_model
+
     state = torch.load(sub / "weights.pt", map_location="cpu", weights_only=True)
+    if not isinstance(state, dict):
+        raise InputError(f"{where}: weights.pt is not a state dict")
+    check_state(build_model(config, entry["members"], widths), state, where)
     return FittedConfiguration(config, transforms, widths, state=state)

@@ -14,42 +14,6 @@ MODS = ("T1WI", "FLAIR", "DWI")
 SIGNAL = {"DWI": 1.5, "T1WI": 1.0}
 
 
-@pytest.fixture(scope="module")
-def bundle_parts(tmp_path_factory):
-    """Three configurations fitted on 100 patients (2 epochs), saved as a bundle, and 40 new patients."""
-    import torch
-
-    from mmt_tune.config import TrainConfig
-    from mmt_tune.deploy.bundle import Bundle, save_bundle
-    from mmt_tune.training.refit import fit_configuration
-
-    torch.set_num_threads(1)
-    table = make_table(140, signal=SIGNAL)
-    train, new = table.iloc[:100].reset_index(drop=True), table.iloc[100:].reset_index(drop=True)
-    fitted, in_pass = {}, {}
-    for model, present, members in (
-        ("mmt2m", ("T1WI", "FLAIR"), 1),
-        ("mmt1m", ("T1WI",), 1),
-        ("mfnvae", MODS, 2),
-        ("logreg", ("DWI",), 1),
-    ):
-        config = TrainConfig.from_options(model, present, {} if model == "logreg" else {"epochs": 3})
-        both = pd.concat([train, new], ignore_index=True)
-        result, probabilities = fit_configuration(
-            both, config, np.arange(100), np.arange(100, 140), members=members
-        )
-        fitted[result.key], in_pass[result.key] = result, probabilities
-    folder = tmp_path_factory.mktemp("bundles") / "bundle"
-    info = {
-        "modalities": list(MODS),
-        "feature_columns": {m: [c for c in table.columns if c.startswith(f"{m}__")] for m in MODS},
-        "settings_sha256": "a" * 64,
-    }
-    scores = {"mmt2m/T1WI+FLAIR": 0.8, "mmt1m/T1WI": 0.7, "mfnvae/T1WI+FLAIR+DWI": 0.75, "logreg/DWI": 0.6}
-    save_bundle(Bundle(fitted, info, scores), folder)
-    return fitted, in_pass, folder, new
-
-
 def test_a_bundle_round_trip_reproduces_the_in_process_predictions_exactly(bundle_parts):
     from mmt_tune.deploy.bundle import load_bundle
 
@@ -160,6 +124,16 @@ class _Payload:
         return (open, (str(self.marker), "w"))
 
 
+def reseal(folder):
+    """Rewrite a bundle's recorded hashes after tampering with it, as a determined tamperer would."""
+    import json
+
+    from mmt_tune.deploy.integrity import seal
+
+    path = folder / "bundle.json"
+    path.write_text(json.dumps(seal(json.loads(path.read_text()), folder)))
+
+
 def test_a_loaded_bundle_never_executes_code_from_its_files(bundle_parts, tmp_path):
     import shutil
 
@@ -177,6 +151,9 @@ def test_a_loaded_bundle_never_executes_code_from_its_files(bundle_parts, tmp_pa
     torch.save({"x": torch.zeros(1), "payload": _Payload(marker)}, weights)
     with zipfile.ZipFile(weights) as archive:  # the payload is really in there
         assert any(b"open" in archive.read(n) for n in archive.namelist() if n.endswith(".pkl"))
+    with pytest.raises(InputError, match="weights.pt: changed since fit"):
+        load_bundle(evil)
+    reseal(evil)  # someone who rewrites the recorded hashes too: safe loading still holds
     with pytest.raises(InputError, match="cannot load mmt1m/T1WI safely"):
         load_bundle(evil)
     assert not marker.exists()
@@ -186,6 +163,7 @@ def test_a_loaded_bundle_never_executes_code_from_its_files(bundle_parts, tmp_pa
     np.savez(
         evil2 / "logreg_DWI" / "coefficients.npz", **{"0/coef": np.array([_Payload(marker)], dtype=object)}
     )
+    reseal(evil2)
     with pytest.raises(InputError, match="cannot load logreg/DWI safely"):
         load_bundle(evil2)
     assert not marker.exists()
