@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from mmt_tune.cli import add_version
 from mmt_tune.data.phantom import prepare_phantom
-from mmt_tune.errors import InputError
+from mmt_tune.errors import InputError, describe
 from mmt_tune.modalities import MODALITIES
 
 if TYPE_CHECKING:
@@ -121,8 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = extract_features(
             manifest, args.params, args.out / "features.parquet", workers=args.workers, progress=progress
         )
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (InputError, OSError) as exc:
+        print(f"error: {describe(exc)}", file=sys.stderr)
         return 2
     if result.failures:
         print(
@@ -145,8 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         try:
             report = run_demo_study(result.output, args.out, args.space, args.samples, args.seed, progress)
-        except InputError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+        except (InputError, OSError) as exc:
+            print(f"error: {describe(exc)}", file=sys.stderr)
             return 2
         print("\nTable 2: best trial per configuration (mean ± std over folds)\n")
         notes = [line for line in [headline(report.metrics)] if line] + report.metrics.notes

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from mmt_tune.cli import add_version
 from mmt_tune.config import TrainConfig
 from mmt_tune.deploy.from_study import fit_all, study_choices
-from mmt_tune.errors import InputError
+from mmt_tune.errors import InputError, describe
 
 if TYPE_CHECKING:
     pass
@@ -119,8 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "phantom": bool(data.get("phantom", False)),
         }
         save_bundle(bundle, out)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (InputError, OSError) as exc:
+        print(f"error: {describe(exc)}", file=sys.stderr)
         return 2
     print(f"wrote bundle ({len(bundle.configurations)} configuration(s)) -> {out}")
     print(

@@ -21,7 +21,7 @@ from mmt_tune.cli import add_version
 from mmt_tune.deploy.bundle import load_bundle
 from mmt_tune.deploy.routing import predict_table
 from mmt_tune.deploy.validation import calibration_plot, check_features, read_table, validation
-from mmt_tune.errors import InputError
+from mmt_tune.errors import InputError, describe
 from mmt_tune.metrics import METRICS
 
 
@@ -58,12 +58,10 @@ def _repeated(predictions: pd.DataFrame) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from mmt_tune._io import atomic_path, write_text_atomic
+    from mmt_tune._io import check_output_file, output_unit
 
     args = build_parser().parse_args(argv)
     try:
-        from mmt_tune._io import check_output_file
-
         check_output_file(args.out, "--out")
         bundle = load_bundle(args.bundle)
         table, metadata, labelled = read_table(args.features)
@@ -74,42 +72,57 @@ def main(argv: Sequence[str] | None = None) -> int:
             first = next((r for r in predictions["reason"] if r), "?")
             raise InputError(f"{args.features}: no row could be scored (row 1: {first})")
         report = validation(predictions, args.seed) if labelled and not _repeated(predictions) else None
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        with output_unit():  # the predictions, metrics and figure appear together or not at all
+            _write(predictions, report, args.out)
+    except (InputError, OSError) as exc:
+        print(f"error: {describe(exc)}", file=sys.stderr)
         return 2
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
-    with atomic_path(args.out) as tmp:
+    _summary(predictions, report, args.out)
+    return 0
+
+
+def _write(predictions: pd.DataFrame, report: dict | None, out: Path) -> None:
+    from mmt_tune._io import atomic_path, write_text_atomic
+
+    with atomic_path(out) as tmp:
         predictions.to_csv(tmp, index=False)
+    if report is not None:
+        base = out.with_suffix("")
+        write_text_atomic(f"{base}.metrics.json", json.dumps(report, indent=2) + "\n")
+        calibration_plot(predictions, Path(f"{base}.calibration.png"))
+
+
+def _summary(predictions: pd.DataFrame, report: dict | None, out: Path) -> None:
+    scored = predictions["probability"].notna()
     used = predictions[scored].groupby(["model", "reads"]).size()
-    print(f"scored {int(scored.sum())} of {len(predictions)} rows -> {args.out}")
+    print(f"scored {int(scored.sum())} of {len(predictions)} rows -> {out}")
     for (key, reads), count in used.items():
         print(f"  {count:>5} by {key} (reading {reads})")
     refused = predictions[~scored]
     for reason, count in refused.groupby("reason").size().items():
         print(f"  {count:>5} refused: {reason}")
-    if report is not None:
-        base = args.out.with_suffix("")
-        write_text_atomic(f"{base}.metrics.json", json.dumps(report, indent=2) + "\n")
-        calibration_plot(predictions, Path(f"{base}.calibration.png"))
-        cells = ", ".join(
-            f"{m} {report[m]['value']:.3f} [{report[m]['ci95'][0]:.3f}, {report[m]['ci95'][1]:.3f}]"
-            for m in METRICS
+    if report is None:
+        return
+    base = out.with_suffix("")
+    cells = ", ".join(
+        f"{m} {report[m]['value']:.3f} [{report[m]['ci95'][0]:.3f}, {report[m]['ci95'][1]:.3f}]"
+        for m in METRICS
+    )
+    print(f"external validation ({report['n']} rows, 95% bootstrap CI): {cells}")
+    if report["positives"] in (0, report["n"]):
+        print(
+            "note: the scored rows hold one class only: AUC, and the interval of any rate that needs both "
+            "classes, are undefined (nan)",
+            file=sys.stderr,
         )
-        print(f"external validation ({report['n']} rows, 95% bootstrap CI): {cells}")
-        if report["positives"] in (0, report["n"]):
-            print(
-                "note: the scored rows hold one class only: AUC, and the interval of any rate that needs both "
-                "classes, are undefined (nan)",
-                file=sys.stderr,
-            )
-        cal = report["calibration"]
-        if cal["slope"] is not None:
-            print(
-                f"calibration: intercept {cal['intercept']:+.2f}, slope {cal['slope']:.2f}, Brier {report['brier']:.3f}"
-            )
-        print(f"wrote {base}.metrics.json, {base}.calibration.png")
-    return 0
+    cal = report["calibration"]
+    if cal["slope"] is not None:
+        print(
+            f"calibration: intercept {cal['intercept']:+.2f}, slope {cal['slope']:.2f}, Brier {report['brier']:.3f}"
+        )
+    print(f"wrote {base}.metrics.json, {base}.calibration.png")
 
 
 if __name__ == "__main__":

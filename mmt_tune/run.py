@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mmt_tune.cli import add_version
-from mmt_tune.errors import InputError
+from mmt_tune.errors import InputError, describe
 from mmt_tune.metrics import METRICS, mean_std
 from mmt_tune.records import JOURNAL_FILE, TRIALS_TABLE
 from mmt_tune.study.entry import run_study
@@ -246,8 +246,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             features = args.features
         result = run_study(args.space, features, study_options(args, configurations))
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (InputError, OSError) as exc:
+        print(f"error: {describe(exc)}", file=sys.stderr)
         return 2
     failed = result.failed_configurations()
     if result.nested is not None:

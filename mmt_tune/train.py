@@ -16,7 +16,7 @@ from pathlib import Path
 from mmt_tune import models
 from mmt_tune.cli import add_version, parse_present, read_config
 from mmt_tune.config import TrainConfig
-from mmt_tune.errors import InputError
+from mmt_tune.errors import InputError, describe
 from mmt_tune.metrics import METRICS, summary_line
 from mmt_tune.modalities import table_modalities
 from mmt_tune.training.crossval import TrainResult, train_configuration
@@ -138,8 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
         result = train_configuration(table, config, packed=not args.sequential)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (InputError, OSError) as exc:
+        print(f"error: {describe(exc)}", file=sys.stderr)
         return 2
     how = (
         "scikit-learn"

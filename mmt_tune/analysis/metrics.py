@@ -34,7 +34,7 @@ from mmt_tune.analysis.results import Study, configurations_in, load_study
 from mmt_tune.analysis.tables import write_csv, write_table
 from mmt_tune.analysis.types import MetricsResult
 from mmt_tune.cli import add_version
-from mmt_tune.errors import InputError
+from mmt_tune.errors import InputError, describe
 from mmt_tune.metrics import METRICS
 from mmt_tune.records import complete_trials, per_trial, rank_trials
 
@@ -219,8 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = aggregate(study, args.objective)
         out = args.out or default_out(args.results)
         write_metrics(result, study, out, plots=not args.no_plots, dpi=args.dpi)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (InputError, OSError) as exc:
+        print(f"error: {describe(exc)}", file=sys.stderr)
         return 2
     print(to_markdown(result.table2(), [line for line in [headline(result)] if line] + result.notes))
     print(to_markdown(result.comparison_table()))

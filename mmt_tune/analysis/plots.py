@@ -40,11 +40,13 @@ def _pyplot():
 
 def _save(fig: Figure, path: Path, dpi: int = DPI) -> Path:
     plt = _pyplot()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
-    with atomic_path(path.with_suffix(f".{VECTOR}")) as tmp:
-        fig.savefig(tmp, format=VECTOR, bbox_inches="tight")
-    plt.close(fig)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
+        with atomic_path(path.with_suffix(f".{VECTOR}")) as tmp:
+            fig.savefig(tmp, format=VECTOR, bbox_inches="tight")
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -28,7 +28,7 @@ from mmt_tune.analysis.metrics import aggregate, write_metrics
 from mmt_tune.analysis.results import Study, load_study
 from mmt_tune.analysis.tables import to_markdown
 from mmt_tune.analysis.types import MetricsResult
-from mmt_tune.errors import InputError
+from mmt_tune.errors import InputError, describe
 
 FIGURES = (
     ("configurations.png", "Best trial per configuration (paper Fig. 6)"),
@@ -69,7 +69,10 @@ def write_report(
     final = Path(out)
     out = final.parent / f".{final.name}.partial"
     shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
+    try:
+        out.mkdir(parents=True)
+    except OSError as exc:
+        raise InputError(f"{out.parent}: cannot write the report here ({exc.strerror or exc})") from None
     try:
         options = options or ImportanceOptions(objective=objective)
         metrics = aggregate(study, objective)
@@ -240,8 +243,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         study = load_study(args.results, args.space, args.study)
         out = args.out or default_out(args.results)
         report = write_report(study, out, args.objective, options_from(args), dpi=args.dpi)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (InputError, OSError) as exc:
+        print(f"error: {describe(exc)}", file=sys.stderr)
         return 2
     print(to_markdown(report.metrics.table2(), [line for line in [headline(report.metrics)] if line]))
     print(to_markdown(table3(report.importance), report.importance.all_notes()))

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from mmt_tune.cli import add_version
-from mmt_tune.errors import InputError
+from mmt_tune.errors import InputError, describe
 from mmt_tune.modalities import COLUMN_SEPARATOR, MAX_MODALITIES, MIN_MODALITIES, feature_column
 
 #: Leading words of PyRadiomics feature names (image types): never a sequence prefix.
@@ -261,8 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "positive_class": result.positive,
         }
         write_feature_table(result.table, args.out, metadata)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (InputError, OSError) as exc:
+        print(f"error: {describe(exc)}", file=sys.stderr)
         return 2
     table = result.table
     print(

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mmt_tune.cli import add_version
-from mmt_tune.errors import InputError
+from mmt_tune.errors import InputError, describe
 
 FIELDS = ("patient", "modality")
 
@@ -153,8 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         labels = read_labels(args.labels)
         modalities = [m for m in args.modalities.split(",") if m] if args.modalities else None
         result = scan_folder(args.folder, args.image, args.mask, labels, out, modalities)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (InputError, OSError) as exc:
+        print(f"error: {describe(exc)}", file=sys.stderr)
         return 2
     for line in result.problems:
         print(f"note: {line}", file=sys.stderr)

@@ -49,7 +49,7 @@ import numpy as np
 
 from mmt_tune._io import atomic_path, write_text_atomic
 from mmt_tune.cli import add_version
-from mmt_tune.errors import InputError
+from mmt_tune.errors import InputError, describe
 from mmt_tune.modalities import MODALITIES, NEGATIVE_CLASS, POSITIVE_CLASS
 
 #: The paper's cohort: 100 SCLC and 179 NSCLC patients.
@@ -394,8 +394,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = config_from_args(args)
         manifest = generate_cohort(args.out, config, progress=not args.no_progress)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (InputError, OSError) as exc:
+        print(f"error: {describe(exc)}", file=sys.stderr)
         return 2
     print(
         f"wrote {config.n_sclc + config.n_nsclc} patients ({config.n_sclc} SCLC, {config.n_nsclc} NSCLC) -> {manifest}"

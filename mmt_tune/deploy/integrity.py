@@ -35,11 +35,11 @@ ENTRY_FIELDS = {
 TOP_FIELDS = {"format": str, "modalities": list, "feature_columns": dict, "configurations": dict}
 
 
-def _type_name(kind) -> str:
+def _type_name(kind: type) -> str:
     return {str: "a string", dict: "an object", list: "a list", int: "an integer"}[kind]
 
 
-def _expect(value: Any, kind, where: str) -> None:
+def _expect(value: Any, kind: type, where: str) -> None:
     if kind is int and isinstance(value, bool) or not isinstance(value, kind):
         got = "null" if value is None else type(value).__name__
         raise InputError(f"{where}: expected {_type_name(kind)}, found {got}")
@@ -143,7 +143,7 @@ def check_hashes(manifest: dict, folder: Path, path: Path) -> None:
             raise InputError(f"{file}: changed since fit (sha256 differs); refit the bundle or restore it")
 
 
-def check_transforms(entry: dict, arrays, feature_columns: dict, where: str) -> None:
+def check_transforms(entry: dict, arrays: Any, feature_columns: dict, where: str) -> None:
     """Columns within the table's feature columns and the padded widths; median, mean and scale one finite
     value per column (scale > 0)."""
     widths = entry["widths"]
@@ -181,7 +181,7 @@ def check_widths(entry: dict, feature_columns: dict, present: tuple[str, ...], w
             raise InputError(f"{where}.widths.{m}: {widths[m]}, expected 1 to {limit} (the columns of {m})")
 
 
-def check_state(model, state: dict, where: str) -> None:
+def check_state(model: Any, state: dict, where: str) -> None:
     """The state dict has exactly the model's entries, each of its shape, every value finite."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
@@ -198,7 +198,7 @@ def check_state(model, state: dict, where: str) -> None:
             raise InputError(f"{where}: weights.pt {name} holds a non-finite value")
 
 
-def check_coefficients(entry: dict, arrays, where: str) -> None:
+def check_coefficients(entry: dict, arrays: Any, where: str) -> None:
     """Per member: coef of shape (1, its columns), intercept (1,), classes [0, 1], all finite."""
     for i, member in enumerate(entry["columns"]):
         width = sum(len(columns) for columns in member.values())

@@ -135,7 +135,9 @@ def calibration_plot(predictions: pd.DataFrame, path: Path, bins: int = 10) -> P
     ax.set_title(f"Calibration, {len(y)} scored rows (quantile bins)")
     ax.legend(loc="upper left")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=150)
-    plt.close(fig)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=150)
+    finally:
+        plt.close(fig)
     return path

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mmt_tune.cli import add_version
-from mmt_tune.errors import InputError
+from mmt_tune.errors import InputError, describe
 from mmt_tune.modalities import COLUMN_SEPARATOR
 
 EXIT_FAILURES = 1
@@ -80,8 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             positive=args.positive,
             progress=not args.no_progress,
         )
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (InputError, OSError) as exc:
+        print(f"error: {describe(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     n_rows, columns = table_shape(result.output)
     n_features = sum(COLUMN_SEPARATOR in c for c in columns)

@@ -13,7 +13,7 @@ from mmt_tune.analysis.importance.table import table3, write_importance
 from mmt_tune.analysis.importance.types import ImportanceOptions
 from mmt_tune.analysis.results import load_study
 from mmt_tune.cli import add_version
-from mmt_tune.errors import InputError
+from mmt_tune.errors import InputError, describe
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,8 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = importance(study, options_from(args))
         out = args.out or default_out(args.results)
         write_importance(result, out, plots=not args.no_plots, dpi=args.dpi)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (InputError, OSError) as exc:
+        print(f"error: {describe(exc)}", file=sys.stderr)
         return 2
     from mmt_tune.analysis.tables import to_markdown
 
