@@ -7,7 +7,8 @@ image pattern (and not the mask pattern) is an image; its mask is the mask patte
 patient and modality. ``labels.csv`` has ``patient_id`` and ``label`` columns. The command prints, per
 patient, what is missing (a modality without image, an image without mask, a patient without label or without
 images) and writes the manifest (paths relative to it) for the patients it can use; a missing modality is an
-empty cell, as the manifest contract says.
+empty cell, as the manifest contract says. Symbolic links are followed (to folders too); the manifest holds
+the file each resolves to, and a warning names entries that resolve to the same file.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class Scan:
     modalities: tuple[str, ...]
     rows: list[dict[str, str]]  # manifest rows (paths relative to the manifest's folder)
     problems: list[str] = field(default_factory=list)  # one line per patient with something missing
+    warnings: list[str] = field(default_factory=list)  # one line per file that two entries resolve to
 
 
 def scan_folder(
@@ -57,7 +59,7 @@ def scan_folder(
     if not folder.is_dir():
         raise InputError(f"{folder}: no such folder")
     image_re, mask_re = pattern_regex(image, "--image"), pattern_regex(mask, "--mask")
-    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    files = _files(folder)
     found: dict[str, dict[str, str]] = {}
     for relative in files:
         if mask_re.match(relative):
@@ -94,7 +96,40 @@ def scan_folder(
         if missing:
             problems.append(f"{patient}: missing {', '.join(missing)}")
         rows.append(row)
-    return Scan(modalities, rows, problems)
+    return Scan(modalities, rows, problems, _shared_files(rows, modalities))
+
+
+def _files(folder: Path) -> list[str]:
+    """Every file below ``folder`` (relative, sorted), following symbolic links to folders (a patient folder
+    that links elsewhere), each real folder walked once (a link back up cannot loop)."""
+    import os
+
+    seen, files = set(), []
+    for root, dirs, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        base = Path(root)
+        files += [(base / n).relative_to(folder).as_posix() for n in names if (base / n).is_file()]
+    return sorted(files)
+
+
+def _shared_files(rows: list[dict[str, str]], modalities: Sequence[str]) -> list[str]:
+    """One line per real file that two manifest entries resolve to (a link to another patient's image, or
+    one file for two sequences): one scan's features would be counted twice."""
+    users: dict[str, list[str]] = {}
+    for row in rows:
+        for m in modalities:
+            for kind in ("image", "mask"):
+                if row[f"{m}_{kind}"]:  # already the resolved path (links followed)
+                    users.setdefault(row[f"{m}_{kind}"], []).append(f"{row['patient_id']} {m} {kind}")
+    return [
+        f"{', '.join(who)} are one file ({path}): check the links; its features would count more than once"
+        for path, who in users.items()
+        if len(who) > 1
+    ]
 
 
 def _relative(path: Path, base: Path) -> str:
@@ -144,28 +179,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from mmt_tune._io import atomic_path, check_writable
+    from mmt_tune._io import atomic_path, check_output_file
 
     args = build_parser().parse_args(argv)
     out = args.out or args.folder / "manifest.csv"
     try:
-        check_writable(out.parent, "--out")
+        check_output_file(out, "--out")
         labels = read_labels(args.labels)
         modalities = [m for m in args.modalities.split(",") if m] if args.modalities else None
         result = scan_folder(args.folder, args.image, args.mask, labels, out, modalities)
+        for line in result.problems:
+            print(f"note: {line}", file=sys.stderr)
+        for line in result.warnings:
+            print(f"warning: {line}", file=sys.stderr)
+        if not result.rows:
+            raise InputError(f"{args.folder}: no patient has a label and a usable image: nothing written")
+        columns = ["patient_id", "label", *(f"{m}_{k}" for m in result.modalities for k in ("image", "mask"))]
+        with atomic_path(out) as tmp, Path(tmp).open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(result.rows)
     except (InputError, OSError) as exc:
         print(f"error: {describe(exc)}", file=sys.stderr)
         return 2
-    for line in result.problems:
-        print(f"note: {line}", file=sys.stderr)
-    if not result.rows:
-        print("error: no patient has a label and a usable image: nothing written", file=sys.stderr)
-        return 2
-    columns = ["patient_id", "label", *(f"{m}_{k}" for m in result.modalities for k in ("image", "mask"))]
-    with atomic_path(out) as tmp, Path(tmp).open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(result.rows)
     print(f"wrote {len(result.rows)} patients, modalities {', '.join(result.modalities)} -> {out}")
     return 0
 
