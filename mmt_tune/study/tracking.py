@@ -1,8 +1,11 @@
 """Weights & Biases tracking of trials, through Ray's ``setup_wandb`` integration.
 
 One W&B run per trial, grouped by ``<study>/<configuration>`` with the model as ``job_type``. Offline by
-default (runs are written under the experiment folder and can be synced later with ``wandb sync``); online
-only when asked; ``off`` disables tracking.
+default (runs are written under the experiment folder, one folder per trial, ``wandb/<trial>/wandb/
+offline-run-*``, and can be synced later with ``wandb sync``); online only when asked; ``off`` disables
+tracking. A trial that starts again (the study resumed after an interruption, or Tune retrying it) replaces
+its earlier offline run, so a trial is one run however often it started; a trial resumed from a checkpoint
+logs the epochs before it again from the checkpoint's loss history (:mod:`mmt_tune.study.trainable`).
 
 Privacy: a run receives the trial's hyperparameters, per-epoch fold-mean losses and validation AUC, and the
 final cross-validated and per-fold metrics, nothing else. W&B's system metadata (program path, command
@@ -72,15 +75,31 @@ def start_trial_run(
 
     os.environ["WANDB_MODE"] = tracking.mode
     os.environ.setdefault("WANDB_SILENT", "true")
-    if tracking.dir:
-        os.makedirs(tracking.dir, exist_ok=True)
+    folder = trial_folder(tracking, member)
     return setup_wandb(
         config=hyperparameters,
         project=tracking.project,
         group=f"{tracking.study}/{configuration}",
         job_type=model,
-        dir=tracking.dir,
+        dir=folder,
         mode=tracking.mode,
         settings=privacy_settings(),
         **({"id": member, "name": member} if member else {}),
     )
+
+
+def trial_folder(tracking: Tracking, member: str | None = None) -> str | None:
+    """This trial's own W&B folder under ``tracking.dir`` (named by the Tune trial, or the pack member),
+    emptied first: an earlier start of the same trial left a run there that this one replaces. Each trial
+    having its own folder also keeps concurrent trials off each other's W&B bookkeeping files."""
+    import shutil
+
+    if not tracking.dir:
+        return None
+    from ray import tune
+
+    name = member or tune.get_context().get_trial_id() or "run"
+    folder = os.path.join(tracking.dir, name)
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder, exist_ok=True)
+    return folder

@@ -83,6 +83,7 @@ def run_trial(
     reporter = EpochReporter(
         run, settings.checkpoint_every, max(1, settings.report_every), train_config.epochs
     )
+    reporter.log_restored(resume)
     result = train_configuration(table, train_config, on_epoch=reporter.on_epoch, resume=resume)
     reporter.flush()  # the epochs after the last report, when early stopping ended the trial before its last
     _final_report(result, run)
@@ -128,6 +129,20 @@ class EpochReporter:
         self.pending.clear()
         return metrics
 
+    def log_restored(self, resume: dict | None) -> None:
+        """A trial resumed from a checkpoint: log the epochs before it to W&B again, from the checkpoint's
+        loss history (the same fold means as when they were first logged; the run that logged them was
+        replaced, :func:`mmt_tune.study.tracking.trial_folder`). Their validation AUC is not in the
+        checkpoint: those epochs have losses only."""
+        if self.run is None or not resume:
+            return
+        names = [f"train/{t}" for t in resume["terms"]] + [f"val/{t}" for t in resume["terms"]]
+        for epoch, (train, val) in enumerate(
+            zip(resume["train_history"], resume["val_history"], strict=True)
+        ):
+            values = torch_cat_means(train, val)
+            self.run.log({"epoch": epoch, **dict(zip(names, values, strict=True))}, step=epoch)
+
     def on_epoch(self, epoch: int, info: EpochInfo) -> None:
         import torch
         from ray import tune
@@ -142,6 +157,13 @@ class EpochReporter:
             report_checkpoint(metrics, info.state())
         else:
             tune.report(metrics)
+
+
+def torch_cat_means(train: torch.Tensor, val: torch.Tensor) -> list[float]:
+    """One epoch's fold-mean training and validation losses, as :meth:`EpochReporter.on_epoch` logs them."""
+    import torch
+
+    return [float(v) for v in torch.cat([train.mean(0), val.mean(0)]).cpu().numpy()]
 
 
 def _final_report(result, run) -> None:

@@ -109,7 +109,8 @@ def test_sigkill_then_resume_completes_the_study_without_rerunning_or_losing_tri
     trials = pd.read_parquet(experiment / "trials.parquet")
     assert trials["trial_id"].nunique() == 6, "no trial lost, none added: each configuration's budget is 2"
     assert trials.groupby("present")["trial_id"].nunique().to_dict() == {"T1WI": 2, "FLAIR": 2, "DWI": 2}
-    assert set(trials["status"]) == {"ok"} and len(trials) == 12
+    errors = [f.read_text()[-1500:] for f in experiment.glob("trial_*/error.txt")]
+    assert set(trials["status"]) == {"ok"} and len(trials) == 12, errors
     assert len(after) == 6
     for trial, count in finished_before.items():
         assert len(after[trial]["reports"]) == count, f"{trial} finished before the kill but was run again"
@@ -122,6 +123,22 @@ def test_sigkill_then_resume_completes_the_study_without_rerunning_or_losing_tri
         if trial in before and trial not in finished_before and before[trial]["checkpointed"]:
             continued += 1
     assert continued >= 1, "at least one trial was interrupted after a checkpoint and continued from it"
+    # W&B: one offline run per trial, the interrupted ones' earlier runs replaced; a continued trial's run
+    # holds every epoch once (those before its checkpoint logged again from the checkpoint's history).
+    runs = sorted((experiment / "wandb").glob("*/wandb/offline-run-*"))
+    assert len(runs) == 6, [r.relative_to(experiment) for r in runs]
+    assert {r.parent.parent.name for r in runs} == {t.split("_")[1] for t in after}
+    wandb_cli = str(Path(sys.executable).with_name("wandb"))
+    for run in runs:
+        records = subprocess.run(
+            [wandb_cli, "leet", "inspect", "--json", str(run)], capture_output=True, text=True, check=True
+        ).stdout
+        epochs = [
+            json.loads(line)["history"]["item"]["epoch"]
+            for line in records.splitlines()
+            if '"type":"history"' in line
+        ]
+        assert epochs == list(range(len(epochs))) and len(epochs) >= 4, (run.name, epochs)
 
 
 @pytest.mark.slow

@@ -174,7 +174,7 @@ def test_smoke_study_on_local_ray_writes_the_trials_table_and_phi_free_wandb_run
     assert (predictions.groupby("trial_id").size() == len(table)).all(), "every row predicted once per trial"
 
     # W&B: one complete offline run per trial, readable with wandb's own tool, grouped per configuration.
-    runs = sorted((result.experiment / "wandb" / "wandb").glob("offline-run-*"))
+    runs = sorted((result.experiment / "wandb").glob("*/wandb/offline-run-*"))
     assert len(runs) == 4
     allowed = {
         "lr",
@@ -592,7 +592,7 @@ def test_report_every_n_epochs_reports_to_tune_every_n_and_still_logs_every_epoc
     )
     progress = pd.read_csv(next(result.experiment.glob("trial_*/progress.csv")))
     assert progress["epoch"].tolist() == [1, 3, 4, 4] and progress["done"].fillna(False).tolist()[-1]
-    run = next((result.experiment / "wandb" / "wandb").glob("offline-run-*"))
+    run = next((result.experiment / "wandb").glob("*/wandb/offline-run-*"))
     wandb_cli = str(Path(sys.executable).with_name("wandb"))
     records = subprocess.run(
         [wandb_cli, "leet", "inspect", "--json", str(run)], capture_output=True, text=True, check=True

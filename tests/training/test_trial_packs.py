@@ -205,9 +205,9 @@ def test_a_packed_study_records_every_member_as_a_trial_with_the_numbers_it_gets
     assert sorted(t.value for t in study.trials) == pytest.approx(sorted(means))
     predictions = pd.read_parquet(result.experiment / "predictions.parquet")
     assert set(predictions["trial_id"]) == set(means.index) and "member" not in predictions.columns
-    runs = [p.name for p in (result.experiment / "wandb" / "wandb").glob("offline-run-*")]
+    runs = [p.name for p in (result.experiment / "wandb").glob("*/wandb/offline-run-*")]
     assert sorted(r.rsplit("-", 2)[-2] + "-" + r.rsplit("-", 1)[-1] for r in runs) == sorted(means.index)
-    for run in (result.experiment / "wandb" / "wandb").glob("offline-run-*/*.wandb"):
+    for run in (result.experiment / "wandb").glob("*/wandb/offline-run-*/*.wandb"):
         assert str(tmp_path).encode() not in run.read_bytes()
     with pytest.raises(InputError, match="ASHA"):
         run_study("mmt1m", tmp_path / "t.parquet", pack_trials=2, asha=True, name="x", **options)
