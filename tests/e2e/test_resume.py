@@ -192,3 +192,73 @@ def test_sigkill_mid_pack_then_resume_continues_the_pack_with_the_uninterrupted_
             np.testing.assert_array_equal(
                 group.sort_values("fold")["auc"].to_numpy(), result.folds["auc"].to_numpy()
             )
+
+
+def _trial_workers() -> list[int]:
+    """The Ray worker processes running a trial (Tune's function trainable, one per busy slot; Ray sets
+    their process title)."""
+    workers = []
+    for proc in Path("/proc").iterdir():
+        try:
+            title = (proc / "cmdline").read_bytes().split(b"\0")[0]
+        except OSError:  # gone, or not a process
+            continue
+        if proc.name.isdigit() and title.startswith(b"ray::ImplicitFunc"):
+            workers.append(int(proc.name))
+    return workers
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_trial_is_one_error_with_its_cause_and_resume_completes_it(tmp_path):
+    """SIGKILL of one trial's Ray worker while the study goes on: the study finishes its other trials, the
+    killed trial is recorded as an error saying its worker died, and --resume continues it from its
+    checkpoint, losing no trial."""
+    from mmt_tune.data.table import write_feature_table
+
+    features = tmp_path / "features.parquet"
+    write_feature_table(make_table(200, signal={"DWI": 1.0}), features, {})
+    storage, name = tmp_path / "results", "worker"
+    experiment = storage / name
+    cmd = [sys.executable, "-m", "mmt_tune.run", "--space", "mmt1m", "--features", str(features)]
+    cmd += ["--num-samples", "2", "--epochs", "60", "--folds", "2", "--checkpoint-every", "4"]
+    cmd += ["--storage", str(storage), "--name", name, "--wandb", "off"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    killed = None
+    try:
+        deadline = time.time() + 300
+        while killed is None:
+            assert proc.poll() is None, "the study finished before a worker could be killed"
+            assert time.time() < deadline, "no checkpointed trial within 300 s"
+            state = _state(experiment)
+            if any(
+                s["checkpointed"] and not s["reports"][-1].get("done") for s in state.values() if s["reports"]
+            ):
+                workers = _trial_workers()
+                if workers:
+                    killed = workers[0]
+                    os.kill(killed, signal.SIGKILL)
+            time.sleep(0.2)
+        out, err = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-3000:]  # every configuration still has a completed trial
+    trials = pd.read_parquet(experiment / "trials.parquet")
+    failed = trials[trials["status"] == "error"]["trial_id"].unique()
+    assert len(failed) == 1, trials[["trial_id", "status"]].drop_duplicates()
+    assert trials["trial_id"].nunique() == 6
+    lines = [line for line in err.splitlines() if line.startswith("error: trial")]
+    assert len(lines) == 1 and failed[0] in lines[0], err[-3000:]
+    assert "died" in lines[0].lower() or "worker" in lines[0].lower(), lines[0]
+    before = _state(experiment)
+    resumed = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, env=_env(), timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    trials = pd.read_parquet(experiment / "trials.parquet")
+    assert trials["trial_id"].nunique() == 6 and set(trials["status"]) == {"ok"}
+    after = _state(experiment)
+    for trial, state in after.items():
+        assert state["reports"][-1].get("done")
+        if trial in before and before[trial]["reports"] and before[trial]["reports"][-1].get("done"):
+            assert len(state["reports"]) == len(before[trial]["reports"]), f"{trial} ran again"
+    epochs = [r["epoch"] for r in after[f"trial_{failed[0]}"]["reports"]]
+    assert epochs.count(min(epochs)) == 1, "the killed trial continued from its checkpoint, not from epoch 0"
