@@ -107,6 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from mmt_tune.data.table import read_feature_table
 
     args = build_parser().parse_args(argv)
+    from mmt_tune._io import output_unit
+
     if args.threads < 1:
         print(f"error: --threads must be >= 1 (got {args.threads})", file=sys.stderr)
         return 2
@@ -152,7 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(format_folds(result))
     if args.out is not None:
-        write_outputs(result, config, args.out)
+        with output_unit():  # the four files replaced together, or none
+            write_outputs(result, config, args.out)
         print(f"wrote folds.csv, losses.csv, predictions.csv, config.yaml -> {args.out}")
     return 0
 

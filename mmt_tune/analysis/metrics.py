@@ -214,11 +214,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from mmt_tune.analysis.tables import to_markdown
 
     args = build_parser().parse_args(argv)
+    from mmt_tune._io import output_unit
+
     try:
         study = load_study(args.results, args.space, args.study)
         result = aggregate(study, args.objective)
         out = args.out or default_out(args.results)
-        write_metrics(result, study, out, plots=not args.no_plots, dpi=args.dpi)
+        with output_unit():  # every table and figure replaced together, or none
+            write_metrics(result, study, out, plots=not args.no_plots, dpi=args.dpi)
     except (InputError, OSError) as exc:
         print(f"error: {describe(exc)}", file=sys.stderr)
         return 2

@@ -153,3 +153,25 @@ def test_an_input_the_user_cannot_read_is_one_line_naming_it(shared, which):
     )
     one_error_line(result, target, "ermission denied")
     assert list(writable.iterdir()) == []
+
+
+@needs_unprivileged
+def test_a_study_whose_storage_the_user_cannot_write_is_refused_before_ray_starts(shared):
+    from helpers import make_table
+
+    from mmt_tune.data.table import write_feature_table
+
+    features = shared / "t.parquet"
+    write_feature_table(make_table(60), features, {})
+    os.chmod(features, 0o644)
+    locked = shared / "locked"
+    locked.mkdir(mode=0o755)
+    result = run_cli(
+        "mmt_tune.run",
+        *("--space", "mmt1m", "--features", features, "--storage", locked / "results", "--wandb", "off"),
+        as_nobody=True,
+        cwd=shared,
+    )
+    one_error_line(result, locked)
+    assert "Permission denied" in result.stderr and list(locked.iterdir()) == []
+    assert "ray" not in result.stdout.lower()

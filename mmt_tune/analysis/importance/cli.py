@@ -66,11 +66,14 @@ def options_from(args: argparse.Namespace) -> ImportanceOptions:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from mmt_tune._io import output_unit
+
     try:
         study = load_study(args.results, args.space, args.study)
         result = importance(study, options_from(args))
         out = args.out or default_out(args.results)
-        write_importance(result, out, plots=not args.no_plots, dpi=args.dpi)
+        with output_unit():  # every table and figure replaced together, or none
+            write_importance(result, out, plots=not args.no_plots, dpi=args.dpi)
     except (InputError, OSError) as exc:
         print(f"error: {describe(exc)}", file=sys.stderr)
         return 2
