@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 
 #: Calibration scores per fold, in Table 2's order, with their column headings.
 CALIBRATION = {
@@ -46,7 +47,7 @@ def _newton(x: np.ndarray, y: np.ndarray, offset: np.ndarray, iterations: int = 
     b = np.zeros(x.shape[1])
     for _ in range(iterations):
         eta = offset + x @ b
-        mu = 1 / (1 + np.exp(-eta))
+        mu = expit(eta)
         w = mu * (1 - mu)
         hessian = x.T @ (x * w[:, None])
         try:
@@ -95,13 +96,22 @@ def fold_scores(labels: np.ndarray, probabilities: np.ndarray, prevalence: float
     }
 
 
-def trial_predictions(predictions: pd.DataFrame, model: str, present: str, trial_id) -> pd.DataFrame:
-    """The out-of-fold predictions of one trial (all folds and repeats)."""
-    return predictions[
+def _usable(predictions: pd.DataFrame | None) -> bool:
+    """Whether out-of-fold predictions are there, with the columns the scores need."""
+    needed = {"model", "present", "trial_id", "fold", "label", "probability"}
+    return predictions is not None and not predictions.empty and needed <= set(predictions.columns)
+
+
+def trial_predictions(predictions: pd.DataFrame, model: str, present: str, trial_id: object) -> pd.DataFrame:
+    """The out-of-fold predictions of one trial (all folds and repeats), in a fixed order (fold, then table
+    row), so that every score is the same however the rows were stored."""
+    oof = predictions[
         (predictions["model"] == model)
         & (predictions["present"] == present)
         & (predictions["trial_id"].astype(str) == str(trial_id))
     ]
+    keys = [c for c in ("fold", "row") if c in oof.columns]
+    return oof.sort_values(keys, kind="stable") if keys else oof
 
 
 def calibration_folds(best: pd.DataFrame, predictions: pd.DataFrame | None) -> pd.DataFrame:
@@ -116,7 +126,7 @@ def calibration_folds(best: pd.DataFrame, predictions: pd.DataFrame | None) -> p
         "brier_prevalence",
         "log_loss_prevalence",
     ]
-    if predictions is None or predictions.empty:
+    if not _usable(predictions):
         return pd.DataFrame(columns=columns)
     rows = []
     for _, row in best.dropna(subset=["trial_id"]).iterrows():
@@ -139,7 +149,7 @@ def calibration_folds(best: pd.DataFrame, predictions: pd.DataFrame | None) -> p
     return pd.DataFrame(rows, columns=columns)
 
 
-def near_constant_share(predictions: pd.DataFrame, model: str, present: str, trial_id) -> float:
+def near_constant_share(predictions: pd.DataFrame, model: str, present: str, trial_id: object) -> float:
     """Share of a trial's out-of-fold probabilities within 0.05 of the prevalence of its rows."""
     oof = trial_predictions(predictions, model, present, trial_id)
     if oof.empty:
@@ -205,70 +215,6 @@ def decision_curve(oof: pd.DataFrame, thresholds: np.ndarray = THRESHOLDS) -> pd
     )
 
 
-def with_calibration(best: pd.DataFrame, calibration: pd.DataFrame, folds: pd.DataFrame) -> pd.DataFrame:
-    """``best`` with ``<score>_mean``, ``_std`` (ddof=0, as every metric) and the corrected resampled t
-    interval ``_ci_low``/``_ci_high`` of each calibration score over the best trial's folds."""
-    from mmt_tune.analysis.comparisons import split_fraction
-    from mmt_tune.stats import corrected_t_interval
-
-    best = best.copy()
-    for score in CALIBRATION:
-        values = {c: [] for c in ("mean", "std", "ci_low", "ci_high")}
-        for model, present in zip(best["model"], best["present"], strict=True):
-            scores = calibration[(calibration["model"] == model) & (calibration["present"] == present)][score]
-            scores = scores.dropna()
-            rows = folds[(folds["model"] == model) & (folds["present"] == present)]
-            low, high = (
-                corrected_t_interval(scores, split_fraction(rows)) if len(scores) > 1 else (np.nan,) * 2
-            )
-            values["mean"].append(float(scores.mean()) if len(scores) else np.nan)
-            values["std"].append(float(scores.std(ddof=0)) if len(scores) else np.nan)
-            values["ci_low"].append(low)
-            values["ci_high"].append(high)
-        for stat, column in values.items():
-            best[f"{score}_{stat}"] = column
-    return best
-
-
-def calibration_notes(
-    best: pd.DataFrame, calibration: pd.DataFrame, predictions: pd.DataFrame | None, majority: float | None
-) -> list[str]:
-    """Notes naming every configuration whose log loss is worse than always predicting the prevalence, and
-    every near-constant one (half its probabilities within 0.05 of the prevalence, accuracy at or below
-    the majority rate)."""
-    from mmt_tune.analysis.comparisons import name
-
-    notes = []
-    worse = []
-    for _, row in best.dropna(subset=["trial_id"]).iterrows():
-        rows = calibration[
-            (calibration["model"] == row["model"]) & (calibration["present"] == row["present"])
-        ]
-        if rows.empty:
-            continue
-        mine, constant = rows["log_loss"].mean(), rows["log_loss_prevalence"].mean()
-        if mine > constant:
-            worse.append(f"{name((row['model'], row['present']))} {mine:.3f} vs {constant:.3f}")
-    if worse:
-        notes.append(
-            "log loss worse than always predicting the prevalence (same folds; probabilities too extreme or "
-            "misplaced, see the calibration slope and intercept): " + "; ".join(worse)
-        )
-    if predictions is None or majority is None:
-        return notes
-    flat = []
-    for _, row in best.dropna(subset=["trial_id"]).iterrows():
-        share = near_constant_share(predictions, row["model"], row["present"], row["trial_id"])
-        if share >= 0.5 and row.get("accuracy_mean", np.nan) <= majority + 1e-12:
-            flat.append(f"{name((row['model'], row['present']))} ({share:.0%} within 0.05)")
-    if flat:
-        notes.append(
-            "near-constant predictions (at least half the probabilities within 0.05 of the prevalence, accuracy "
-            f"at or below the majority rate {majority:.3f}): " + "; ".join(flat)
-        )
-    return notes
-
-
 def family_best(best: pd.DataFrame, objective: str) -> pd.DataFrame:
     """The best configuration of each model (family) by mean ``objective``, in Table 2's order."""
     ranked = best.dropna(subset=["trial_id", f"{objective}_mean"])
@@ -283,7 +229,7 @@ def family_curves(
     """(reliability, decision curve) of each family's best configuration, from its out-of-fold predictions;
     each row names the model, present modalities and trial (no row-level data, no identifiers)."""
     reliabilities, decisions = [], []
-    if predictions is None or predictions.empty:
+    if not _usable(predictions):
         return pd.DataFrame(), pd.DataFrame()
     for _, row in family_best(best, objective).iterrows():
         oof = trial_predictions(predictions, row["model"], row["present"], row["trial_id"])

@@ -51,25 +51,45 @@ def best_baselines(best: pd.DataFrame, objective: str) -> dict[str, tuple[str, s
     return chosen
 
 
-def baseline_notes(best: pd.DataFrame, objective: str) -> list[str]:
-    """One note naming the deep configurations whose best trial does not beat their best baseline."""
+def baseline_notes(best: pd.DataFrame, comparisons: pd.DataFrame, objective: str) -> list[str]:
+    """How each deep configuration stands against the better baseline on the same sequences, on
+    ``objective``: "beats" or "below" only where the corrected resampled t-test, Holm-adjusted across the
+    comparisons, gives p < 0.05; otherwise "level with" and its p. Deep configurations without a baseline
+    on their sequences are listed as not compared."""
     baselines = best_baselines(best, objective)
-    column = f"{objective}_mean"
-    by_key = {(m, p): v for m, p, v in zip(best["model"], best["present"], best[column], strict=True)}
-    losing, beating = [], 0
-    for model, present, value in zip(best["model"], best["present"], best[column], strict=True):
-        if model in baseline_models() or pd.isna(value) or present not in baselines:
+    groups: dict[str, list[str]] = {"beats": [], "below": [], "level": [], "alone": []}
+    for model, present, value in zip(best["model"], best["present"], best[f"{objective}_mean"], strict=True):
+        if model in baseline_models() or pd.isna(value):
+            continue
+        if present not in baselines:
+            groups["alone"].append(name((model, present)))
             continue
         reference = baselines[present]
-        if value > by_key[reference]:
-            beating += 1
-        else:
-            losing.append(
-                f"{name((model, present))} {value:.3f} vs {model_label(reference[0])} {by_key[reference]:.3f}"
-            )
-    if not losing:
-        return [f"every deep configuration beats its best baseline on {objective}"] if beating else []
-    return [f"does not beat the best baseline on the same modalities ({objective}): " + "; ".join(losing)]
+        match = (
+            comparisons[
+                (comparisons["left"] == name((model, present)))
+                & (comparisons["right"] == name(reference))
+                & (comparisons["metric"] == objective)
+            ]
+            if not comparisons.empty
+            else comparisons
+        )
+        if match.empty:
+            groups["alone"].append(name((model, present)))
+            continue
+        difference, p = float(match["difference"].iloc[0]), float(match["p_holm"].iloc[0])
+        text = f"{name((model, present))} {difference:+.3f} vs {name(reference)} (Holm p = {p:.3f})"
+        if pd.isna(p):
+            text = f"{name((model, present))} {difference:+.3f} vs {name(reference)} (not testable)"
+        groups["beats" if p < 0.05 and difference > 0 else "below" if p < 0.05 else "level"].append(text)
+    test = "corrected resampled t-test, Holm-adjusted"
+    heads = {
+        "beats": f"above its best baseline on the same sequences ({objective}, {test}, p < 0.05)",
+        "below": f"below its best baseline on the same sequences ({objective}, {test}, p < 0.05)",
+        "level": f"level with its best baseline on the same sequences ({objective}; no difference at p < 0.05, {test})",
+        "alone": "no baseline on the same sequences in this study, so not compared with one",
+    }
+    return [f"{heads[k]}: " + "; ".join(v) for k, v in groups.items() if v]
 
 
 def pairs_of(best: pd.DataFrame, objective: str, full: str) -> list[tuple[tuple[str, str], tuple[str, str]]]:

@@ -102,6 +102,7 @@ def performance(result: MetricsResult, data: dict) -> dict:
                 for m in METRICS
             },
         }
+        entry["metrics"].update(_calibration_entry(result, row))
         configurations.append(entry)
     n = data.get("rows")
     positives = data.get("positives")
@@ -114,6 +115,28 @@ def performance(result: MetricsResult, data: dict) -> dict:
         "positive_class": data.get("positive_class"),
         "configurations": configurations,
     }
+
+
+def _calibration_entry(result: MetricsResult, row: pd.Series) -> dict:
+    """Brier score, log loss, calibration slope and intercept like every metric, and beside the first two
+    what always predicting the prevalence scores on the same folds."""
+    from mmt_tune.analysis.calibration import CALIBRATION
+
+    frame = result.calibration
+    if frame is None or frame.empty:
+        return {}
+    rows = frame[(frame["model"] == row["model"]) & (frame["present"] == row["present"])]
+    entry = {}
+    for score in CALIBRATION:
+        entry[score] = {
+            "mean": _number(row.get(f"{score}_mean")),
+            "std": _number(row.get(f"{score}_std")),
+            "ci95": [_number(row.get(f"{score}_ci_low")), _number(row.get(f"{score}_ci_high"))],
+            "n_scores": int(rows[score].notna().sum()),
+        }
+    for score in ("brier", "log_loss"):
+        entry[score]["prevalence"] = _number(rows[f"{score}_prevalence"].mean())
+    return entry
 
 
 def _number(value) -> float | None:

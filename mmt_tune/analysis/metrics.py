@@ -23,12 +23,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mmt_tune.analysis.calibration import CALIBRATION, calibration_folds, family_curves
 from mmt_tune.analysis.comparisons import (
     baseline_notes,
     compare,
     headline,
+    name,
     split_fraction,
 )
+from mmt_tune.analysis.completion import completion_notes
 from mmt_tune.analysis.nested import nested_frames, nested_note
 from mmt_tune.analysis.results import Study, configurations_in, load_study
 from mmt_tune.analysis.tables import write_csv, write_table
@@ -93,12 +96,13 @@ def aggregate(study: Study, objective: str = "auc") -> MetricsResult:
                 best[f"{metric}_{stat}"] = np.nan
     folds = pd.concat(fold_frames, ignore_index=True) if fold_frames else trials.iloc[:0]
     best = _intervals(best, folds)
+    calibration = calibration_folds(best, study.predictions)
+    best = with_calibration(best, calibration, folds)
     full = "+".join(study.modalities)
     comparisons = compare(best, folds, study.predictions, notes, objective, full)
-    notes.extend(baseline_notes(best, objective))
-    majority = majority_accuracy(study.predictions)
-    if majority is not None:
-        notes.append(f"majority-class accuracy (always predicting the larger class): {majority:.3f}")
+    notes.extend(baseline_notes(best, comparisons, objective))
+    notes.extend(_majority_and_calibration(best, calibration, study.predictions))
+    notes[:0] = completion_notes(trials, study.plan.get("samples"), study.plan.get("configurations"))
     notes.append(
         f"best trial per configuration chosen by mean validation {objective} on the same folds it is reported "
         "on: optimistic; use a held-out set or nested CV for unbiased estimates"
@@ -110,7 +114,15 @@ def aggregate(study: Study, objective: str = "auc") -> MetricsResult:
             f"({n} rows) the search never saw; 95% percentile bootstrap intervals over its rows"
         )
     return MetricsResult(
-        objective, best, folds, comparisons, notes, study.modalities, study.test, study.robustness
+        objective,
+        best,
+        folds,
+        comparisons,
+        notes,
+        study.modalities,
+        study.test,
+        study.robustness,
+        calibration,
     )
 
 
@@ -119,10 +131,26 @@ def _nested(study: Study, objective: str) -> MetricsResult:
     order = [c for c in configurations_in(study.trials, study.space)]
     best, folds = nested_frames(study.nested, order)
     best = _intervals(best, folds)
+    calibration = calibration_folds(best, study.predictions)
+    best = with_calibration(best, calibration, folds)
     notes = [nested_note(study.nested)]
     comparisons = compare(best, folds, study.predictions, notes, objective, "+".join(study.modalities))
-    notes.extend(baseline_notes(best, objective))
-    return MetricsResult(objective, best, folds, comparisons, notes, study.modalities)
+    notes.extend(baseline_notes(best, comparisons, objective))
+    notes.extend(_majority_and_calibration(best, calibration, study.predictions))
+    return MetricsResult(
+        objective, best, folds, comparisons, notes, study.modalities, calibration=calibration
+    )
+
+
+def _majority_and_calibration(
+    best: pd.DataFrame, calibration: pd.DataFrame, predictions: pd.DataFrame | None
+) -> list[str]:
+    """The majority-class accuracy (the accuracy a constant prediction gets), and the calibration notes."""
+    majority = majority_accuracy(predictions)
+    notes = []
+    if majority is not None:
+        notes.append(f"majority-class accuracy (always predicting the larger class): {majority:.3f}")
+    return notes + calibration_notes(best, calibration, predictions, majority)
 
 
 def majority_accuracy(predictions: pd.DataFrame | None) -> float | None:
@@ -134,6 +162,69 @@ def majority_accuracy(predictions: pd.DataFrame | None) -> float | None:
         predictions = predictions[(predictions[keys] == predictions[keys].iloc[0]).all(axis=1)]
     rate = float(pd.to_numeric(predictions["label"], errors="coerce").mean())
     return max(rate, 1.0 - rate) if not np.isnan(rate) else None
+
+
+def with_calibration(best: pd.DataFrame, calibration: pd.DataFrame, folds: pd.DataFrame) -> pd.DataFrame:
+    """``best`` with ``<score>_mean``, ``_std`` (ddof=0, as every metric) and the corrected resampled t
+    interval ``_ci_low``/``_ci_high`` of each calibration score over the best trial's folds."""
+    from mmt_tune.stats import corrected_t_interval
+
+    best = best.copy()
+    for score in CALIBRATION:
+        values = {c: [] for c in ("mean", "std", "ci_low", "ci_high")}
+        for model, present in zip(best["model"], best["present"], strict=True):
+            scores = calibration[(calibration["model"] == model) & (calibration["present"] == present)][score]
+            scores = scores.dropna()
+            rows = folds[(folds["model"] == model) & (folds["present"] == present)]
+            low, high = (
+                corrected_t_interval(scores, split_fraction(rows)) if len(scores) > 1 else (np.nan,) * 2
+            )
+            values["mean"].append(float(scores.mean()) if len(scores) else np.nan)
+            values["std"].append(float(scores.std(ddof=0)) if len(scores) else np.nan)
+            values["ci_low"].append(low)
+            values["ci_high"].append(high)
+        for stat, column in values.items():
+            best[f"{score}_{stat}"] = column
+    return best
+
+
+def calibration_notes(
+    best: pd.DataFrame, calibration: pd.DataFrame, predictions: pd.DataFrame | None, majority: float | None
+) -> list[str]:
+    """Notes naming every configuration whose log loss is worse than always predicting the prevalence, and
+    every near-constant one (half its probabilities within 0.05 of the prevalence, accuracy at or below
+    the majority rate)."""
+    from mmt_tune.analysis.calibration import near_constant_share
+
+    notes = []
+    worse = []
+    for _, row in best.dropna(subset=["trial_id"]).iterrows():
+        rows = calibration[
+            (calibration["model"] == row["model"]) & (calibration["present"] == row["present"])
+        ]
+        if rows.empty:
+            continue
+        mine, constant = rows["log_loss"].mean(), rows["log_loss_prevalence"].mean()
+        if mine > constant:
+            worse.append(f"{name((row['model'], row['present']))} {mine:.3f} vs {constant:.3f}")
+    if worse:
+        notes.append(
+            "log loss worse than always predicting the prevalence (same folds; probabilities too extreme or "
+            "misplaced, see the calibration slope and intercept): " + "; ".join(worse)
+        )
+    if predictions is None or majority is None or "probability" not in predictions.columns:
+        return notes
+    flat = []
+    for _, row in best.dropna(subset=["trial_id"]).iterrows():
+        share = near_constant_share(predictions, row["model"], row["present"], row["trial_id"])
+        if share >= 0.5 and row.get("accuracy_mean", np.nan) <= majority + 1e-12:
+            flat.append(f"{name((row['model'], row['present']))} ({share:.0%} within 0.05)")
+    if flat:
+        notes.append(
+            "near-constant predictions (at least half the probabilities within 0.05 of the prevalence, accuracy "
+            f"at or below the majority rate {majority:.3f}): " + "; ".join(flat)
+        )
+    return notes
 
 
 # ---------------------------------------------------------------------------------------------- outputs
@@ -174,6 +265,10 @@ def write_metrics(
     curves = roc_table(result.best, study.predictions) if study.predictions is not None else pd.DataFrame()
     if not curves.empty:
         paths.append(write_csv(curves, out / "roc.csv"))
+    reliability, decision = family_curves(result.best, study.predictions, result.objective)
+    if not decision.empty:
+        paths.append(write_csv(reliability, out / "calibration_curve.csv"))
+        paths.append(write_csv(decision, out / "decision_curve.csv"))
     summary = performance(result, study.data)
     if study.test is not None:
         summary["test"] = study.test.to_dict("records")
@@ -188,6 +283,9 @@ def write_metrics(
         paths.append(figures.configuration_bars(result, out / "configurations.png", dpi))
         if not curves.empty:
             paths.append(figures.roc_curves(result, curves, out / "roc.png", dpi))
+        if not decision.empty:
+            paths.append(figures.calibration_figure(reliability, out / "calibration.png", dpi))
+            paths.append(figures.decision_figure(decision, out / "decision_curve.png", dpi))
         if study.losses is not None:
             path = figures.loss_curves(result, study.losses, out / "losses.png", dpi)
             if path is not None:

@@ -31,6 +31,7 @@ def nested_frames(nested: pd.DataFrame, order: list[tuple[str, str]]) -> tuple[p
             "present": present,
             "trial_id": "nested",
             "n_trials": int(group["n_trials"].sum()),
+            "trials_label": _trials_label(group["n_trials"]),
         }
         for m in METRICS:
             row[f"{m}_mean"], row[f"{m}_std"] = float(group[m].mean()), float(group[m].std(ddof=0))
@@ -39,6 +40,12 @@ def nested_frames(nested: pd.DataFrame, order: list[tuple[str, str]]) -> tuple[p
         row["optimism"] = row["inner_auc_mean"] - row["auc_mean"]
         rows.append(row)
     return pd.DataFrame(rows), folds
+
+
+def _trials_label(per_outer: pd.Series) -> str:
+    """Trials per outer fold: ``6 x 3`` when every outer fold ran as many, else ``6+5+6``."""
+    counts = [int(n) for n in per_outer]
+    return f"{counts[0]} x {len(counts)}" if len(set(counts)) == 1 else "+".join(map(str, counts))
 
 
 def nested_cells(best: pd.Series) -> dict[str, str]:

@@ -265,3 +265,76 @@ def loss_curves(result: MetricsResult, losses: pd.DataFrame, path: Path, dpi: in
         f"Losses of {_title(top['model'], top['present'])}, trial {top['trial_id']} (mean ± std over folds)"
     )
     return _save(fig, path, dpi)
+
+
+#: Page widths (inches) of a journal's single and double column (8.5 and 17.5 cm), and the text size on them.
+SINGLE, DOUBLE, TEXT_PT = 8.5 / 2.54, 17.5 / 2.54, 8
+
+
+def _page_style() -> dict:
+    return {
+        "font.size": TEXT_PT,
+        "axes.titlesize": TEXT_PT,
+        "axes.labelsize": TEXT_PT,
+        "xtick.labelsize": TEXT_PT - 1,
+        "ytick.labelsize": TEXT_PT - 1,
+        "legend.fontsize": TEXT_PT - 1,
+    }
+
+
+def calibration_figure(curves: pd.DataFrame, path: Path, dpi: int = DPI) -> Path | None:
+    """Fold-averaged reliability curves, one per configuration family's best configuration
+    (:func:`mmt_tune.analysis.calibration.reliability`), on one single-column panel; None without data."""
+    if curves.empty:
+        return None
+    plt = _pyplot()
+    with plt.rc_context(_page_style()):
+        fig, ax = plt.subplots(figsize=(SINGLE, SINGLE), layout="constrained")
+        ax.plot([0, 1], [0, 1], ls=":", color="grey", lw=0.8, label="ideal")
+        for (model, present), curve in curves.groupby(["model", "present"], sort=False):
+            colour = models.get(model).colour if model in models.names() else None
+            ax.plot(
+                curve["predicted"],
+                curve["observed"],
+                marker="o",
+                ms=3,
+                lw=1.2,
+                color=colour,
+                label=f"{model_label(model)} {present}",
+            )
+        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="predicted probability", ylabel="observed fraction positive")
+        ax.set_title("Calibration (out-of-fold, fold-averaged bins of 0.1)")
+        ax.legend(loc="upper left", frameon=False)
+        return _save(fig, path, dpi)
+
+
+def decision_figure(curves: pd.DataFrame, path: Path, dpi: int = DPI) -> Path | None:
+    """Net benefit over threshold probabilities of each family's best configuration, with treat-all and
+    treat-none (:func:`mmt_tune.analysis.calibration.decision_curve`); None without data."""
+    if curves.empty:
+        return None
+    plt = _pyplot()
+    with plt.rc_context(_page_style()):
+        fig, ax = plt.subplots(figsize=(SINGLE, SINGLE * 0.8), layout="constrained")
+        first = curves[curves["model"] == curves["model"].iloc[0]]
+        ax.plot(first["threshold"], first["treat_all"], color="black", lw=0.8, ls="--", label="treat all")
+        ax.axhline(0.0, color="grey", lw=0.8, label="treat none")
+        for (model, present), curve in curves.groupby(["model", "present"], sort=False):
+            colour = models.get(model).colour if model in models.names() else None
+            ax.plot(
+                curve["threshold"],
+                curve["net_benefit"],
+                lw=1.2,
+                color=colour,
+                label=f"{model_label(model)} {present}",
+            )
+        top = float(np.nanmax(curves[["net_benefit", "treat_all"]].to_numpy()))
+        ax.set(
+            xlim=(0, 1),
+            ylim=(-0.05, max(0.05, top * 1.1)),
+            xlabel="threshold probability",
+            ylabel="net benefit",
+        )
+        ax.set_title("Decision curve (out-of-fold, fold-averaged)")
+        ax.legend(loc="upper right", frameon=False)
+        return _save(fig, path, dpi)

@@ -54,6 +54,7 @@ class Study:
     test: pd.DataFrame | None = None  # test.csv (--test-features): held-out metrics per configuration
     robustness: pd.DataFrame | None = None  # robustness.csv: fold metrics per test-time modality subset
     nested: pd.DataFrame | None = None  # nested.csv (--outer-folds): configuration x outer fold scores
+    plan: dict = field(default_factory=dict)  # study.json: planned trials per configuration, configurations
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -63,6 +64,25 @@ class Study:
         named = list(dict.fromkeys(p for value in self.trials["present"] for p in str(value).split("+")))
         named += [p for key in self.space for p in key.partition("/")[2].split("+") if p not in named]
         return MODALITIES if set(named) <= set(MODALITIES) else tuple(named)
+
+
+def _read_plan(path: Path) -> dict:
+    """``samples`` (trials planned per configuration) and ``configurations`` from a study's study.json;
+    empty when there is none or it cannot be read (a report still works without it)."""
+    import json
+
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(recorded, dict):
+        return {}
+    samples = recorded.get("samples")
+    configurations = recorded.get("configurations")
+    return {
+        "samples": samples if isinstance(samples, int) and samples > 0 else None,
+        "configurations": configurations if isinstance(configurations, list) else None,
+    }
 
 
 def configuration_key(model: str, present: str) -> str:
@@ -97,6 +117,7 @@ def load_study(path: str | Path, space: str | Path | None = None, study: str | N
     if folder is not None:
         study.losses = _read_optional(folder / "losses.parquet")
         study.predictions = _read_optional(folder / "predictions.parquet")
+        study.plan = _read_plan(folder / "study.json")
         if (folder / "test.csv").is_file():
             study.test = pd.read_csv(folder / "test.csv", dtype={"trial_id": str, "present": str})
         if (folder / "nested.csv").is_file():

@@ -11,11 +11,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from mmt_tune.analysis.calibration import CALIBRATION
 from mmt_tune.analysis.nested import nested_cells
 from mmt_tune.analysis.results import model_label
 from mmt_tune.analysis.tables import DASH, TICK
 from mmt_tune.metrics import METRICS, mean_std
 from mmt_tune.modalities import MODALITIES
+
+#: The calibration scores Table 2 shows (log loss is in performance.json and the notes).
+TABLE2_CALIBRATION = ("brier", "cal_slope", "cal_intercept")
 
 LABELS = {
     "accuracy": "Accuracy",
@@ -38,6 +42,7 @@ class MetricsResult:
     modalities: tuple[str, ...] = MODALITIES  # the study's: Table 2's tick columns
     test: pd.DataFrame | None = None  # held-out metrics per configuration (--test-features)
     robustness: pd.DataFrame | None = None  # the study's robustness.csv (analysis.robustness)
+    calibration: pd.DataFrame | None = None  # per best trial and fold (analysis.calibration)
 
     @property
     def full(self) -> str:
@@ -53,7 +58,9 @@ class MetricsResult:
             for metric in METRICS:
                 row[LABELS[metric]] = mean_std(best[f"{metric}_mean"], best[f"{metric}_std"])
             row[f"{LABELS[self.objective]} 95% CI"] = _interval(best, self.objective)
-            row["Trials"] = str(int(best["n_trials"]))
+            for score in TABLE2_CALIBRATION:
+                row[f"{CALIBRATION[score]} [95% CI]"] = _with_interval(best, score)
+            row["Trials"] = best.get("trials_label") or str(int(best["n_trials"]))
             row["Best trial"] = str(best["trial_id"]) if best["n_trials"] else DASH
             if self.test is not None:
                 row.update(self._test_cells(best["model"], best["present"]))
@@ -96,6 +103,15 @@ def _difference(value: float, p: float, adjusted: float) -> str:
     if pd.isna(value):
         return DASH
     return f"{value:+.3f} (p={p:.3f}, Holm {adjusted:.3f})" if not pd.isna(p) else f"{value:+.3f}"
+
+
+def _with_interval(best: pd.Series, score: str) -> str:
+    mean = best.get(f"{score}_mean", np.nan)
+    if pd.isna(mean):
+        return DASH
+    return (
+        f"{mean:.3f} {_interval(best, score)}" if not pd.isna(best.get(f"{score}_ci_low")) else f"{mean:.3f}"
+    )
 
 
 def _interval(best: pd.Series, metric: str) -> str:

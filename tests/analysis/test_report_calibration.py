@@ -1,0 +1,154 @@
+"""Calibration in Table 2 and performance.json, honest notes, unfinished and nested studies."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mmt_tune.analysis.calibration import fold_scores
+from mmt_tune.analysis.metrics import aggregate, write_metrics
+from mmt_tune.analysis.results import Study
+from mmt_tune.metrics import METRICS, all_metrics
+from mmt_tune.stats import corrected_t_interval
+
+CONFIGURATIONS = {
+    # (model, present, trial): how its probabilities relate to the truth
+    ("mmt2m", "T1WI+FLAIR", "a1"): "overconfident",
+    ("logreg", "T1WI+FLAIR", "l1"): "calibrated",
+    ("mfnvae", "T1WI+FLAIR", "m1"): "flat",
+}
+
+
+def _probabilities(kind: str, truth: np.ndarray, prevalence: float, rng) -> np.ndarray:
+    if kind == "overconfident":  # right 80% of the time, always 0.01 or 0.99
+        right = rng.random(truth.size) < 0.8
+        return np.where(right == (truth > 0.5), 0.99, 0.01)
+    if kind == "flat":  # within 0.02 of the prevalence whatever the patient
+        return prevalence + rng.uniform(-0.02, 0.02, truth.size)
+    return truth
+
+
+def study(planned: int | None = None, shuffle_rows: bool = False, trials_per: int = 1) -> Study:
+    rng = np.random.default_rng(0)
+    n, k = 100, 5
+    truth = rng.uniform(0.02, 0.98, n)
+    labels = (rng.random(n) < truth).astype(int)
+    fold_of = np.arange(n) % k
+    trials, predictions = [], []
+    for (model, present, trial), kind in CONFIGURATIONS.items():
+        p = _probabilities(kind, truth, labels.mean(), rng)
+        for fold in range(k):
+            rows = fold_of == fold
+            metrics = all_metrics(labels[rows], p[rows])
+            trials.append(
+                {
+                    "study": "s",
+                    "model": model,
+                    "present": present,
+                    "trial_id": trial,
+                    "fold": fold,
+                    "status": "ok",
+                    "config/folds": k,
+                    "config/seed": 0,
+                    **metrics,
+                }
+            )
+            predictions.append(
+                pd.DataFrame(
+                    {
+                        "model": model,
+                        "present": present,
+                        "trial_id": trial,
+                        "fold": fold,
+                        "repeat": 0,
+                        "row": np.flatnonzero(rows),
+                        "label": labels[rows],
+                        "probability": p[rows],
+                    }
+                )
+            )
+    oof = pd.concat(predictions, ignore_index=True)
+    if shuffle_rows:
+        oof = oof.sample(frac=1.0, random_state=1).reset_index(drop=True)
+    plan = (
+        {"samples": planned, "configurations": [f"{m}/{p}" for m, p, _ in CONFIGURATIONS]} if planned else {}
+    )
+    return Study(
+        "t",
+        pd.DataFrame(trials),
+        predictions=oof,
+        plan=plan,
+        data={"rows": n, "positives": int(labels.sum())},
+    )
+
+
+def test_table2_and_performance_json_carry_brier_and_the_calibration_line_per_fold(tmp_path):
+    s = study()
+    result = aggregate(s, "auc")
+    oof = s.predictions
+    prevalence = oof[(oof["trial_id"] == "a1")]["label"].mean()
+    per_fold = [
+        fold_scores(g["label"].to_numpy(), g["probability"].to_numpy(), prevalence)
+        for _, g in oof[oof["trial_id"] == "a1"].groupby("fold")
+    ]
+    brier = np.array([f["brier"] for f in per_fold])
+    low, high = corrected_t_interval(brier, 1 / 4)
+    row = result.table2().set_index("Model").loc["MMT-2M"]
+    assert row["Brier [95% CI]"] == f"{brier.mean():.3f} [{low:.3f}, {high:.3f}]"
+    write_metrics(result, s, tmp_path, plots=True)
+    performance = json.loads((tmp_path / "performance.json").read_text())
+    entry = next(c for c in performance["configurations"] if c["model"] == "mmt2m")
+    assert entry["metrics"]["brier"]["mean"] == pytest.approx(brier.mean(), abs=1e-15)
+    assert entry["metrics"]["brier"]["ci95"] == pytest.approx([low, high], abs=1e-15)
+    assert entry["metrics"]["log_loss"]["prevalence"] == pytest.approx(
+        np.mean([f["log_loss_prevalence"] for f in per_fold])
+    )
+    slopes = [f["cal_slope"] for f in per_fold]
+    assert entry["metrics"]["cal_slope"]["mean"] == pytest.approx(np.mean(slopes), abs=1e-12)
+    assert set(entry["metrics"]) == {*METRICS, "brier", "log_loss", "cal_slope", "cal_intercept"}
+    # the decision curve and reliability curves of each family's best, without row-level data
+    decision = pd.read_csv(tmp_path / "decision_curve.csv")
+    assert set(decision["model"]) == {"mmt2m", "logreg", "mfnvae"}
+    assert {"threshold", "net_benefit", "treat_all", "treat_none"} <= set(decision.columns)
+    assert (
+        "row" not in decision.columns and "row" not in pd.read_csv(tmp_path / "calibration_curve.csv").columns
+    )
+    assert (tmp_path / "calibration.png").is_file() and (tmp_path / "decision_curve.png").is_file()
+
+
+def test_the_notes_name_overconfident_and_near_constant_configurations():
+    notes = aggregate(study(), "auc").notes
+    worse = next(n for n in notes if n.startswith("log loss worse than always predicting the prevalence"))
+    assert "MMT-2M T1WI+FLAIR" in worse and "Logistic regression" not in worse
+    flat = next(n for n in notes if n.startswith("near-constant predictions"))
+    assert "MFN-VAE T1WI+FLAIR (100% within 0.05)" in flat and "MMT-2M" not in flat
+    assert any(n.startswith("majority-class accuracy") for n in notes)
+
+
+def test_calibration_scores_do_not_depend_on_the_order_of_the_prediction_rows():
+    a = aggregate(study(), "auc")
+    b = aggregate(study(shuffle_rows=True), "auc")
+    columns = [c for c in a.best.columns if c.startswith(("brier", "log_loss", "cal_"))]
+    pd.testing.assert_frame_equal(a.best[columns], b.best[columns], check_exact=True)
+    assert a.notes == b.notes
+
+
+def test_an_unfinished_study_says_so_and_a_finished_one_does_not():
+    finished = aggregate(study(planned=1), "auc").notes
+    assert not any("UNFINISHED" in n for n in finished)
+    unfinished = aggregate(study(planned=6), "auc").notes
+    banner = unfinished[0]
+    assert banner.startswith("UNFINISHED STUDY: 3 of 18 planned trials completed")
+    assert "mmt2m/T1WI+FLAIR 1/6" in banner and "--resume" in banner
+
+
+def test_a_deep_configuration_without_a_baseline_is_listed_as_not_compared():
+    s = study()
+    s.trials = s.trials[s.trials["model"] != "logreg"]
+    notes = aggregate(s, "auc").notes
+    alone = next(n for n in notes if n.startswith("no baseline on the same sequences"))
+    assert "MMT-2M T1WI+FLAIR" in alone and "MFN-VAE T1WI+FLAIR" in alone
+    assert not any("beat" in n or n.startswith(("above its best", "level with")) for n in notes)
