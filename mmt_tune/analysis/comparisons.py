@@ -9,6 +9,11 @@ Nadeau and Bengio over the paired fold differences (the primary p: CV training s
 plain paired t ignores); for AUC also DeLong's test on the two configurations' out-of-fold predictions of
 the first repeat (the same rows, pooled over folds); then Holm's adjustment across the comparisons of
 each metric (``p_holm``, ``p_delong_holm``). The plain paired t and Wilcoxon p-values stay in the CSV.
+
+DeLong's test compares the AUCs of the pooled predictions, which are not Table 2's mean fold AUCs (pooling
+mixes the folds' probability scales; the two differences can even have opposite signs), so the CSV gives
+those pooled AUCs beside its p-value (``left_pooled_auc``, ``right_pooled_auc``). The primary test, the one
+the tables and notes use, is the corrected resampled t-test on the fold AUCs Table 2 reports.
 """
 
 from __future__ import annotations
@@ -131,7 +136,7 @@ def compare(
                 f"{name(left)} vs {name(right)}: fold seeds or counts differ, so the folds are not paired"
             )
         fraction = split_fraction(a)
-        delong, single = _delong(predictions, (*left, trial_of[left]), (*right, trial_of[right]))
+        delong, single, pooled = _delong(predictions, (*left, trial_of[left]), (*right, trial_of[right]))
         if single:
             notes.append(
                 f"{name(left)} vs {name(right)}: DeLong's test is undefined (a class has a single case in "
@@ -158,6 +163,9 @@ def compare(
                     "n_folds": len(shared),
                     "p_corrected": corrected_t_test(x - y, fraction),
                     "p_delong": delong if metric == "auc" else np.nan,
+                    # what DeLong tests: the AUCs of the pooled out-of-fold predictions (first repeat)
+                    "left_pooled_auc": pooled[0] if metric == "auc" else np.nan,
+                    "right_pooled_auc": pooled[1] if metric == "auc" else np.nan,
                     **_plain_tests(x, y),
                 }
             )
@@ -169,12 +177,18 @@ def compare(
     return frame
 
 
-def _delong(predictions: pd.DataFrame | None, left: tuple, right: tuple) -> tuple[float, bool]:
-    """DeLong's p for two trials' out-of-fold predictions of the first repeat, on the rows both scored, and
-    whether it is undefined because a class has a single case there."""
+def _delong(
+    predictions: pd.DataFrame | None, left: tuple, right: tuple
+) -> tuple[float, bool, tuple[float, float]]:
+    """DeLong's p for two trials' out-of-fold predictions of the first repeat, on the rows both scored;
+    whether it is undefined because a class has a single case there; and the two pooled AUCs it compares
+    (not Table 2's mean fold AUCs: pooling mixes the folds' probability scales)."""
+    from mmt_tune.metrics import auc
+
+    none = (np.nan, np.nan)
     needed = {"model", "present", "trial_id", "row", "label", "probability"}
     if predictions is None or predictions.empty or not needed <= set(predictions.columns):
-        return np.nan, False
+        return np.nan, False, none
 
     def rows_of(model: str, present: str, trial: str) -> pd.DataFrame:
         p = predictions[
@@ -189,11 +203,12 @@ def _delong(predictions: pd.DataFrame | None, left: tuple, right: tuple) -> tupl
     a, b = rows_of(*left), rows_of(*right)
     both = a.join(b, lsuffix="_a", rsuffix="_b", how="inner").dropna()
     if both.empty or both["label_a"].nunique() < 2:
-        return np.nan, False
+        return np.nan, False, none
     labels = both["label_a"].to_numpy(int)
+    pooled = (auc(labels, both["probability_a"]), auc(labels, both["probability_b"]))
     if not delong_defined(labels):
-        return np.nan, True
-    return delong_test(labels, both["probability_a"], both["probability_b"]), False
+        return np.nan, True, pooled
+    return delong_test(labels, both["probability_a"], both["probability_b"]), False, pooled
 
 
 def _plain_tests(x: np.ndarray, y: np.ndarray) -> dict[str, float]:

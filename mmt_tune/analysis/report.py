@@ -34,6 +34,8 @@ FIGURES = (
     ("configurations.png", "Best trial per configuration (paper Fig. 6)"),
     ("roc.png", "ROC curves of the best trials, fold-averaged with ± std bands (paper Fig. 7)"),
     ("robustness.png", "Missing-modality robustness: AUC per modality subset at test time"),
+    ("calibration.png", "Calibration: fold-averaged reliability of each family's best configuration"),
+    ("decision_curve.png", "Decision curve: net benefit of each family's best configuration"),
     ("losses.png", "Loss curves of the best MMT configuration (paper Fig. 8)"),
     ("importance.png", "Hyperparameter importance (paper Table 3)"),
     ("marginals.png", "Main-effect (marginal) curves"),

@@ -152,3 +152,19 @@ def test_a_deep_configuration_without_a_baseline_is_listed_as_not_compared():
     alone = next(n for n in notes if n.startswith("no baseline on the same sequences"))
     assert "MMT-2M T1WI+FLAIR" in alone and "MFN-VAE T1WI+FLAIR" in alone
     assert not any("beat" in n or n.startswith(("above its best", "level with")) for n in notes)
+
+
+def test_delongs_p_sits_beside_the_pooled_aucs_it_compares():
+    from mmt_tune.metrics import auc
+    from mmt_tune.stats import delong_test
+
+    s = study()
+    row = aggregate(s, "auc").comparisons.set_index(["comparison", "metric"])
+    row = row.loc[("MMT-2M T1WI+FLAIR − Logistic regression T1WI+FLAIR", "auc")]
+    oof = s.predictions.set_index("row").sort_index()
+    a, b = oof[oof["trial_id"] == "a1"], oof[oof["trial_id"] == "l1"]
+    assert row["left_pooled_auc"] == auc(a["label"], a["probability"])
+    assert row["right_pooled_auc"] == auc(b["label"], b["probability"])
+    assert row["p_delong"] == pytest.approx(
+        delong_test(a["label"].to_numpy(), a["probability"], b["probability"])
+    )
