@@ -212,9 +212,12 @@ def test_report_has_an_index_and_no_patient_identifier(tmp_path):
         "robustness.png",  # the two configurations' subsets: T1WI+FLAIR and all three
         "performance.json",
         "roc.csv",
+        "calibration.png",
+        "decision_curve.png",
+        "decision_curve.csv",
     ):
         assert expected in page or (tmp_path / "report" / expected).is_file(), expected
-    assert (tmp_path / "report" / "index.md").read_text().count("![") == 6
+    assert (tmp_path / "report" / "index.md").read_text().count("![") == 8
     for path in (tmp_path / "report").iterdir():
         content = path.read_bytes()
         assert b"HOSP-7731" not in content, path  # predictions carry patient IDs; the report must not
