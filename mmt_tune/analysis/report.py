@@ -109,7 +109,8 @@ def _sections(report: Report, study: Study) -> list[tuple[str, pd.DataFrame | No
             ["table2.md", "table2.csv", "table2.tex", "best_trials.csv"],
         ),
         (
-            "MMT vs MFN-VAE, and every configuration vs the full-modality MFN-VAE",
+            "Comparisons: each deep configuration vs its best baseline, MMT vs MFN-VAE on the same sequences, "
+            "and each vs the full-modality MFN-VAE",
             metrics.comparison_table(),
             [
                 "differences of fold means; p: corrected resampled t-test over the shared folds; Holm: adjusted "
@@ -170,7 +171,7 @@ def _html(sections, figures: list[tuple[str, str]], study: Study) -> str:
     ]
     for title, table, notes, files in sections:
         body.append(f"<h2>{html.escape(title)}</h2>")
-        body.append(table.to_html(index=False, escape=True, border=0))
+        body.append(_html_table(table, title))
         if notes:
             body.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
         body.append("<p>Files: " + ", ".join(f'<a href="{f}">{f}</a>' for f in files) + "</p>")
@@ -187,9 +188,18 @@ def _html(sections, figures: list[tuple[str, str]], study: Study) -> str:
         ".warning{background:#fde8e8;border:1px solid #b22222;padding:.5em;font-weight:bold}"
     )
     return (
-        "<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>Study report</title>"
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<title>Study report: {html.escape(_study_name(study))}</title>"
         f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
     )
+
+
+def _html_table(table: pd.DataFrame, caption: str) -> str:
+    """A table with its caption and column headers scoped (screen readers read each cell with its header)."""
+    text = table.to_html(index=False, escape=True, border=0)
+    text = text.replace("<th>", '<th scope="col">')
+    head, _, rest = text.partition(">")
+    return f"{head}><caption>{html.escape(caption)}</caption>{rest}"
 
 
 def _study_name(study: Study) -> str:
@@ -210,11 +220,21 @@ def _data_lines(study: Study) -> list[str]:
     features = ", ".join(f"{m} {n}" for m, n in (data.get("features_per_modality") or {}).items())
     lines.append(
         f"Data: {data.get('rows')} rows ({data.get('patients')} patients), {data.get('positives')} positive "
-        f"(label 1: {data.get('positive_class') or 'as the table says'}) / {data.get('negatives')} negative; modalities {', '.join(data.get('modalities', []))} "
-        f"(features: {features}); feature table sha256 {str(data.get('features_sha256'))[:16]}; PyRadiomics "
-        f"{data.get('pyradiomics_version') or 'unknown'}, settings sha256 {str(data.get('settings_sha256'))[:16]}."
+        f"(label 1: {data.get('positive_class') or 'as the table says'}) / {data.get('negatives')} negative; "
+        f"modalities {', '.join(data.get('modalities', []))} (features: {features}); " + _provenance(data)
     )
     return lines
+
+
+def _provenance(data: dict) -> str:
+    """Where the features come from: PyRadiomics with its settings' hash, or a table imported as it was."""
+    table = f"feature table sha256 {str(data.get('features_sha256'))[:16]}"
+    if data.get("pyradiomics_version"):
+        settings = str(data.get("settings_sha256"))[:16] if data.get("settings_sha256") else "not recorded"
+        return f"{table}; PyRadiomics {data['pyradiomics_version']}, settings sha256 {settings}."
+    if data.get("source") == "imported":
+        return f"imported table (features computed elsewhere, mmt-tune convert), {table}."
+    return f"{table}; extraction not recorded in the table."
 
 
 def _summary(study: Study) -> str:

@@ -39,6 +39,7 @@ def to_latex(table: pd.DataFrame, caption: str, label: str) -> str:
     """A booktabs table (``\\usepackage{booktabs}``); ticks become ``\\checkmark`` (amssymb)."""
     columns = "l" * 1 + "c" * (len(table.columns) - 1)
     lines = [
+        "% needs \\usepackage{booktabs} (rules) and \\usepackage{amssymb} (\\checkmark)",
         "\\begin{table}[ht]",
         "\\centering",
         f"\\caption{{{_latex(caption)}}}",

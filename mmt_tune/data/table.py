@@ -193,4 +193,5 @@ def describe_table(table: pd.DataFrame, metadata: Mapping[str, str]) -> dict:
         "positive_class": metadata.get("positive_class"),
         "pyradiomics_version": metadata.get("pyradiomics_version"),
         "settings_sha256": metadata.get("settings_sha256"),
+        "source": metadata.get("source"),  # "imported" for a table computed elsewhere (mmt-tune convert)
     }

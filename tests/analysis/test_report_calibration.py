@@ -168,3 +168,53 @@ def test_delongs_p_sits_beside_the_pooled_aucs_it_compares():
     assert row["p_delong"] == pytest.approx(
         delong_test(a["label"].to_numpy(), a["probability"], b["probability"])
     )
+
+
+def _report(tmp_path, data=None):
+    from mmt_tune.analysis.importance.types import ImportanceOptions
+    from mmt_tune.analysis.report import write_report
+
+    s = study()
+    s.data = data or s.data
+    return write_report(s, tmp_path / "report", options=ImportanceOptions(seeds=1, jobs=1), progress=False)
+
+
+def test_the_html_index_names_its_language_and_study_and_captions_every_table(tmp_path):
+    page = _report(tmp_path).index.read_text()
+    assert "<html lang='en'>" in page and "<title>Study report: s</title>" in page
+    assert page.count("<table") == page.count("<caption>") >= 2
+    assert "<th>" not in page and '<th scope="col">' in page
+    assert "Comparisons: each deep configuration vs its best baseline" in page
+
+
+def test_an_imported_table_is_named_as_such_not_as_an_unknown_extraction(tmp_path):
+    page = _report(
+        tmp_path, {"rows": 100, "positives": 40, "source": "imported", "features_sha256": "ab" * 32}
+    )
+    text = page.index.read_text()
+    assert "imported table (features computed elsewhere" in text and "PyRadiomics unknown" not in text
+
+
+@pytest.mark.skipif(__import__("shutil").which("pdflatex") is None, reason="no TeX engine (pdflatex) here")
+def test_table2_tex_compiles_with_the_packages_it_names(tmp_path):
+    import subprocess
+
+    report = _report(tmp_path)
+    table = (report.folder / "table2.tex").read_text()
+    assert table.startswith("% needs \\usepackage{booktabs} (rules) and \\usepackage{amssymb}")
+    document = tmp_path / "doc.tex"
+    document.write_text(
+        "\\documentclass{article}\n\\usepackage[utf8]{inputenc}\n\\usepackage{booktabs}\n\\usepackage{amssymb}\n"
+        "\\usepackage[margin=1cm,landscape]{geometry}\n\\begin{document}\n\\tiny\n"
+        + table
+        + "\\end{document}\n"
+    )
+    done = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", document.name],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout[-2000:]
+    assert (tmp_path / "doc.pdf").stat().st_size > 1000

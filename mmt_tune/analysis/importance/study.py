@@ -216,7 +216,10 @@ def _run(jobs: list[_Job], options: ImportanceOptions, progress: bool):
 
     workers = min(len(jobs), options.jobs or os.cpu_count() or 1)
     bar = tqdm(
-        total=len(jobs), desc=f"importance ({options.engine})", unit="configuration", disable=not progress
+        total=len(jobs),
+        desc=f"importance ({options.engine})",
+        unit=" configurations",
+        disable=not progress or not jobs,  # no bar for nothing to do
     )
     try:
         if workers <= 1:
