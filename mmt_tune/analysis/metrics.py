@@ -281,8 +281,9 @@ def write_metrics(
     paths += write_robustness(result, result.robustness, out, plots, dpi)
     if plots:
         paths.append(figures.configuration_bars(result, out / "configurations.png", dpi))
-        if not curves.empty:
-            paths.append(figures.roc_curves(result, curves, out / "roc.png", dpi))
+        roc = figures.roc_curves(result, curves, out / "roc.png", dpi)
+        if roc is not None:
+            paths.append(roc)
         if not decision.empty:
             paths.append(figures.calibration_figure(reliability, out / "calibration.png", dpi))
             paths.append(figures.decision_figure(decision, out / "decision_curve.png", dpi))

@@ -23,28 +23,34 @@ if TYPE_CHECKING:
     from mmt_tune.analysis.importance.types import ImportanceResult
     from mmt_tune.analysis.types import MetricsResult
 
-DPI = 150  #: PNG resolution unless ``--dpi`` says otherwise
+DPI = 300  #: PNG resolution unless ``--dpi`` says otherwise (a journal's figure resolution)
 VECTOR = "pdf"  #: the vector twin written beside every PNG
 #: A main-effect panel's y-axis spans at least this much of the objective, so that flat curves look flat.
 MIN_Y_RANGE = 0.05
 
 
 def _pyplot():
+    """pyplot (Agg) with the page style: text of 7-9 pt at the size a figure is drawn, which is its size on a
+    journal page (:data:`SINGLE` or :data:`DOUBLE` column wide)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    plt.rcParams.update(_page_style())
     return plt
 
 
 def _save(fig: Figure, path: Path, dpi: int = DPI) -> Path:
     plt = _pyplot()
+    # A figure laid out by matplotlib (constrained layout) is saved at exactly its size, the size it has on
+    # the page; only the others are cropped to what they draw.
+    crop = None if fig.get_layout_engine() is not None else "tight"
     try:
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
+            fig.savefig(tmp, format="png", dpi=dpi, bbox_inches=crop)
         with atomic_path(path.with_suffix(f".{VECTOR}")) as tmp:
-            fig.savefig(tmp, format=VECTOR, bbox_inches="tight")
+            fig.savefig(tmp, format=VECTOR, bbox_inches=crop)
     finally:
         plt.close(fig)
     return path
@@ -54,8 +60,13 @@ def _grid(n: int, columns: int = 3):
     plt = _pyplot()
     columns = max(1, min(columns, n))
     rows = max(1, -(-n // columns))
+    width = DOUBLE if columns > 1 else SINGLE
     fig, axes = plt.subplots(
-        rows, columns, figsize=(4.2 * columns, 3.0 * rows), squeeze=False, layout="constrained"
+        rows,
+        columns,
+        figsize=(width, width / columns * 0.85 * rows + 0.3),
+        squeeze=False,
+        layout="constrained",
     )
     for ax in axes.flat[n:]:
         ax.set_visible(False)
@@ -70,11 +81,13 @@ def ordered_index(modalities: tuple[str, ...], name: str) -> int:
     return modalities.index(name) if name in modalities else len(modalities)
 
 
-def importance_bars(result: ImportanceResult, path: Path, dpi: int = DPI) -> Path:
+def importance_bars(result: ImportanceResult, path: Path, dpi: int = DPI) -> Path | None:
     """One panel per analysed configuration: main-effect importance ± std over seeds, strongest on top, all
     panels on one x-axis (fractions of variance are comparable across configurations)."""
     analysed = [c for c in result.configurations if c.main]
-    fig, axes = _grid(max(1, len(analysed)))
+    if not analysed:
+        return None
+    fig, axes = _grid(len(analysed), columns=min(2, len(analysed)))
     top = max([m + s for c in analysed for m, s in c.main.values()] + [0.05]) * 1.1
     for ax, c in zip(axes, analysed, strict=False):
         items = sorted(c.main.items(), key=lambda kv: kv[1][0])
@@ -85,59 +98,58 @@ def importance_bars(result: ImportanceResult, path: Path, dpi: int = DPI) -> Pat
             [parameter_label(n) for n, _ in items],
             means,
             xerr=[lower, stds],
-            color="#4C72B0",
-            capsize=3,
+            color="#0072B2",
+            capsize=2,
         )
         ax.set_xlim(0, top)
         few = c.n_trials < FEW_TRIALS
         ax.set_title(
             f"{_title(c.model, c.present)} (n={c.n_trials}{', few trials: noisy' if few else ''})",
-            fontsize=10,
             color="#B22222" if few else "black",
         )
-        ax.set_xlabel("fraction of variance (main effect)", fontsize=9)
-        ax.tick_params(labelsize=9)
-    if not analysed:
-        axes[0].text(0.5, 0.5, "no configuration had enough trials", ha="center", va="center")
-        axes[0].set_axis_off()
+        ax.set_xlabel("fraction of variance (main effect)")
     fig.suptitle(
         f"Hyperparameter importance of mean CV {result.options.objective.upper()} ({result.options.engine})"
     )
     return _save(fig, path, dpi)
 
 
-def marginals(result: ImportanceResult, path: Path, dpi: int = DPI) -> Path:
-    """Main-effect curves (mean ± std over forest seeds), three panels per row, each configuration's
-    parameters strongest first; every y-axis spans at least :data:`MIN_Y_RANGE` of the objective."""
+def marginals(result: ImportanceResult, path: Path, dpi: int = DPI) -> Path | None:
+    """Main-effect curves (mean ± std over forest seeds) of each configuration's three strongest parameters,
+    three panels per row; every y-axis spans at least :data:`MIN_Y_RANGE` of the objective."""
     analysed = [c for c in result.configurations if c.marginals]
-    panels = [
+    panels = [  # each configuration's three strongest parameters (importance.csv has them all)
         (c, name)
         for c in analysed
-        for name in sorted((n for n in c.main if n in c.marginals), key=lambda n: -c.main[n][0])
+        for name in sorted((n for n in c.main if n in c.marginals), key=lambda n: -c.main[n][0])[:3]
     ]
-    fig, axes = _grid(max(1, len(panels)), columns=3)
+    if not panels:
+        return None
+    fig, axes = _grid(len(panels), columns=min(3, len(panels)))
     for ax, (c, name) in zip(axes, panels, strict=False):
         x, mean, std = c.marginals[name]
         distribution = c.params[name]
         if distribution.categorical:
             ax.errorbar([str(v) for v in distribution.values], mean, yerr=std, fmt="o", capsize=3)
         else:
-            ax.plot(x, mean, color="#C44E52")
-            ax.fill_between(x, mean - std, mean + std, color="#C44E52", alpha=0.2)
+            ax.plot(x, mean, color="#D55E00")
+            ax.fill_between(x, mean - std, mean + std, color="#D55E00", alpha=0.2)
             if distribution.log:
-                ax.set_xscale("log")
+                from matplotlib.ticker import FuncFormatter
+
+                ax.set_xscale("log")  # ticks as 1e-05, not 10 with a 5 pt superscript
+                ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0e}"))
+                ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
         low, high = float(np.min(mean - std)), float(np.max(mean + std))
         middle, half = (low + high) / 2, max(high - low, MIN_Y_RANGE) / 2 * 1.1
         ax.set_ylim(middle - half, middle + half)
-        ax.set_xlabel(parameter_label(name), fontsize=9)
-        ax.set_ylabel(f"marginal {result.options.objective}", fontsize=9)
+        ax.set_xlabel(parameter_label(name))
+        ax.set_ylabel(f"marginal {result.options.objective}")
         few = ", few trials" if c.n_trials < FEW_TRIALS else ""
         ax.set_title(
             f"{_title(c.model, c.present)}: {c.main[name][0]:.2f} (n={c.n_trials}{few})",
-            fontsize=9,
             color="#B22222" if few else "black",
         )
-        ax.tick_params(labelsize=8)
     return _save(fig, path, dpi)
 
 
@@ -153,7 +165,7 @@ def configuration_bars(result: MetricsResult, path: Path, dpi: int = DPI) -> Pat
         set(best["model"]) - set(models.names())
     )
     fig, axes = plt.subplots(
-        len(METRICS), 1, figsize=(max(6, 1.3 * len(subsets)), 2.2 * len(METRICS)), sharex=True
+        len(METRICS), 1, figsize=(DOUBLE, 1.1 * len(METRICS) + 0.8), sharex=True, layout="constrained"
     )
     width = 0.8 / max(1, len(shown))
     positions = np.arange(len(subsets))
@@ -171,48 +183,50 @@ def configuration_bars(result: MetricsResult, path: Path, dpi: int = DPI) -> Pat
                 label=model_label(model),
                 color=models.get(model).colour if model in models.names() else None,
             )
-        ax.set_ylabel(metric, fontsize=8)
+        ax.set_ylabel(metric)
         ax.set_ylim(0, 1.05)
-        ax.tick_params(labelsize=8)
-    axes[0].legend(fontsize=8, ncol=len(shown), loc="lower left", bbox_to_anchor=(0, 1.0), frameon=False)
-    axes[-1].set_xticks(positions, subsets, rotation=20, fontsize=8)
+    axes[0].legend(ncol=len(shown), loc="lower left", bbox_to_anchor=(0, 1.0), frameon=False)
+    axes[-1].set_xticks(positions, subsets, rotation=20, ha="right")
     fig.suptitle(f"Best trial per configuration (by {result.objective}): mean ± std over folds")
-    fig.tight_layout()
     return _save(fig, path, dpi)
 
 
-def roc_curves(result: MetricsResult, curves: pd.DataFrame, path: Path, dpi: int = DPI) -> Path:
-    """Paper Fig. 7: each best trial's fold ROC curves averaged vertically, ± one std over folds as a band
-    (:func:`mmt_tune.analysis.curves.roc_table`); the legend's AUC is the mean fold AUC, as in Table 2."""
+def roc_curves(result: MetricsResult, curves: pd.DataFrame, path: Path, dpi: int = DPI) -> Path | None:
+    """Paper Fig. 7 as small multiples: one panel per modality subset with each model's best trial there,
+    its fold ROC curves averaged vertically with ± one std over folds as a band
+    (:func:`mmt_tune.analysis.curves.roc_table`); each panel's legend, below it, gives the mean fold AUC (as
+    in Table 2). One colour per model family throughout."""
     best = result.best.dropna(subset=["trial_id"])
-    families = [
-        (models.ROLE_TITLES[role], best[best["model"].isin(models.with_role(role))]) for role in models.ROLES
-    ]
-    families = [(name, rows) for name, rows in families if not rows.empty] or [("", best)]
-    fig, axes = _grid(len(families), columns=len(families))
-    for ax, (family, rows) in zip(axes, families, strict=True):
-        for _, row in rows.iterrows():
-            curve = (
-                curves[
-                    (curves["model"] == row["model"])
-                    & (curves["present"] == row["present"])
-                    & (curves["trial_id"] == str(row["trial_id"]))
-                ]
-                if not curves.empty
-                else curves
-            )
+    if curves.empty or best.empty:
+        return None
+    subsets = sorted(
+        set(best["present"]),
+        key=lambda p: (-len(p.split("+")), [ordered_index(result.modalities, m) for m in p.split("+")]),
+    )
+    columns = min(4, len(subsets))
+    fig, axes = _grid(len(subsets), columns=columns)
+    fig.set_size_inches(
+        DOUBLE if columns > 1 else SINGLE, (DOUBLE / 4 + 0.55) * -(-len(subsets) // columns) + 0.3
+    )
+    for ax, subset in zip(axes, subsets, strict=False):
+        for _, row in best[best["present"] == subset].iterrows():
+            curve = curves[
+                (curves["model"] == row["model"])
+                & (curves["present"] == subset)
+                & (curves["trial_id"] == str(row["trial_id"]))
+            ]
             if curve.empty:
                 continue
-            label = f"{_title(row['model'], row['present'])} ({row['auc_mean']:.3f})"
-            (line,) = ax.plot(curve["fpr"], curve["tpr_mean"], label=label, lw=1.2)
-            ax.fill_between(
-                curve["fpr"], curve["tpr_low"], curve["tpr_high"], color=line.get_color(), alpha=0.12
-            )
-        ax.plot([0, 1], [0, 1], ls=":", color="grey", lw=0.8)
+            colour = models.get(row["model"]).colour if row["model"] in models.names() else None
+            label = f"{model_label(row['model'])} {row['auc_mean']:.3f}"
+            ax.plot(curve["fpr"], curve["tpr_mean"], label=label, lw=1.0, color=colour)
+            ax.fill_between(curve["fpr"], curve["tpr_low"], curve["tpr_high"], color=colour, alpha=0.12, lw=0)
+        ax.plot([0, 1], [0, 1], ls=":", color="grey", lw=0.6)
+        ax.set(xlim=(0, 1), ylim=(0, 1), aspect="equal", title=subset)
         ax.set_xlabel("1 − specificity")
         ax.set_ylabel("sensitivity")
-        ax.set_title(f"{family} best trials (fold-averaged ROC ± std; mean fold AUC)", fontsize=9)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.28), frameon=False, title="mean fold AUC")
+    fig.suptitle("Best trials per modality subset: fold-averaged ROC ± std over folds")
     return _save(fig, path, dpi)
 
 
@@ -244,10 +258,12 @@ def loss_curves(result: MetricsResult, losses: pd.DataFrame, path: Path, dpi: in
     ]
     if curves.empty:
         return None
+    from matplotlib.ticker import MaxNLocator
+
     panels = loss_panels(curves)
     fig, axes = _grid(len(panels), columns=min(3, len(panels)))
     for ax, (title, column) in zip(axes, panels, strict=False):
-        for split, color in (("train", "#4C72B0"), ("val", "#C44E52")):
+        for split, color in (("train", "#0072B2"), ("val", "#D55E00")):
             stats = curves[curves["split"] == split].groupby("epoch")[column].agg(["mean", "std"])
             ax.plot(stats.index, stats["mean"], color=color, label=split)
             ax.fill_between(
@@ -257,10 +273,10 @@ def loss_curves(result: MetricsResult, losses: pd.DataFrame, path: Path, dpi: in
                 color=color,
                 alpha=0.15,
             )
-        ax.set_title(title, fontsize=9)
-        ax.set_xlabel("epoch", fontsize=8)
-        ax.tick_params(labelsize=8)
-        ax.legend(fontsize=7)
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
+        ax.legend(frameon=False)
     fig.suptitle(
         f"Losses of {_title(top['model'], top['present'])}, trial {top['trial_id']} (mean ± std over folds)"
     )
@@ -279,6 +295,8 @@ def _page_style() -> dict:
         "xtick.labelsize": TEXT_PT - 1,
         "ytick.labelsize": TEXT_PT - 1,
         "legend.fontsize": TEXT_PT - 1,
+        "legend.title_fontsize": TEXT_PT - 1,
+        "figure.titlesize": TEXT_PT + 1,
     }
 
 

@@ -4,6 +4,8 @@ Columns: every non-empty modality subset available at test time. Rows:
 
 - *trained for the subset*: the best deep configuration (MMT or MFN-VAE, by mean fold AUC) whose present
   modalities are exactly that subset, from the trials table (Table 2's rows);
+- *best baseline for the subset*: the better classical baseline (logistic regression or forest) trained on
+  exactly that subset, when the study has one: what a deep model must at least match;
 - *<model> (all), dropped at test*: the full-modality subset-capable model's folds scored with only that
   subset (``robustness.csv``, written by the study, :mod:`mmt_tune.study.robustness`);
 - *<model> (all), modality dropout p*: the same, trained with modality dropout (``--modality-dropout``).
@@ -23,7 +25,7 @@ import pandas as pd
 
 from mmt_tune import models
 from mmt_tune.analysis.comparisons import split_fraction
-from mmt_tune.analysis.results import model_label, recorded_option
+from mmt_tune.analysis.results import baseline_models, model_label, recorded_option
 from mmt_tune.analysis.tables import DASH
 from mmt_tune.modalities import subsets_of
 from mmt_tune.stats import clipped, corrected_t_interval
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from mmt_tune.analysis.types import MetricsResult
 
 TRAINED = "trained for the subset"
+BASELINE = "best baseline for the subset"
 
 
 def subset_names(modalities: tuple[str, ...]) -> list[str]:
@@ -50,6 +53,13 @@ def robustness_long(result: MetricsResult, robustness: pd.DataFrame | None) -> p
         top = candidates.sort_values("auc_mean", ascending=False).iloc[0]
         folds = result.folds[(result.folds["model"] == top["model"]) & (result.folds["present"] == subset)]
         rows.append(_cell(TRAINED, top["model"], subset, folds))
+    for subset in subset_names(result.modalities):
+        candidates = best[(best["present"] == subset) & best["model"].isin(baseline_models())]
+        if candidates.empty:
+            continue
+        top = candidates.sort_values(["auc_mean", "model"], ascending=[False, True], kind="stable").iloc[0]
+        folds = result.folds[(result.folds["model"] == top["model"]) & (result.folds["present"] == subset)]
+        rows.append(_cell(BASELINE, top["model"], subset, folds))
     if robustness is not None and not robustness.empty:
         for (variant, model), group in robustness.groupby(["variant", "model"], sort=False):
             row_name = f"{model_label(model)} (all), {variant}"
@@ -90,7 +100,7 @@ def robustness_table(long: pd.DataFrame, modalities: tuple[str, ...]) -> pd.Data
                 cells[subset] = DASH
                 continue
             item = by_subset.loc[subset]
-            label = f" {model_label(item['model'])}" if name == TRAINED else ""
+            label = f" {model_label(item['model'])}" if name in (TRAINED, BASELINE) else ""
             interval = "" if pd.isna(item["ci_low"]) else f" [{item['ci_low']:.3f}, {item['ci_high']:.3f}]"
             cells[subset] = f"{item['auc']:.3f}{interval}{label}"
         cells["Worst drop vs all"] = _worst_drop(by_subset, full)
@@ -107,27 +117,33 @@ def _worst_drop(by_subset: pd.DataFrame, full: str) -> str:
 
 
 def robustness_heatmap(long: pd.DataFrame, modalities: tuple[str, ...], path: Path, dpi: int) -> Path | None:
-    """Mean fold AUC per row x test subset, annotated."""
+    """Mean fold AUC per row x test subset, annotated, on one fixed scale (AUC 0.5 to 1.0, so that two
+    studies' maps compare); cell text black or white by the cell's lightness."""
     if long.empty:
         return None
-    from mmt_tune.analysis.plots import _grid, _save
+    from mmt_tune.analysis.plots import DOUBLE, SINGLE, _pyplot, _save
 
+    plt = _pyplot()
     order = subset_names(modalities)
     names = list(dict.fromkeys(long["row"]))
     matrix = np.full((len(names), len(order)), np.nan)
     for _, item in long.iterrows():
         matrix[names.index(item["row"]), order.index(item["subset"])] = item["auc"]
-    fig, (ax,) = _grid(1, columns=1)
-    fig.set_size_inches(1.2 * len(order) + 3.0, 0.6 * len(names) + 1.6)
-    image = ax.imshow(matrix, cmap="viridis", vmin=min(0.5, np.nanmin(matrix)), vmax=1.0, aspect="auto")
+    width = DOUBLE if len(order) > 4 else SINGLE * 1.4
+    fig, ax = plt.subplots(figsize=(width, 0.32 * len(names) + 1.5), layout="constrained")
+    image = ax.imshow(matrix, cmap="viridis", vmin=0.5, vmax=1.0, aspect="auto")
     for i in range(len(names)):
         for j in range(len(order)):
             if not np.isnan(matrix[i, j]):
-                ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=8, color="white")
-    ax.set_xticks(range(len(order)), order, rotation=30, ha="right", fontsize=8)
-    ax.set_yticks(range(len(names)), names, fontsize=8)
+                red, green, blue, _ = image.cmap(image.norm(matrix[i, j]))
+                light = 0.299 * red + 0.587 * green + 0.114 * blue > 0.5
+                ax.text(
+                    j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", color="black" if light else "white"
+                )
+    ax.set_xticks(range(len(order)), order, rotation=30, ha="right")
+    ax.set_yticks(range(len(names)), names)
     ax.set_xlabel("modalities available at test time")
-    ax.set_title("Missing-modality robustness: mean fold AUC", fontsize=9)
+    ax.set_title("Missing-modality robustness: mean fold AUC (scale fixed at 0.5-1.0)")
     fig.colorbar(image, ax=ax, label="AUC")
     return _save(fig, path, dpi)
 

@@ -190,7 +190,7 @@ register(
     ModelSpec(
         name="mmt2m",
         label="MMT-2M",
-        colour="#C44E52",
+        colour="#D55E00",
         role="proposed",
         present=2,
         reconstructs="missing",
@@ -205,7 +205,7 @@ register(
     ModelSpec(
         name="mmt1m",
         label="MMT-1M",
-        colour="#DD8452",
+        colour="#E69F00",
         role="proposed",
         present=1,
         reconstructs="missing",
@@ -220,7 +220,7 @@ register(
     ModelSpec(
         name="mmt",
         label="MMT",
-        colour="#8172B3",
+        colour="#CC79A7",
         role="proposed",
         # any present set with at least one missing modality, for a study of any 2-6 modalities (mmt2m and
         # mmt1m are the paper's names for the three-modality case); no auxiliary CLS classifier
@@ -236,7 +236,7 @@ register(
     ModelSpec(
         name="mfnvae",
         label="MFN-VAE",
-        colour="#4C72B0",
+        colour="#0072B2",
         role="reference",
         reconstructs="present",
         # modality_dropout: train with random expert subsets per row (0: off; the robustness table's variant)
@@ -252,7 +252,7 @@ register(
     ModelSpec(
         name="logreg",
         label="Logistic regression",
-        colour="#8C8C8C",
+        colour="#009E73",
         role="baseline",
         # C: inverse regularisation strength; l1_ratio: 0 = L2, 0 < r <= 1 elastic net (saga solver)
         options={"C": 0.1, "l1_ratio": 0.0},
@@ -264,7 +264,7 @@ register(
     ModelSpec(
         name="forest",
         label="Random forest",
-        colour="#55A868",
+        colour="#000000",
         role="baseline",
         # max_depth None or 0: grow fully; max_features: sqrt, log2 or a fraction of the features
         options={"n_estimators": 300, "max_depth": None, "min_samples_leaf": 1, "max_features": "sqrt"},

@@ -122,7 +122,11 @@ def write_importance(
         from mmt_tune.analysis import plots as figures
 
         dpi = dpi or figures.DPI
-        paths.append(figures.importance_bars(result, out / "importance.png", dpi))
-        if any(c.marginals for c in result.configurations):
-            paths.append(figures.marginals(result, out / "marginals.png", dpi))
+        for figure, name in (
+            (figures.importance_bars, "importance.png"),
+            (figures.marginals, "marginals.png"),
+        ):
+            path = figure(result, out / name, dpi)  # None: no configuration had enough trials to draw
+            if path is not None:
+                paths.append(path)
     return paths
