@@ -36,6 +36,9 @@ class PreprocessConfig:
         return int(self.k[modality]) if isinstance(self.k, dict) else int(self.k)
 
 
+#: Probability calibrations a deep model may fit after training (None: none).
+CALIBRATIONS = (None, "temperature")
+
 #: Training options of a deep model (the fields of TrainConfig given as options).
 TRAIN_KEYS = (
     "lr",
@@ -44,6 +47,7 @@ TRAIN_KEYS = (
     "batch_size",
     "early_stopping",
     "early_stopping_fraction",
+    "calibration",
     "kl_warmup",
     "folds",
     "repeats",
@@ -110,6 +114,10 @@ class TrainConfig:
     # fitting, never on the fold's validation rows.
     early_stopping: int | None = None
     early_stopping_fraction: float = 0.2
+    # "temperature": after training, one temperature per fold fitted on the same held-out training rows
+    # (early_stopping_fraction of them, held out even without early stopping), never on validation rows;
+    # it divides the logits, so rankings (AUC) do not change. None: probabilities as the model gives them.
+    calibration: str | None = None
     kl_warmup: int = 0  # epochs over which the KL weight ramps linearly from 0 to kl_weight
     model_options: dict = field(default_factory=dict)  # the model's own options (spec.options)
     loss_weights: dict = field(default_factory=dict)  # alpha_<MOD>, beta, gamma, kl_weight (default 1)
@@ -141,6 +149,12 @@ class TrainConfig:
     @property
     def baseline(self) -> bool:
         return self.spec.baseline
+
+    @property
+    def holds_out_monitor(self) -> bool:
+        """Whether each fold holds out training rows (``early_stopping_fraction``) for early stopping or
+        calibration."""
+        return bool(self.early_stopping) or self.calibration is not None
 
     def validate(self) -> None:
         spec = self.spec
@@ -175,6 +189,10 @@ class TrainConfig:
         ):
             raise InputError(
                 f"early_stopping is a patience in epochs (an integer >= 1, or null for none), got {patience!r}"
+            )
+        if self.calibration not in CALIBRATIONS:
+            raise InputError(
+                f"calibration must be one of {', '.join(map(str, CALIBRATIONS))} (got {self.calibration!r})"
             )
         if not 0.0 < float(self.early_stopping_fraction) < 0.5:
             raise InputError(

@@ -35,6 +35,7 @@ from mmt_tune.deploy.integrity import (
     check_hashes,
     check_schema,
     check_state,
+    check_temperature,
     check_transforms,
     check_widths,
     seal,
@@ -130,6 +131,7 @@ def save_bundle(bundle: Bundle, folder: str | Path) -> Path:
                     {m: t.columns for m, t in transforms.items()} for transforms in fitted.transforms
                 ],
                 "score": bundle.scores.get(key),
+                "temperature": fitted.temperature,  # calibration (one per member), or null
             }
         manifest = {"format": FORMAT, **bundle.info, "versions": versions(), "configurations": entries}
         manifest = json.loads(json.dumps(manifest, default=_plain))  # as it will read back
@@ -246,4 +248,5 @@ def _load_configuration(sub: Path, entry: dict, feature_columns: dict, where: st
     if not isinstance(state, dict):
         raise InputError(f"{where}: weights.pt is not a state dict")
     check_state(build_model(config, entry["members"], widths), state, where)
-    return FittedConfiguration(config, transforms, widths, state=state)
+    temperature = check_temperature(entry, config, where)
+    return FittedConfiguration(config, transforms, widths, state=state, temperature=temperature)

@@ -198,6 +198,26 @@ def check_state(model: Any, state: dict, where: str) -> None:
             raise InputError(f"{where}: weights.pt {name} holds a non-finite value")
 
 
+def check_temperature(entry: dict, config: Any, where: str) -> list[float] | None:
+    """A calibrated model's temperatures: one positive finite number per member, and present exactly when
+    the configuration says it was calibrated."""
+    import math
+
+    value = entry.get("temperature")
+    if config.calibration is None:
+        if value is not None:
+            raise InputError(f"{where}.temperature: given, but the configuration is not calibrated")
+        return None
+    if not isinstance(value, list) or len(value) != entry["members"]:
+        raise InputError(
+            f"{where}.temperature: expected one per member ({entry['members']}), found {value!r}"
+        )
+    for t in value:
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
+            raise InputError(f"{where}.temperature: {t!r} is not a positive number")
+    return [float(t) for t in value]
+
+
 def check_coefficients(entry: dict, arrays: Any, where: str) -> None:
     """Per member: coef of shape (1, its columns), intercept (1,), classes [0, 1], all finite."""
     for i, member in enumerate(entry["columns"]):

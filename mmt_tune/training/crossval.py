@@ -98,7 +98,8 @@ def fold_results(
     fold_rows, loss_frames, prediction_rows = [], [], []
     for group, (probabilities, history) in zip(groups, outcomes, strict=True):
         loss_frames.append(history)
-        for fd, prob in zip(group, probabilities, strict=True):
+        temperatures = history.attrs.get("temperature")  # calibrated folds' temperatures, else None
+        for i, (fd, prob) in enumerate(zip(group, probabilities, strict=True)):
             fold_rows.append(
                 {
                     "fold": fd.fold,
@@ -107,6 +108,7 @@ def fold_results(
                     "n_synthetic": fd.n_synthetic,
                     "n_val": len(fd.y_val),
                     **all_metrics(fd.y_val, prob),
+                    **({"temperature": float(temperatures[i])} if temperatures else {}),
                 }
             )
             for row, label, p in zip(fd.val_index, fd.y_val, prob, strict=True):

@@ -30,7 +30,7 @@ def preprocessing_key(table: pd.DataFrame, config: TrainConfig) -> tuple:
     (modalities used, folds, repeats, seed, early-stopping split, :class:`PreprocessConfig`)."""
     content = hashlib.sha256(pd.util.hash_pandas_object(table, index=True).to_numpy().tobytes())
     content.update(repr(list(table.columns)).encode())
-    stopping = config.early_stopping_fraction if config.early_stopping else None
+    stopping = config.early_stopping_fraction if config.holds_out_monitor else None
     return (
         content.hexdigest(),
         tuple(config.modalities_used),
@@ -72,7 +72,7 @@ def _fit_folds(table: pd.DataFrame, config: TrainConfig, columns: dict, splits: 
     fold_data = []
     for f, (train, val) in enumerate(splits):
         monitor = None
-        if config.early_stopping:
+        if config.holds_out_monitor:
             train, monitor = inner_split(table, train, config.early_stopping_fraction, config.seed * 1000 + f)
         fold_data.append(
             preprocess_fold(

@@ -43,6 +43,7 @@ class FittedConfiguration:
     widths: dict[str, int]  # the packed model's input width per modality (selected features, padded)
     state: dict[str, Any] | None = None  # deep models: the packed model's weights (CPU tensors)
     estimators: list[Any] = field(default_factory=list)  # baselines: one fitted classifier per member
+    temperature: list[float] | None = None  # deep models with calibration: one per member
     _model: Any = field(default=None, repr=False, compare=False)
 
     @property
@@ -93,6 +94,11 @@ class FittedConfiguration:
         with torch.no_grad():
             inputs = {m: pack(x[m], torch.device(device), len(frame), self.widths[m]) for m in reads}
             logits = model(inputs)["logits"]
+            if self.temperature is not None:
+                logits = (
+                    logits
+                    / torch.tensor(self.temperature, dtype=logits.dtype, device=logits.device)[:, None, None]
+                )
             return torch.softmax(logits, dim=-1)[..., 1].mean(0).cpu().numpy().astype(float)
 
     def model(self, device: str = "cpu") -> torch.nn.Module:
@@ -128,7 +134,7 @@ def fit_configuration(
     for member in range(members):
         seed = config.seed * 1000 + member
         train, monitor = train_index, None
-        if config.early_stopping:
+        if config.holds_out_monitor:
             train, monitor = inner_split(table, train_index, config.early_stopping_fraction, seed)
         fold_data.append(
             preprocess_fold(
@@ -155,9 +161,12 @@ def fit_configuration(
     from mmt_tune.training.trainer import Layout, fit_packed
 
     layout = Layout.of(fold_data, config, columns)
-    probabilities, _, model = fit_packed(fold_data, config, None, None, layout, return_model=True)
+    probabilities, history, model = fit_packed(fold_data, config, None, None, layout, return_model=True)
     state = {name: value.detach().cpu().clone() for name, value in model.state_dict().items()}
-    fitted = FittedConfiguration(config, transforms, dict(layout.features), state=state)
+    temperature = history.attrs.get("temperature")
+    fitted = FittedConfiguration(
+        config, transforms, dict(layout.features), state=state, temperature=temperature
+    )
     return fitted, np.mean(probabilities, axis=0)
 
 

@@ -168,7 +168,7 @@ class _PackedRun:
         n_train = [len(fd.y_train) for fd in group]
         self.val = _split(group, "val", device, layout.val_rows, width, used)
         self.monitor = None
-        if config.early_stopping:
+        if config.holds_out_monitor:
             self.monitor = _split(group, "monitor", device, layout.monitor_rows, width, used)
         self.model = model = build_model(config, k, dict(width))
         initialize(model, self._generators(0, torch.device("cpu")))
@@ -263,7 +263,7 @@ class _PackedRun:
                 if self.monitor is not None:  # the held-out training rows' classification loss, nothing else
                     _, monitor_terms, monitor_losses = self.evaluate(self.monitor, weights)
                     progress.monitor_history.append(monitor_losses)
-            if self.monitor is not None:
+            if self.monitor is not None and self.config.early_stopping:
                 progress.early_stop(epoch, monitor_terms["classification"], self.optimizer.flat)
             if on_epoch is not None:
                 info = EpochInfo(
@@ -277,7 +277,7 @@ class _PackedRun:
                     state=lambda epoch=epoch: self.checkpoint(epoch),
                 )
                 on_epoch(epoch, info)
-            if self.monitor is not None and not progress.running_host.any():
+            if self.monitor is not None and self.config.early_stopping and not progress.running_host.any():
                 break
 
     def _steps(self, epoch: int, weights: dict) -> None:
@@ -308,8 +308,13 @@ class _PackedRun:
         if progress.best_state is not None:
             self.optimizer.flat.copy_(progress.best_state)
         self.model.eval()
+        temperature = None
         with torch.no_grad():
             logits = self.model({m: self.val.x[m] for m in self.inputs})["logits"]
+            if self.config.calibration == "temperature":
+                held_out = self.model({m: self.monitor.x[m] for m in self.inputs})["logits"]
+                temperature = fit_temperature(held_out, self.monitor.y, self.monitor.rows)
+                logits = logits / temperature[:, None, None]
             probabilities = torch.softmax(logits, dim=-1)[..., 1].cpu().numpy()
         history = history_frame(
             progress.train_history,
@@ -323,7 +328,27 @@ class _PackedRun:
         history = history[history["epoch"].to_numpy() <= last].reset_index(drop=True)
         if not keep_slice:
             history = history.drop(columns="slice")
+        # each fold's calibration temperature (None: not calibrated), for the results and the bundle
+        history.attrs["temperature"] = None if temperature is None else temperature.cpu().tolist()
         return [probabilities[i, : len(fd.y_val)] for i, fd in enumerate(self.group)], history
+
+
+#: The temperatures :func:`fit_temperature` chooses among (log-spaced, 0.03 to 30).
+TEMPERATURES = np.logspace(-1.5, 1.5, 301)
+
+
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Per slice, the temperature T (of :data:`TEMPERATURES`) that minimises the log loss of
+    ``softmax(logits / T)`` on that slice's real rows: ``logits`` [slices, rows, 2], ``labels`` and ``rows``
+    (the padding mask) [slices, rows]. A grid, not an optimiser: the same T on every run and device."""
+    margin = (logits[..., 1] - logits[..., 0]).double()  # softmax of two classes: sigmoid of the margin
+    grid = torch.as_tensor(TEMPERATURES, dtype=torch.float64, device=logits.device)
+    scaled = margin[:, None, :] / grid[None, :, None]  # [slices, grid, rows]
+    y = labels.double()[:, None, :]
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(scaled, y.expand_as(scaled), reduction="none")
+    mask = rows.double()[:, None, :]
+    mean = (loss * mask).sum(-1) / mask.sum(-1).clamp(min=1)
+    return grid[mean.argmin(dim=1)].to(logits.dtype)
 
 
 def _split(group: list[FoldData], part: str, device, length: int, width: dict, used) -> _Split:
