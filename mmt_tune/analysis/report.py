@@ -120,8 +120,7 @@ def _sections(report: Report, study: Study) -> list[tuple[str, pd.DataFrame | No
         ),
         *_robustness_section(metrics),
         (
-            f"Table 3: hyperparameter importance ({result.options.engine}, mean ± std over "
-            f"{result.options.seeds} forest seeds)",
+            f"Table 3: hyperparameter importance ({result.options.engine}, mean ± std over {result.spread or f'{result.options.seeds} forest seeds'})",
             table3(result),
             result.all_notes(),
             ["table3.md", "table3.csv", "table3.tex", "importance.csv", "interactions.csv"],

@@ -340,13 +340,21 @@ TEMPERATURES = np.logspace(-1.5, 1.5, 301)
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     """Per slice, the temperature T (of :data:`TEMPERATURES`) that minimises the log loss of
     ``softmax(logits / T)`` on that slice's real rows: ``logits`` [slices, rows, 2], ``labels`` and ``rows``
-    (the padding mask) [slices, rows]. A grid, not an optimiser: the same T on every run and device."""
+    (the padding mask) [slices, rows]. A grid, not an optimiser: the same T on every run and device.
+
+    The labels are Platt's smoothed targets, (n+ + 1) / (n+ + 2) for a positive and 1 / (n- + 2) for a
+    negative: on a few held-out rows that the model separates perfectly, 0/1 targets would drive T to its
+    smallest value (probabilities of 0 and 1), which then costs dearly on the validation rows."""
     margin = (logits[..., 1] - logits[..., 0]).double()  # softmax of two classes: sigmoid of the margin
     grid = torch.as_tensor(TEMPERATURES, dtype=torch.float64, device=logits.device)
     scaled = margin[:, None, :] / grid[None, :, None]  # [slices, grid, rows]
-    y = labels.double()[:, None, :]
+    real = rows.double()
+    positives = (labels.double() * real).sum(-1, keepdim=True)
+    negatives = real.sum(-1, keepdim=True) - positives
+    target = torch.where(labels > 0.5, (positives + 1) / (positives + 2), 1 / (negatives + 2))
+    y = target[:, None, :]
     loss = torch.nn.functional.binary_cross_entropy_with_logits(scaled, y.expand_as(scaled), reduction="none")
-    mask = rows.double()[:, None, :]
+    mask = real[:, None, :]
     mean = (loss * mask).sum(-1) / mask.sum(-1).clamp(min=1)
     return grid[mean.argmin(dim=1)].to(logits.dtype)
 

@@ -40,8 +40,58 @@ class _Job:
 def importance(
     study: Study, options: ImportanceOptions | None = None, progress: bool = True
 ) -> ImportanceResult:
-    """Importance of every searched hyperparameter, per configuration of ``study``."""
+    """Importance of every searched hyperparameter, per configuration of ``study``. A nested study's trials
+    come from K inner searches on different outer training sets: each is analysed alone and the result is
+    their mean ± std over the outer folds (:func:`_per_outer_fold`)."""
     options = options or ImportanceOptions()
+    if "outer_fold" in study.trials.columns and study.trials["outer_fold"].nunique() > 1:
+        return _per_outer_fold(study, options, progress)
+    return _importance(study, options, progress)
+
+
+def _per_outer_fold(study: Study, options: ImportanceOptions, progress: bool) -> ImportanceResult:
+    """Importance within each outer fold's own trials, then per parameter the mean and std (ddof=0) of the
+    main-effect fractions over the outer folds where it could be computed."""
+    import dataclasses
+
+    folds = sorted(study.trials["outer_fold"].dropna().unique())
+    results = [
+        _importance(
+            dataclasses.replace(study, trials=study.trials[study.trials["outer_fold"] == k]),
+            options,
+            progress,
+        )
+        for k in folds
+    ]
+    combined = []
+    for first in results[0].configurations:
+        same = [c for r in results for c in r.configurations if c.key == first.key]
+        analysed = [c for c in same if c.main]
+        merged = dataclasses.replace(first, n_trials=sum(c.n_trials for c in same), marginals={}, pairs={})
+        names = dict.fromkeys(n for c in analysed for n in c.main)
+        merged.main = {
+            n: (float(np.mean(v)), float(np.std(v)))
+            for n in names
+            if (v := [c.main[n][0] for c in analysed if n in c.main])
+        }
+        merged.notes = [*dict.fromkeys(note for c in same for note in c.notes)]
+        if analysed and len(analysed) < len(folds):
+            merged.notes.append(
+                f"importance computed in {len(analysed)} of {len(folds)} outer folds (too few trials in the others)"
+            )
+        combined.append(merged)
+    notes = [*dict.fromkeys(n for r in results for n in r.notes)]
+    notes.insert(
+        0,
+        f"nested study: importance computed within each of the {len(folds)} outer folds on its own trials "
+        "(different outer training sets are not pooled), shown as mean ± std over the outer folds; no "
+        "interactions or main-effect curves",
+    )
+    return ImportanceResult(combined, notes, options, study.modalities, spread=f"{len(folds)} outer folds")
+
+
+def _importance(study: Study, options: ImportanceOptions, progress: bool) -> ImportanceResult:
+    """:func:`importance` of one search's trials."""
     _check_options(options)
     notes = _study_notes(study)
     configurations, jobs = [], []
@@ -66,7 +116,9 @@ def importance(
             "no space.json: bounds and log scales were inferred from the sampled values (give --space with "
             "the study's search space for the sampler's true bounds)"
         )
-    return ImportanceResult(configurations, notes, options, study.modalities)
+    return ImportanceResult(
+        configurations, notes, options, study.modalities, spread=f"{options.seeds} forest seeds"
+    )
 
 
 def _check_options(options: ImportanceOptions) -> None:

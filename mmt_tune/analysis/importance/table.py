@@ -114,7 +114,7 @@ def write_importance(
     ]
     caption = (
         f"Hyperparameter importance (fANOVA main-effect fraction of the variance of mean CV "
-        f"{result.options.objective.upper()}; mean ± std over {result.options.seeds} forest seeds; engine "
+        f"{result.options.objective.upper()}; mean ± std over {result.spread or f'{result.options.seeds} forest seeds'}; engine "
         f"{result.options.engine})"
     )
     paths += write_table(table3(result), out, "table3", caption, notes=result.all_notes())

@@ -55,6 +55,7 @@ class ImportanceResult:
     notes: list[str]
     options: ImportanceOptions
     modalities: tuple[str, ...] = MODALITIES  # the study's: Table 3's tick and α columns
+    spread: str = ""  # what the ± is over: forest seeds, or (a nested study) outer folds
 
     def all_notes(self) -> list[str]:
         return [*self.notes, *(f"{c.key}: {note}" for c in self.configurations for note in c.notes)]
