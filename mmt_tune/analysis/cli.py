@@ -57,5 +57,5 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         "--dpi",
         type=positive_int,
         default=None,
-        help="PNG resolution (default 150); a PDF is written beside each PNG",
+        help="PNG resolution (default 300); a PDF is written beside each PNG",
     )
