@@ -208,10 +208,17 @@ def _study_name(study: Study) -> str:
 
 def _data_lines(study: Study) -> list[str]:
     """Where the numbers come from (data.json): a loud line for the phantom, then size, balance, provenance."""
+    from mmt_tune.analysis.completion import completion_notes
+
     data = study.data
+    banner = [
+        n
+        for n in completion_notes(study.trials, study.plan.get("samples"), study.plan.get("configurations"))
+        if n.startswith("UNFINISHED")
+    ]
     if not data:
-        return ["Data: not recorded (a trials table without the study's data.json)."]
-    lines = []
+        return [*banner, "Data: not recorded (a trials table without the study's data.json)."]
+    lines = banner
     if data.get("phantom"):
         lines.append(
             "PHANTOM COHORT: these results come from synthetic images made by mmt-tune, not from patients."

@@ -218,3 +218,17 @@ def test_table2_tex_compiles_with_the_packages_it_names(tmp_path):
     )
     assert done.returncode == 0, done.stdout[-2000:]
     assert (tmp_path / "doc.pdf").stat().st_size > 1000
+
+
+def test_the_index_of_an_unfinished_study_opens_with_the_banner(tmp_path):
+    from mmt_tune.analysis.importance.types import ImportanceOptions
+    from mmt_tune.analysis.report import write_report
+
+    page = write_report(
+        study(planned=6), tmp_path / "r", options=ImportanceOptions(seeds=1, jobs=1), progress=False
+    ).index.read_text()
+    assert '<p class="warning">UNFINISHED STUDY: 3 of 18 planned trials completed' in page
+    finished = write_report(
+        study(planned=1), tmp_path / "f", options=ImportanceOptions(seeds=1, jobs=1), progress=False
+    )
+    assert "UNFINISHED" not in finished.index.read_text()
