@@ -180,6 +180,7 @@ def configuration_bars(result: MetricsResult, path: Path, dpi: int = DPI) -> Pat
                 width,
                 yerr=stds,
                 capsize=2,
+                ecolor="#777777",  # visible on the black forest bars too
                 label=model_label(model),
                 color=models.get(model).colour if model in models.names() else None,
             )
