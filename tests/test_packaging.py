@@ -58,6 +58,18 @@ def test_the_wheel_ships_search_spaces_settings_and_the_console_script(wheel):
     assert wheel.name.startswith(f"mmt_tune-{__version__}-")
 
 
+def test_the_wheel_carries_the_license_its_metadata_and_the_typing_marker(wheel):
+    archive = zipfile.ZipFile(wheel)
+    names = set(archive.namelist())
+    license_file = next(n for n in names if n.endswith(".dist-info/licenses/LICENSE"))
+    assert "BSD 3-Clause License" in archive.read(license_file).decode()  # the notice BSD-3 requires to ship
+    assert "mmt_tune/py.typed" in names
+    metadata = archive.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    assert "License-Expression: BSD-3-Clause" in metadata
+    assert "Classifier: Programming Language :: Python :: 3.11" in metadata
+    assert "Classifier: Typing :: Typed" in metadata
+
+
 def test_every_command_has_version_and_the_dispatcher_knows_them(capsys):
     from mmt_tune import cli
 
