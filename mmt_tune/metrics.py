@@ -70,6 +70,12 @@ def auc(y_true: ArrayLike, y_score: ArrayLike) -> float:
     return float((rank_sum - positives * (positives + 1) / 2) / (positives * negatives))
 
 
+def brier(y_true: ArrayLike, y_score: ArrayLike) -> float:
+    """Brier score: the mean squared difference of probability and label (0 is perfect)."""
+    y, p = np.asarray(y_true, dtype=float), np.asarray(y_score, dtype=float)
+    return float(np.mean((p - y) ** 2))
+
+
 def all_metrics(y_true: ArrayLike, y_score: ArrayLike, threshold: float = 0.5) -> dict[str, float]:
     return {
         "accuracy": accuracy(y_true, y_score, threshold),

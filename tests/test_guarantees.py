@@ -876,6 +876,10 @@ def test_a_held_out_table_reports_each_metric_with_its_own_interval():
     for metric in METRICS:
         interval = (row[f"test_{metric}_low"], row[f"test_{metric}_high"])
         assert_metric(y, p, metric, row[f"test_{metric}"], interval, seed=4)
+    # the Brier score of the held-out rows, with its own interval around it
+    assert row["test_brier"] == np.mean((p - y) ** 2)
+    assert row["test_brier_low"] <= row["test_brier"] <= row["test_brier_high"] < 1
+    assert (row["test_brier_low"], row["test_brier_high"]) != (row["test_auc_low"], row["test_auc_high"])
 
 
 #: Table 2's column headings, as a reader of the table sees them.

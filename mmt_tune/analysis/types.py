@@ -73,9 +73,11 @@ class MetricsResult:
         training rows)."""
         match = self.test[(self.test["model"] == model) & (self.test["present"] == present)]
         cells = {}
-        for metric in ("auc", "accuracy"):
-            name = f"Test {LABELS[metric] if metric == 'auc' else metric} [95% CI]"
-            if match.empty:
+        for metric in ("auc", "accuracy", "brier"):
+            name = (
+                f"Test {LABELS.get(metric, metric.capitalize()) if metric != 'accuracy' else metric} [95% CI]"
+            )
+            if match.empty or f"test_{metric}" not in match.columns:
                 cells[name] = DASH
                 continue
             row = match.iloc[0]

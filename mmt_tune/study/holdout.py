@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from mmt_tune.errors import InputError
-from mmt_tune.metrics import METRIC_FUNCTIONS, all_metrics
+from mmt_tune.metrics import METRIC_FUNCTIONS, all_metrics, brier
 
 TEST_FILE = "test.csv"
 TEST_PREDICTIONS = "test_predictions"
@@ -74,8 +74,9 @@ def score_chosen(
             "trial_id": trial_id,
             "n_test": len(test_index),
         }
-        for metric, value in all_metrics(y, probability).items():
-            low, high = bootstrap_interval(y, probability, METRIC_FUNCTIONS[metric], seed=seed)
+        functions = {**METRIC_FUNCTIONS, "brier": brier}  # the Brier score: calibration on held-out rows
+        for metric, value in {**all_metrics(y, probability), "brier": brier(y, probability)}.items():
+            low, high = bootstrap_interval(y, probability, functions[metric], seed=seed)
             row.update({f"test_{metric}": value, f"test_{metric}_low": low, f"test_{metric}_high": high})
         rows.append(row)
         ids = table.iloc[test_index][[c for c in ("patient_id", "lesion_id") if c in table.columns]]

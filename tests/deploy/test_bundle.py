@@ -251,6 +251,7 @@ def test_study_with_a_held_out_table_then_fit_and_predict(ray_local, tmp_path, c
     assert low <= auc <= high
     table2 = aggregate(load_study(result.experiment)).table2()
     assert "Test AUC [95% CI]" in table2.columns and not (table2["Test AUC [95% CI]"] == "—").any()
+    assert not (table2["Test Brier [95% CI]"] == "—").any()
     predictions = pd.read_parquet(result.experiment / "test_predictions.parquet")
     assert set(predictions["patient_id"]) == set(holdout["patient_id"])  # held-out rows only
 
