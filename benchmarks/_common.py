@@ -73,3 +73,19 @@ def min_median(seconds: list[float]) -> tuple[float, float]:
     n = len(ordered)
     median = ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
     return ordered[0], median
+
+
+def radmlbench_parser(description: str):
+    """The command line of the benchmarks on the radMLBench tables: ``--reference`` (the tables' folder),
+    ``--seeds`` and ``--record``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--reference", type=Path, default=Path(__file__).resolve().parents[2] / "shared/reference/radmlbench"
+    )
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--record", action="store_true")
+    return parser

@@ -67,7 +67,9 @@ def compare(metrics) -> list[dict]:
         difference = deep_mean - base_mean
         # descriptive, not a test: the differences are not tested for significance here (the report's
         # comparisons do that, with the corrected resampled t-test and Holm's adjustment)
-        verdict = "higher" if difference > 0 else ("within 0.02" if difference >= -TARGET else "lower by > 0.02")
+        verdict = (
+            "higher" if difference > 0 else ("within 0.02" if difference >= -TARGET else "lower by > 0.02")
+        )
         rows.append(
             {
                 "configuration": f"{model_label(model)} {present}",

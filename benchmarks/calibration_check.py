@@ -19,7 +19,6 @@ Arms of each deep model:
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import load_average, report  # noqa: E402
+from _common import load_average, radmlbench_parser, report  # noqa: E402
 from radmlbench_check import TABLES, load  # noqa: E402
 
 
@@ -95,15 +94,7 @@ def arms(table: pd.DataFrame, sequences: tuple[str, ...], seed: int) -> list[dic
 def main(argv=None) -> int:
     import torch
 
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--reference", type=Path, default=Path(__file__).resolve().parents[2] / "shared/reference/radmlbench"
-    )
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--record", action="store_true")
-    args = parser.parse_args(argv)
+    args = radmlbench_parser(__doc__).parse_args(argv)
     torch.set_num_threads(1)
     seeds = [int(s) for s in args.seeds.split(",")]
     rows = []

@@ -12,7 +12,6 @@ then mean and range over seeds: these cohorts are small). One torch thread.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import load_average, report  # noqa: E402
+from _common import load_average, radmlbench_parser, report  # noqa: E402
 
 TABLES = ("Meningioma-SEG-CLASS", "Brancato2023")
 MODELS = ("mmt", "mfnvae", "logreg", "forest")
@@ -40,15 +39,7 @@ def main(argv=None) -> int:
     from mmt_tune.config import TrainConfig
     from mmt_tune.training.crossval import train_configuration
 
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--reference", type=Path, default=Path(__file__).resolve().parents[2] / "shared/reference/radmlbench"
-    )
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--record", action="store_true")
-    args = parser.parse_args(argv)
+    args = radmlbench_parser(__doc__).parse_args(argv)
     torch.set_num_threads(1)
     seeds = [int(s) for s in args.seeds.split(",")]
     lines = [
