@@ -438,6 +438,41 @@ MUTANTS = [
         'clipped(corrected_t_interval(rows["auc"], split_fraction(rows)))',
         (GUARANTEES, "-k", "table2_and_performance"),
     ),
+    Mutant(
+        "a bundle's recorded hashes are never checked",
+        "mmt_tune/deploy/bundle.py",
+        "    check_hashes(manifest, folder, path)\n",
+        "",
+        ("tests/deploy/test_integrity.py",),
+    ),
+    Mutant(
+        "the temperature is fitted on the fold's validation rows",
+        "mmt_tune/training/trainer.py",
+        "temperature = fit_temperature(held_out, self.monitor.y, self.monitor.rows)",
+        "temperature = fit_temperature(logits, self.val.y, self.val.rows)",
+        ("tests/training/test_temperature.py",),
+    ),
+    Mutant(
+        "a study one trial short of its budget is called finished",
+        "mmt_tune/analysis/completion.py",
+        "for k in keys if ran.get(k, 0) < planned]",
+        "for k in keys if ran.get(k, 0) < planned - 1]",
+        ("tests/analysis/test_report_calibration.py",),
+    ),
+    Mutant(
+        "an output unit puts each file in place as soon as it is written",
+        "mmt_tune/_io.py",
+        "            unit.append((tmp_path, target))\n            return\n",
+        "",
+        ("tests/test__io.py",),
+    ),
+    Mutant(
+        "calibration scores depend on the order the predictions are stored in",
+        "mmt_tune/analysis/calibration.py",
+        "    return oof.sort_values(keys, kind=\"stable\") if keys else oof\n",
+        "    return oof\n",
+        ("tests/analysis/test_report_calibration.py",),
+    ),
 ]
 
 

@@ -143,6 +143,8 @@ def test_an_unfinished_study_says_so_and_a_finished_one_does_not():
     banner = unfinished[0]
     assert banner.startswith("UNFINISHED STUDY: 3 of 18 planned trials completed")
     assert "mmt2m/T1WI+FLAIR 1/6" in banner and "--resume" in banner
+    one_short = aggregate(study(planned=2), "auc").notes[0]  # a single trial missing is enough
+    assert one_short.startswith("UNFINISHED STUDY: 3 of 6 planned trials completed")
 
 
 def test_a_deep_configuration_without_a_baseline_is_listed_as_not_compared():
