@@ -469,7 +469,7 @@ MUTANTS = [
     Mutant(
         "calibration scores depend on the order the predictions are stored in",
         "mmt_tune/analysis/calibration.py",
-        "    return oof.sort_values(keys, kind=\"stable\") if keys else oof\n",
+        '    return oof.sort_values(keys, kind="stable") if keys else oof\n',
         "    return oof\n",
         ("tests/analysis/test_report_calibration.py",),
     ),
