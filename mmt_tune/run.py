@@ -91,7 +91,12 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="study seed: folds, samplers, initialisation")
     parser.add_argument("--address", default=None, help="existing Ray cluster (default: start a local one)")
     parser.add_argument("--storage", default="results", help="where Tune writes the experiment (path or URI)")
-    parser.add_argument("--name", default=None, help="experiment name (default: the space's name)")
+    parser.add_argument(
+        "--name",
+        default=None,
+        help="the study's name: its folder, its trials table's study column, its report and W&B group "
+        "(default: the space file's stem, e.g. my-space for my-space.yaml, or a shipped space's name)",
+    )
     parser.add_argument("--cpus-per-trial", type=float, default=1.0)
     parser.add_argument(
         "--gpus-per-trial",
@@ -253,10 +258,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if result.nested is not None:
         from mmt_tune.study.nested import nested_summary
 
-        print(f"\nnested CV, study {space.name}: outer-fold AUC of each configuration's inner-best trial")
+        print(
+            f"\nnested CV, study {result.experiment.name}: outer-fold AUC of each configuration's inner-best trial"
+        )
         print(nested_summary(result.nested).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     elif not result.trials.empty and (result.trials["status"] == "ok").any():
-        print(f"\nbest trial per configuration (mean ± std over folds), study {space.name}:")
+        print(f"\nbest trial per configuration (mean ± std over folds), study {result.experiment.name}:")
         print(format_best(result))
     folder = result.experiment
     if result.test is not None and not result.test.empty:

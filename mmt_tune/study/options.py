@@ -26,7 +26,7 @@ class StudyOptions:
     seed: int = 0  # folds, samplers, initialisation
     address: str | None = None  # an existing Ray cluster (default: start a local instance)
     storage: str | Path = "results"  # where Tune writes the experiment (a path or a URI)
-    name: str | None = None  # experiment name (default: the space's name)
+    name: str | None = None  # the study's name (default: the space file's stem, else its name:)
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     configurations: Sequence[str] | None = None  # run only these configurations of the space

@@ -53,7 +53,8 @@ def prepare_study(space: str | Path, features: str | Path, opts: StudyOptions) -
         from mmt_tune.study.holdout import read_holdout
 
         holdout = read_holdout(opts.test_features, table, metadata)
-    where = study_folders(opts.name or study.name, opts.storage)
+    study = replace(study, name=study_name(space, study, opts.name))
+    where = study_folders(study.name, opts.storage)
     check_writable(where.tables, "results folder" if where.remote else "--storage")
     identity = study_identity(study, features, opts.samples, opts.seed, opts.epochs, opts.folds, opts.repeats)
     identity["outer_folds"] = opts.outer_folds
@@ -96,6 +97,18 @@ def _chosen(study: SearchSpace, opts: StudyOptions) -> SearchSpace:
     return replace(
         study, configurations=tuple(c for c in study.configurations if c.key in opts.configurations)
     )
+
+
+def study_name(space: str | Path, study: SearchSpace, name: str | None) -> str:
+    """One name for the study's folder, its trials table's ``study`` column, its report and its W&B group:
+    ``--name``, else the space file's stem (``my-space.yaml`` -> ``my-space``), else the space's ``name:``
+    (a shipped space, given by name, is its own stem)."""
+    if name:
+        return name
+    path = Path(str(space))
+    if path.suffix in (".yaml", ".yml"):
+        return path.stem
+    return study.name
 
 
 def study_folders(name: str, storage: str | Path) -> Where:
