@@ -44,7 +44,7 @@ has() { "$py" -c "import $1" 2>/dev/null; }
 has pyrfr || "${pip[@]}" --no-build-isolation "pyrfr>=0.8,<0.10"
 has radiomics || scripts/build-pyradiomics.sh "$py"
 
-"${pip[@]}" -e ".[dev]"
+"${pip[@]}" -e ".[extract,fanova,dev]"
 
 # The pinned torch must have survived the resolver.
 "$py" - "$TORCH_SPEC" <<'PY'

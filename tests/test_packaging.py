@@ -122,3 +122,56 @@ def test_the_installed_wheel_runs_a_shipped_space_from_anywhere(wheel, tmp_path)
     )
     assert study.returncode == 0, study.stderr[-2000:]
     assert (work / "results" / "paper" / "trials.parquet").is_file()
+
+
+def test_pyradiomics_and_fanova_are_optional_and_their_absence_is_one_line_or_a_stated_fallback(
+    wheel, tmp_path
+):
+    """A plain ``pip install`` cannot build PyRadiomics 3.1.0 or pyrfr, so neither is a requirement: the wheel
+    asks for them only as extras, extraction without PyRadiomics is one line, and importance without fanova
+    uses Optuna's fANOVA and says so."""
+    archive = zipfile.ZipFile(wheel)
+    metadata = archive.read(next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))).decode()
+    requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
+    for name, extra in (("pyradiomics", "extract"), ("fanova", "fanova"), ("trimesh", "extract")):
+        lines = [line for line in requires if line.split()[1].lower().startswith(name)]
+        assert lines and all(f'extra == "{extra}"' in line for line in lines), lines
+    missing = "import sys; sys.modules['radiomics'] = None; sys.modules['fanova'] = None\n"
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("patient_id,label,T1WI_image,T1WI_mask\np1,1,a.nii.gz,b.nii.gz\n")
+    extract = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            missing + "from mmt_tune.radiomics.cli import main\n"
+            f"sys.exit(main(['--manifest', '{manifest}', '--params', 'paper', '--out', '{tmp_path / 'f.parquet'}']))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert extract.returncode == 2 and extract.stderr.count("\n") == 1, extract.stderr
+    assert (
+        extract.stderr.startswith("error: PyRadiomics is not installed") and "bootstrap.sh" in extract.stderr
+    )
+    assert not (tmp_path / "f.parquet").exists()
+    analysis = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            missing + "from mmt_tune.analysis.importance.study import importance\n"
+            "from mmt_tune.analysis.results import Study\n"
+            "from mmt_tune.analysis.synthetic import paper_space, synthetic_trials\n"
+            "space = {k: v for k, v in paper_space().items() if k == 'mmt1m/DWI'}\n"
+            "result = importance(Study('s', synthetic_trials(space, 12, seed=0), space=space))\n"
+            "print(result.options.engine); print(result.notes[0]); print(sorted(result.configurations[0].main))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    engine, note, main_effects = analysis.stdout.strip().splitlines()[-3:]
+    assert engine == "optuna" and note.startswith("the fanova package is not installed")
+    assert "beta" in main_effects

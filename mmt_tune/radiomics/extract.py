@@ -79,6 +79,20 @@ def default_cache_dir(out: Path) -> Path:
     return out.parent / ".mmt-cache" / "radiomics"
 
 
+def require_pyradiomics() -> None:
+    """PyRadiomics is importable, or one :class:`InputError` saying how to get it: it is an optional part
+    (``pip install mmt-tune`` works without it, for tables extracted elsewhere), and its 3.1.0 source archive
+    needs the repair ``scripts/bootstrap.sh`` applies."""
+    try:
+        import radiomics  # noqa: F401
+    except ImportError:
+        raise InputError(
+            "PyRadiomics is not installed, and extraction (and the phantom cohort) needs it: run "
+            "scripts/bootstrap.sh from a checkout, which builds it (docs/install.md); a feature table made "
+            "elsewhere needs no PyRadiomics (mmt-tune convert)"
+        ) from None
+
+
 def extract_features(
     manifest: str | Path,
     params: str | Path,
@@ -104,6 +118,7 @@ def extract_features(
     is recomputed or rewritten. ``on_result`` (for tests) is called with the number of results computed so
     far, each time one has been cached.
     """
+    require_pyradiomics()
     out = Path(out)
     if out.suffix != ".parquet":
         raise InputError(f"{out}: the feature table must be a .parquet file")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -44,15 +45,33 @@ def importance(
     come from K inner searches on different outer training sets: each is analysed alone and the result is
     their mean ± std over the outer folds (:func:`_per_outer_fold`)."""
     options = options or ImportanceOptions()
+    if options.engine == "fanova" and not fanova_installed():
+        result = importance(study, dataclasses.replace(options, engine="optuna"), progress)
+        result.notes.insert(0, FANOVA_MISSING)
+        return result
     if "outer_fold" in study.trials.columns and study.trials["outer_fold"].nunique() > 1:
         return _per_outer_fold(study, options, progress)
     return _importance(study, options, progress)
 
 
+#: The note of an analysis that fell back to Optuna's fANOVA because the ``fanova`` package is missing.
+FANOVA_MISSING = (
+    "the fanova package is not installed (an optional part: scripts/bootstrap.sh builds it), so importance "
+    "is Optuna's implementation of the same functional ANOVA (engine optuna): main effects only"
+)
+
+
+def fanova_installed() -> bool:
+    try:
+        import fanova  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _per_outer_fold(study: Study, options: ImportanceOptions, progress: bool) -> ImportanceResult:
     """Importance within each outer fold's own trials, then per parameter the mean and std (ddof=0) of the
     main-effect fractions over the outer folds where it could be computed."""
-    import dataclasses
 
     folds = sorted(study.trials["outer_fold"].dropna().unique())
     results = [
