@@ -51,16 +51,18 @@ class Imported:
     positive: str  # the source's label value that became 1
     dropped: list[str] = field(default_factory=list)  # shared columns left out
     shared_to: str | None = None  # or the sequence they were given to
+    notes: list[str] = field(default_factory=list)  # what the import decided that a user should check
 
 
-def read_source(path: Path) -> pd.DataFrame:
-    """A CSV (``.csv``, ``.csv.gz``) or Parquet table; one line naming the file when it cannot be read."""
+def read_source(path: Path, text_columns: Sequence[str] = ()) -> pd.DataFrame:
+    """A CSV (``.csv``, ``.csv.gz``) or Parquet table; one line naming the file when it cannot be read.
+    ``text_columns`` (identifiers) are read as written, so ``007`` stays ``007``."""
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     try:
         if path.suffix == ".parquet":
             return pd.read_parquet(path)
-        return pd.read_csv(path)
+        return pd.read_csv(path, dtype={c: str for c in text_columns})
     except Exception as exc:  # parser errors come in many classes
         raise InputError(f"{path}: cannot read the table ({str(exc).splitlines()[0]})") from None
 
@@ -79,6 +81,7 @@ def import_wide_table(
         if column not in source.columns:
             raise InputError(f"{where}: no column {column!r} (choose it with --id / --label)")
     features = [c for c in source.columns if c not in (id_column, label_column)]
+    found = sequences is None
     if sequences is None:
         first = [c.split("_", 1)[0] for c in features if "_" in c]
         counts = pd.Series(first, dtype=object).value_counts()
@@ -118,6 +121,10 @@ def import_wide_table(
         raise InputError(
             f"{where}: {label_column} has {len(values)} distinct values ({values[:5]}); need two"
         )
+    numeric = _as_binary(values)
+    if numeric is not None:  # 0/1 written as 0.0/1.0 (or 1/0 as numbers): the feature tables' convention
+        labels = labels.astype(str).map(numeric)
+        values = list(dict.fromkeys(labels))
     if positive is None:
         if set(values) != {"0", "1"}:
             raise InputError(
@@ -128,7 +135,7 @@ def import_wide_table(
         raise InputError(
             f"{where}: --positive {positive!r} is not a value of {label_column} ({', '.join(values)})"
         )
-    ids = source[id_column].astype(str)
+    ids = _identifiers(source[id_column], where, id_column)
     if ids.duplicated().any():
         raise InputError(f"{where}: {id_column} {ids[ids.duplicated()].iloc[0]!r} appears twice")
     table = pd.DataFrame({"patient_id": ids, "label": (labels.astype(str) == str(positive)).astype(int)})
@@ -140,7 +147,44 @@ def import_wide_table(
         raise InputError(f"{where}: row {row + 2}: {column} is not a number ({source[column].iloc[row]!r})")
     values_frame.columns = list(renamed.values())
     table = pd.concat([table, values_frame.astype(float)], axis=1)
-    return Imported(table, sequences, str(positive), dropped, None if shared == "drop" else shared)
+    notes = _sparse_prefixes(renamed, sequences) if found else []
+    return Imported(table, sequences, str(positive), dropped, None if shared == "drop" else shared, notes)
+
+
+def _as_binary(values: list[str]) -> dict[str, str] | None:
+    """``{"1.0": "1", "0.0": "0"}`` when two label values are the numbers 0 and 1 written some other way."""
+    try:
+        numbers = {v: float(v) for v in values}
+    except ValueError:
+        return None
+    if set(numbers.values()) != {0.0, 1.0}:
+        return None
+    return {v: str(int(n)) for v, n in numbers.items()}
+
+
+def _identifiers(column: pd.Series, where: str, name: str) -> pd.Series:
+    """Patient identifiers as text: an empty one is refused naming its row; whole numbers stored as floats
+    (a numeric column with a blank elsewhere) lose their ``.0``."""
+    empty = column.isna() | (column.astype(str).str.strip() == "")
+    if empty.any():
+        raise InputError(f"{where}: row {int(np.flatnonzero(empty.to_numpy())[0]) + 2}: {name} is empty")
+    if pd.api.types.is_float_dtype(column) and (column % 1 == 0).all():
+        column = column.astype(np.int64)
+    return column.astype(str)
+
+
+def _sparse_prefixes(renamed: dict[str, str], sequences: Sequence[str]) -> list[str]:
+    """A note naming prefixes taken as sequences that have far fewer columns than the others (``clinical_age``
+    and ``clinical_sex`` make a prefix too): check them, or name the sequences with --sequences."""
+    counts = {s: sum(v.startswith(f"{s}{COLUMN_SEPARATOR}") for v in renamed.values()) for s in sequences}
+    largest = max(counts.values())
+    sparse = [f"{s} ({n} columns)" for s, n in counts.items() if n < 0.2 * largest]
+    if not sparse:
+        return []
+    return [
+        f"prefixes taken as sequences with far fewer columns than the largest ({largest}): {', '.join(sparse)}; "
+        "if they are not MRI sequences, name the sequences with --sequences"
+    ]
 
 
 def import_long_table(
@@ -239,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         check_output_file(args.out, "--out")
-        source = read_source(args.source)
+        source = read_source(args.source, text_columns=[args.id])
         if args.sequence_column:
             from mmt_tune.data.scan import read_labels
 
@@ -277,6 +321,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     elif result.shared_to:
         print(f"note: columns without a sequence prefix were given to {result.shared_to}")
+    for note in result.notes:
+        print(f"note: {note}")
     return 0
 
 
