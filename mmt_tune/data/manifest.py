@@ -49,7 +49,10 @@ def parse_label(value: str, where: str) -> int:
         return LABEL_VALUES[key.upper()]
     if key in LABEL_VALUES:
         return LABEL_VALUES[key]
-    raise InputError(f"{where}: label {value!r} is not binary (expected SCLC/NSCLC or 1/0)")
+    raise InputError(
+        f"{where}: label {value!r} is not binary (expected SCLC/NSCLC or 1/0; for other label values, name "
+        "the positive class with --positive, e.g. --positive high)"
+    )
 
 
 def header_modalities(header: Sequence[str]) -> tuple[str, ...]:

@@ -36,7 +36,11 @@ def test_parses_labels_ids_missing_modalities_and_relative_paths(tmp_path):
             "missing required column(s): DWI_mask",
         ),
         (["1,SCLC,a,b,,,,", "1,NSCLC,c,d,,,,"], HEADER, "line 3: duplicate patient_id '1' (first on line 2)"),
-        (["1,adeno,a,b,,,,"], HEADER, "line 2: label 'adeno' is not binary"),
+        (
+            ["1,adeno,a,b,,,,"],
+            HEADER,
+            "line 2: label 'adeno' is not binary .*name the positive class with --positive",
+        ),
         (["1,2,a,b,,,,"], HEADER, "label '2' is not binary"),
         (["1,SCLC,a,,,,,"], HEADER, "line 2: T1WI_mask is empty but its pair is set"),
         (["1,SCLC,,,,,,"], HEADER, "line 2: no modality has an image"),
