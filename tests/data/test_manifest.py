@@ -39,7 +39,7 @@ def test_parses_labels_ids_missing_modalities_and_relative_paths(tmp_path):
         (
             ["1,adeno,a,b,,,,"],
             HEADER,
-            "line 2: label 'adeno' is not binary .*name the positive class with --positive",
+            "line 2: label 'adeno' is not binary (expected SCLC/NSCLC or 1/0; for other label values, name the positive class with --positive",
         ),
         (["1,2,a,b,,,,"], HEADER, "label '2' is not binary"),
         (["1,SCLC,a,,,,,"], HEADER, "line 2: T1WI_mask is empty but its pair is set"),
