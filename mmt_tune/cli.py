@@ -34,8 +34,32 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+#: ``python -m`` forms that are not the module in :data:`COMMANDS` (the analysis keeps its short names).
+PYTHON_M = {
+    "extract": "mmt_tune.extract",
+    "report": "analysis.report",
+    "importance": "analysis.importance",
+    "metrics": "analysis.metrics",
+}
+
+#: How the running command was invoked through the console script (``mmt-tune scan``), so that its usage and
+#: error lines speak the user's dialect; None under ``python -m``.
+INVOKED_AS: str | None = None
+
+
+def command(name: str) -> str:
+    """How to run another command in the dialect this one was run in: ``mmt-tune report`` after
+    ``mmt-tune run``, ``python -m analysis.report`` after ``python -m mmt_tune.run``."""
+    if INVOKED_AS is not None:
+        return f"mmt-tune {name}"
+    return f"python -m {PYTHON_M.get(name, COMMANDS[name][0])}"
+
+
 def add_version(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """``--version`` on a command's parser."""
+    """``--version`` on a command's parser (and, under ``mmt-tune COMMAND``, that as its name in usage and
+    error lines)."""
+    if INVOKED_AS is not None:
+        parser.prog = INVOKED_AS
     parser.add_argument("--version", action="version", version=f"mmt-tune {__version__}")
     return parser
 
@@ -79,8 +103,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[0] not in COMMANDS:
         print(f"error: unknown command {argv[0]!r} (known: {', '.join(COMMANDS)})", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[argv[0]][0])
-    return int(module.main(argv[1:]) or 0)
+    global INVOKED_AS
+    INVOKED_AS = f"mmt-tune {argv[0]}"
+    try:
+        module = importlib.import_module(COMMANDS[argv[0]][0])
+        return int(module.main(argv[1:]) or 0)
+    finally:
+        INVOKED_AS = None
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mmt_tune.cli import add_version
+from mmt_tune.cli import add_version, command
 from mmt_tune.config import TrainConfig
 from mmt_tune.deploy.from_study import fit_all, study_choices
 from mmt_tune.errors import InputError, describe
@@ -124,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print(f"wrote bundle ({len(bundle.configurations)} configuration(s)) -> {out}")
     print(
-        f"score new patients: python -m mmt_tune.predict --bundle {out} --features new.parquet --out predictions.csv"
+        f"score new patients: {command('predict')} --bundle {out} --features new.parquet --out predictions.csv"
     )
     return 0
 

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from mmt_tune.cli import add_version
+from mmt_tune.cli import add_version, command
 from mmt_tune.errors import InputError, describe
 from mmt_tune.metrics import METRICS, mean_std
 from mmt_tune.records import JOURNAL_FILE, TRIALS_TABLE
@@ -274,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.features is None:
         print(f"\n{PHANTOM_NOTE}")
     print(f"\ntrials table: {folder / (TRIALS_TABLE + '.parquet')} (+ .csv)")
-    print(f"report:       python -m analysis.report {folder}")
+    print(f"report:       {command('report')} {folder}")
     print(f"Optuna:       optuna-dashboard {folder / JOURNAL_FILE}")
     if failed:
         first = next((result.errors[c] for c in failed if c in result.errors), "see the trials' error files")

@@ -255,7 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
     from mmt_tune.analysis.importance.cli import build_parser as importance_parser
 
     parser = importance_parser()
-    parser.prog = "python -m analysis.report"
+    from mmt_tune.cli import command
+
+    parser.prog = command("report")
     parser.description = (
         "Everything about a study in one folder: Table 2, the comparisons, Table 3, ROC / loss / "
         "configuration / importance / main-effect figures, and index.html + index.md to open."

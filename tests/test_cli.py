@@ -1,0 +1,32 @@
+"""One dialect per invocation: under ``mmt-tune COMMAND`` usage, error lines and hints say ``mmt-tune``; under
+``python -m`` they say ``python -m``."""
+
+from __future__ import annotations
+
+import pytest
+
+from mmt_tune import cli
+
+
+@pytest.mark.parametrize("name", ["scan", "convert", "predict", "run", "report", "importance", "extract"])
+def test_usage_and_errors_name_the_command_as_it_was_invoked(name, capsys):
+    with pytest.raises(SystemExit) as exited:  # required options missing: argparse's error, exit 2
+        cli.main([name])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert f"usage: mmt-tune {name} " in err and f"mmt-tune {name}: error:" in err
+    assert "python -m" not in err
+    module = __import__(cli.COMMANDS[name][0], fromlist=["main"])
+    with pytest.raises(SystemExit):
+        module.main([])
+    err = capsys.readouterr().err
+    assert f"usage: {cli.command(name)} " in err and "mmt-tune" not in err
+
+
+def test_hints_for_the_next_command_follow_the_dialect():
+    assert cli.command("report") == "python -m analysis.report"
+    cli.INVOKED_AS = "mmt-tune run"
+    try:
+        assert cli.command("report") == "mmt-tune report" and cli.command("predict") == "mmt-tune predict"
+    finally:
+        cli.INVOKED_AS = None
