@@ -55,6 +55,17 @@ def command(name: str) -> str:
     return f"python -m {PYTHON_M.get(name, COMMANDS[name][0])}"
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default only where it says something: not None, not a flag's False, and not where the help
+    already names it."""
+
+    def _get_help_string(self, action):
+        help_text = action.help or ""
+        if action.default is None or isinstance(action.default, bool) or "default" in help_text:
+            return help_text
+        return super()._get_help_string(action)
+
+
 def add_version(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """``--version`` on a command's parser (and, under ``mmt-tune COMMAND``, that as its name in usage and
     error lines)."""

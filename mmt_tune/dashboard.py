@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mmt_tune import models
-from mmt_tune.cli import add_version
+from mmt_tune.cli import HelpFormatter, add_version
 from mmt_tune.errors import InputError
 from mmt_tune.metrics import METRICS
 from mmt_tune.modalities import MODALITIES
@@ -101,8 +101,8 @@ def workspace_spec(workspace: Any) -> dict:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m mmt_tune.dashboard",
-        description=__doc__.splitlines()[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description=__doc__.splitlines()[0].replace("``", ""),
+        formatter_class=HelpFormatter,
     )
     add_version(parser)
     parser.add_argument("--entity", required=True, help="W&B entity (user or team)")

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mmt_tune.cli import add_version
+from mmt_tune.cli import HelpFormatter, add_version
 from mmt_tune.data.phantom import prepare_phantom
 from mmt_tune.errors import InputError, describe
 from mmt_tune.modalities import MODALITIES
@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m mmt_tune.demo",
         description="Run the demo on the phantom cohort: generate it, extract features, check the signal, "
         "run a small study of every model and write Table 2, Table 3 and the figures.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     add_version(parser)
     parser.add_argument("--out", type=Path, default=Path("demo"), help="output folder")

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mmt_tune.cli import add_version, command
+from mmt_tune.cli import HelpFormatter, add_version, command
 from mmt_tune.config import TrainConfig
 from mmt_tune.deploy.from_study import fit_all, study_choices
 from mmt_tune.errors import InputError, describe
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m mmt_tune.fit",
         description="Refit a study's best configurations (or one from a config file) on all rows of the "
         "feature table and save them as a bundle for python -m mmt_tune.predict.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     add_version(parser)
     parser.add_argument("--study", type=Path, default=None, help="a study's results folder (results/<name>)")

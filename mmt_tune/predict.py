@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mmt_tune.cli import add_version
+from mmt_tune.cli import HelpFormatter, add_version
 from mmt_tune.deploy.bundle import load_bundle
 from mmt_tune.deploy.routing import predict_table
 from mmt_tune.deploy.validation import calibration_plot, check_features, read_table, validation
@@ -29,8 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m mmt_tune.predict",
         description="Score new patients with a bundle (python -m mmt_tune.fit), each by the model for the "
-        "modalities it has; with labels, external-validation metrics with 95%% intervals.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "modalities it has; with labels, external-validation metrics with 95% intervals.",
+        formatter_class=HelpFormatter,
     )
     add_version(parser)
     parser.add_argument("--bundle", type=Path, required=True, help="a bundle folder")

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from mmt_tune.cli import add_version, command
+from mmt_tune.cli import HelpFormatter, add_version, command
 from mmt_tune.errors import InputError, describe
 from mmt_tune.metrics import METRICS, mean_std
 from mmt_tune.records import JOURNAL_FILE, TRIALS_TABLE
@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m mmt_tune.run",
         description="Run a hyperparameter study: every configuration of a search space gets its own Optuna "
         "study and the same number of trials, all in one Ray Tune run.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     add_version(parser)
     parser.add_argument(
@@ -97,7 +97,12 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
         help="the study's name: its folder, its trials table's study column, its report and W&B group "
         "(default: the space file's stem, e.g. my-space for my-space.yaml, or a shipped space's name)",
     )
-    parser.add_argument("--cpus-per-trial", type=float, default=1.0)
+    parser.add_argument(
+        "--cpus-per-trial",
+        type=float,
+        default=1.0,
+        help="CPUs each trial holds; trials run at once = the cluster's CPUs / this",
+    )
     parser.add_argument(
         "--gpus-per-trial",
         type=float,

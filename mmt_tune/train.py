@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from mmt_tune import models
-from mmt_tune.cli import add_version, parse_present, read_config
+from mmt_tune.cli import HelpFormatter, add_version, parse_present, read_config
 from mmt_tune.config import TrainConfig
 from mmt_tune.errors import InputError, describe
 from mmt_tune.metrics import METRICS, summary_line
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m mmt_tune.train",
         description="Cross-validate one configuration (model x present modalities x hyperparameters).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     add_version(parser)
     parser.add_argument("--features", required=True, type=Path, help="feature table (.parquet)")

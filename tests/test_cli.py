@@ -30,3 +30,16 @@ def test_hints_for_the_next_command_follow_the_dialect():
         assert cli.command("report") == "mmt-tune report" and cli.command("predict") == "mmt-tune predict"
     finally:
         cli.INVOKED_AS = None
+
+
+@pytest.mark.parametrize("name", list(cli.COMMANDS))
+def test_every_option_is_explained_once_without_noise(name):
+    module = __import__(cli.COMMANDS[name][0], fromlist=["build_parser"])
+    if not hasattr(module, "build_parser"):
+        pytest.skip(f"{name} has no argparse parser")
+    parser = module.build_parser()
+    text = parser.format_help()
+    assert "(default: None)" not in text and "%%" not in text and "``" not in text
+    undocumented = [a.option_strings[0] for a in parser._actions if a.option_strings and not a.help]
+    assert undocumented == []
+    assert not any(line.count("(default") > 1 for line in text.splitlines())

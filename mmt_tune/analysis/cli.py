@@ -15,15 +15,6 @@ def default_out(path: Path) -> Path:
     return (path if path.is_dir() else path.parent) / "analysis"
 
 
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows a default only where it says something (not None, not a flag's False)."""
-
-    def _get_help_string(self, action):
-        if action.default is None or isinstance(action.default, bool):
-            return action.help
-        return super()._get_help_string(action)
-
-
 def positive_int(text: str) -> int:
     """An argparse type: an integer >= 1 (argparse prints the one-line error and exits 2)."""
     try:

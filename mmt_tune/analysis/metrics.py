@@ -295,7 +295,8 @@ def write_metrics(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mmt_tune.analysis.cli import HelpFormatter, add_common_arguments
+    from mmt_tune.analysis.cli import add_common_arguments
+    from mmt_tune.cli import HelpFormatter
 
     parser = argparse.ArgumentParser(
         prog="python -m analysis.metrics",

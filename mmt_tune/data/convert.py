@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mmt_tune.cli import add_version
+from mmt_tune.cli import HelpFormatter, add_version
 from mmt_tune.errors import InputError, describe
 from mmt_tune.modalities import COLUMN_SEPARATOR, MAX_MODALITIES, MIN_MODALITIES, feature_column
 
@@ -247,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m mmt_tune.data.convert",
         description="Import a wide radiomics table (per-sequence column prefixes) as a feature table.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     add_version(parser)
     parser.add_argument("source", type=Path, help="CSV (.csv, .csv.gz) or Parquet table, one row per patient")

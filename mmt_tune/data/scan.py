@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mmt_tune.cli import add_version
+from mmt_tune.cli import HelpFormatter, add_version
 from mmt_tune.errors import InputError, describe
 
 FIELDS = ("patient", "modality")
@@ -160,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m mmt_tune.data.scan",
         description="Write a manifest from a folder of images and masks named by a pattern.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     add_version(parser)
     parser.add_argument("folder", type=Path, help="folder holding the images and masks")

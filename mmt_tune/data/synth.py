@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from mmt_tune._io import atomic_path, write_text_atomic
-from mmt_tune.cli import add_version
+from mmt_tune.cli import HelpFormatter, add_version
 from mmt_tune.errors import InputError, describe
 from mmt_tune.modalities import MODALITIES, NEGATIVE_CLASS, POSITIVE_CLASS
 
@@ -321,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m mmt_tune.data.synth",
         description="Generate the phantom cohort: T1WI/FLAIR/DWI NIfTI volumes, lesion masks and manifest.csv.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     add_version(parser)
     parser.add_argument("--out", required=True, type=Path, help="output folder (created if needed)")

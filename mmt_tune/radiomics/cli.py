@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from mmt_tune.cli import add_version
+from mmt_tune.cli import HelpFormatter, add_version
 from mmt_tune.errors import InputError, describe
 from mmt_tune.modalities import COLUMN_SEPARATOR
 
@@ -19,6 +19,7 @@ EXIT_BAD_INPUT = 2
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m mmt_tune.extract",
+        formatter_class=HelpFormatter,
         description=(
             "Extract PyRadiomics features for every (case, modality) of a manifest, one Ray task each, "
             "cached by content hash, into a Parquet feature table."

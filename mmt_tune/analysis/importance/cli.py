@@ -7,12 +7,12 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
-from mmt_tune.analysis.cli import HelpFormatter, add_common_arguments, default_out
+from mmt_tune.analysis.cli import add_common_arguments, default_out
 from mmt_tune.analysis.importance.study import ENGINES, importance
 from mmt_tune.analysis.importance.table import table3, write_importance
 from mmt_tune.analysis.importance.types import ImportanceOptions
 from mmt_tune.analysis.results import load_study
-from mmt_tune.cli import add_version
+from mmt_tune.cli import HelpFormatter, add_version
 from mmt_tune.errors import InputError, describe
 
 
