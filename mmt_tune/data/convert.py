@@ -113,6 +113,27 @@ def import_wide_table(
     for sequence in sequences:
         if not any(name.startswith(f"{sequence}{COLUMN_SEPARATOR}") for name in renamed.values()):
             raise InputError(f"{where}: no feature column starts with {sequence}_")
+    labels, positive = _labels(source, label_column, positive, where)
+    ids = _identifiers(source[id_column], where, id_column)
+    if ids.duplicated().any():
+        raise InputError(f"{where}: {id_column} {ids[ids.duplicated()].iloc[0]!r} appears twice")
+    table = pd.DataFrame({"patient_id": ids, "label": (labels.astype(str) == str(positive)).astype(int)})
+    values_frame = source[list(renamed)].apply(pd.to_numeric, errors="coerce")
+    bad = values_frame.isna() & source[list(renamed)].notna()
+    if bad.any().any():
+        column = bad.any().idxmax()
+        row = int(np.flatnonzero(bad[column].to_numpy())[0])
+        raise InputError(f"{where}: row {row + 2}: {column} is not a number ({source[column].iloc[row]!r})")
+    values_frame.columns = list(renamed.values())
+    table = pd.concat([table, values_frame.astype(float)], axis=1)
+    notes = _sparse_prefixes(renamed, sequences) if found else []
+    return Imported(table, sequences, str(positive), dropped, None if shared == "drop" else shared, notes)
+
+
+def _labels(
+    source: pd.DataFrame, label_column: str, positive: str | None, where: str
+) -> tuple[pd.Series, str]:
+    """The label column as text with 0/1 in any numeric spelling made "0"/"1", and the positive value."""
     labels = source[label_column]
     values = list(dict.fromkeys(labels.dropna().astype(str)))
     if labels.isna().any():
@@ -135,20 +156,7 @@ def import_wide_table(
         raise InputError(
             f"{where}: --positive {positive!r} is not a value of {label_column} ({', '.join(values)})"
         )
-    ids = _identifiers(source[id_column], where, id_column)
-    if ids.duplicated().any():
-        raise InputError(f"{where}: {id_column} {ids[ids.duplicated()].iloc[0]!r} appears twice")
-    table = pd.DataFrame({"patient_id": ids, "label": (labels.astype(str) == str(positive)).astype(int)})
-    values_frame = source[list(renamed)].apply(pd.to_numeric, errors="coerce")
-    bad = values_frame.isna() & source[list(renamed)].notna()
-    if bad.any().any():
-        column = bad.any().idxmax()
-        row = int(np.flatnonzero(bad[column].to_numpy())[0])
-        raise InputError(f"{where}: row {row + 2}: {column} is not a number ({source[column].iloc[row]!r})")
-    values_frame.columns = list(renamed.values())
-    table = pd.concat([table, values_frame.astype(float)], axis=1)
-    notes = _sparse_prefixes(renamed, sequences) if found else []
-    return Imported(table, sequences, str(positive), dropped, None if shared == "drop" else shared, notes)
+    return labels, str(positive)
 
 
 def _as_binary(values: list[str]) -> dict[str, str] | None:

@@ -83,8 +83,10 @@ def require_pyradiomics() -> None:
     """PyRadiomics is importable, or one :class:`InputError` saying how to get it: it is an optional part
     (``pip install mmt-tune`` works without it, for tables extracted elsewhere), and its 3.1.0 source archive
     needs the repair ``scripts/bootstrap.sh`` applies."""
+    import importlib
+
     try:
-        import radiomics  # noqa: F401
+        importlib.import_module("radiomics")
     except ImportError:
         raise InputError(
             "PyRadiomics is not installed, and extraction (and the phantom cohort) needs it: run "

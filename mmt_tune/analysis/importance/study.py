@@ -62,8 +62,10 @@ FANOVA_MISSING = (
 
 
 def fanova_installed() -> bool:
+    import importlib
+
     try:
-        import fanova  # noqa: F401
+        importlib.import_module("fanova")
     except ImportError:
         return False
     return True
