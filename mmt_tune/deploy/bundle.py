@@ -9,13 +9,13 @@ Layout of a bundle folder::
     <model>_<present>/preprocessing.npz   per member and modality: median, mean, scale (float arrays)
     <model>_<present>/weights.pt          deep models: the packed model's state dict (tensors only)
     <model>_<present>/coefficients.npz    logistic regression: coef, intercept, classes per member
+    <model>_<present>/forest.skops        random forest: the members' forests in skops' format
 
-Loading never executes code from the folder: JSON, ``numpy.load(allow_pickle=False)`` and
-``torch.load(weights_only=True)`` only; anything else in a bundle file is refused with one line, as is a file or manifest section
-that changed since ``fit`` or an array whose shape disagrees with the manifest
-(:mod:`mmt_tune.deploy.integrity`). A random
-forest has no such format here (no pickle, and skops is not a dependency), so ``fit`` leaves it out and
-says so.
+Loading never executes code from the folder: JSON, ``numpy.load(allow_pickle=False)``,
+``torch.load(weights_only=True)`` and skops with an allow-list of the types a forest needs
+(:mod:`mmt_tune.deploy.forest`); anything else in a bundle file is refused with one line, as is a file or
+manifest section that changed since ``fit`` or an array whose shape disagrees with the manifest
+(:mod:`mmt_tune.deploy.integrity`).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from mmt_tune.config import PreprocessConfig, TrainConfig
+from mmt_tune.deploy.forest import load_forests, save_forests
 from mmt_tune.deploy.integrity import (
     check_coefficients,
     check_hashes,
@@ -62,11 +63,13 @@ class Bundle:
 
 
 def savable(fitted: FittedConfiguration) -> bool:
-    """Whether :func:`save_bundle` can store this configuration without pickle: a deep model (weights), or
-    a logistic regression (coefficients)."""
+    """Whether :func:`save_bundle` can store this configuration without pickle: a deep model (weights), a
+    logistic regression (coefficients) or a random forest (skops, :mod:`mmt_tune.deploy.forest`)."""
+    from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
 
-    return not fitted.config.baseline or all(isinstance(e, LogisticRegression) for e in fitted.estimators)
+    kinds = (LogisticRegression, RandomForestClassifier)
+    return not fitted.config.baseline or all(isinstance(e, kinds) for e in fitted.estimators)
 
 
 def folder_name(key: str) -> str:
@@ -110,7 +113,9 @@ def save_bundle(bundle: Bundle, folder: str | Path) -> Path:
                     for part in ("median", "mean", "scale"):
                         arrays[f"{i}/{modality}/{part}"] = np.asarray(getattr(t, part), dtype=float)
             np.savez(sub / "preprocessing.npz", **arrays)
-            if fitted.config.baseline:
+            if fitted.config.model == "forest":
+                save_forests(fitted.estimators, sub)
+            elif fitted.config.baseline:
                 np.savez(
                     sub / "coefficients.npz",
                     **{
@@ -227,6 +232,8 @@ def _load_configuration(sub: Path, entry: dict, feature_columns: dict, where: st
             for i, member in enumerate(entry["columns"])
         ]
     widths = {m: int(w) for m, w in entry["widths"].items()}
+    if config.model == "forest":
+        return FittedConfiguration(config, transforms, widths, estimators=load_forests(sub, entry, where))
     if config.baseline:
         from sklearn.linear_model import LogisticRegression
 
