@@ -93,3 +93,13 @@ def test_a_forest_of_another_width_is_refused(forest_bundle, tmp_path):
     _reseal(other)
     with pytest.raises(InputError, match="member 0 reads 5 features of classes"):
         load_bundle(other)
+
+
+def test_the_forest_file_holds_no_patient_identifier_or_path(forest_bundle):
+    import zipfile
+
+    _, folder, new = forest_bundle
+    with zipfile.ZipFile(folder / "forest_T1WI+DWI" / "forest.skops") as archive:
+        content = b"".join(archive.read(name) for name in archive.namelist())
+    assert str(folder.parent).encode() not in content
+    assert not any(p.encode() in content for p in new["patient_id"])
