@@ -102,10 +102,32 @@ def test_a_full_disk_during_convert_leaves_the_previous_table(shared, tmp_path):
     assert [p.name for p in shared.glob(".table.parquet*")] == []
 
 
-needs_unprivileged = pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("setpriv") is None,
-    reason="needs root and setpriv to drop to an unprivileged user (root ignores file modes)",
-)
+def _unprivileged_can_run() -> str | None:
+    """Why the unprivileged checks cannot run here, or None: they need root (to drop privileges), setpriv,
+    and a checkout and environment the unprivileged user may read (a clone in a private temporary folder
+    is not)."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        return "needs root and setpriv to drop to an unprivileged user (root ignores file modes)"
+    probe = subprocess.run(
+        [
+            "setpriv",
+            f"--reuid={NOBODY}",
+            f"--regid={NOBODY}",
+            "--clear-groups",
+            sys.executable,
+            "-c",
+            "import mmt_tune",
+        ],
+        capture_output=True,
+        cwd="/",
+    )
+    if probe.returncode != 0:
+        return "the unprivileged user cannot read this checkout or its environment (e.g. a clone in a private folder)"
+    return None
+
+
+UNPRIVILEGED_SKIP = _unprivileged_can_run()
+needs_unprivileged = pytest.mark.skipif(UNPRIVILEGED_SKIP is not None, reason=UNPRIVILEGED_SKIP or "")
 
 
 @needs_unprivileged
