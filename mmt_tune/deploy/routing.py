@@ -80,5 +80,8 @@ def predict_table(bundle: Bundle, table: pd.DataFrame) -> pd.DataFrame:
         "the model's output is not a finite probability (feature values far outside the training range?)"
     )
     out["predicted"] = np.where(out["probability"].isna(), pd.NA, (out["probability"] >= 0.5).astype(int))
+    positive = (bundle.info.get("training") or {}).get("positive_class")
+    if positive:  # what label 1, the probability and predicted 1 stand for, as the training table said
+        out["positive_class"] = str(positive)
     ids = [c for c in ("patient_id", "lesion_id", "label") if c in table.columns]
     return pd.concat([table[ids], out], axis=1).reset_index(drop=True)

@@ -273,3 +273,15 @@ def test_study_with_a_held_out_table_then_fit_and_predict(ray_local, tmp_path, c
     scored = pd.read_csv(out)
     assert scored.loc[0, "model"] == "mmt2m/T1WI+FLAIR"
     assert set(scored["model"].iloc[1:]) == {"mfnvae/T1WI+FLAIR+DWI"}
+
+
+def test_predictions_name_the_positive_class_the_training_table_recorded(bundle_parts):
+    from mmt_tune.deploy.bundle import load_bundle
+    from mmt_tune.deploy.routing import predict_table
+
+    _, _, folder, new = bundle_parts
+    bundle = load_bundle(folder)
+    assert "positive_class" not in predict_table(bundle, new).columns  # none recorded: nothing invented
+    bundle.info["training"] = {"positive_class": "high"}
+    predictions = predict_table(bundle, new)
+    assert set(predictions["positive_class"]) == {"high"}
