@@ -275,6 +275,7 @@ def _run_tasks(pending, settings, address, workers, cache, progress, done, total
     from tqdm.auto import tqdm
 
     started_here = not ray.is_initialized()
+    logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)  # "token auth is on": it is
     if started_here:
         init = {"address": address} if address else {"num_cpus": workers or os.cpu_count()}
         ray.init(**init, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)

@@ -65,6 +65,8 @@ def _start_ray(opts: StudyOptions) -> float:
     if not opts.verbose:  # the progress bar and the closing summary say what a user needs
         for name in ("ray", "ray.tune", "ray.train"):
             logging.getLogger(name).setLevel(logging.WARNING)
+    # Ray's notice that token authentication is on (it is; nothing to do) on every start, not for users
+    logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
     if not ray.is_initialized():
         level = logging.INFO if opts.verbose else logging.WARNING
         ray.init(address=opts.address, include_dashboard=False, log_to_driver=False, logging_level=level)
