@@ -79,7 +79,7 @@ def usage() -> str:
     width = max(map(len, COMMANDS))
     lines = [f"usage: mmt-tune COMMAND [options]   (mmt-tune {__version__})", "", "commands:"]
     lines += [f"  {name:<{width}}  {what}" for name, (_, what) in COMMANDS.items()]
-    lines += ["", "mmt-tune COMMAND --help shows a command's options."]
+    lines += ["", "mmt-tune COMMAND --help (or mmt-tune help COMMAND) shows a command's options."]
     return "\n".join(lines)
 
 
@@ -108,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
         return 0 if argv else 2
+    if argv[0] == "help":  # mmt-tune help run: run's --help
+        return main([*argv[1:2], "--help"]) if len(argv) > 1 else (print(usage()) or 0)
     if argv[0] == "--version":
         print(f"mmt-tune {__version__}")
         return 0

@@ -72,7 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--params", default="fast", help="PyRadiomics settings: fast, paper, or a YAML path")
     parser.add_argument("--workers", type=int, default=None, help="parallel extractions (default: all CPUs)")
     parser.add_argument("--space", default="demo", help="search space of the study step")
-    parser.add_argument("--samples", type=int, default=10, help="trials per configuration in the study step")
+    parser.add_argument(
+        "--num-samples",
+        "--samples",
+        dest="samples",
+        type=int,
+        default=10,
+        help="trials per configuration in the study step (run's --num-samples)",
+    )
     parser.add_argument("--skip-study", action="store_true", help="stop after the signal check")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser

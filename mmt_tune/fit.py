@@ -21,6 +21,7 @@ from mmt_tune.cli import HelpFormatter, add_version, command
 from mmt_tune.config import TrainConfig
 from mmt_tune.deploy.from_study import fit_all, study_choices
 from mmt_tune.errors import InputError, describe
+from mmt_tune.metrics import METRICS
 
 if TYPE_CHECKING:
     pass
@@ -51,7 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", type=Path, default=None, help="without --study: YAML of its options")
     parser.add_argument("--members", type=int, default=1, help="ensemble members (seeds) per configuration")
-    parser.add_argument("--objective", default="auc", help="metric that ranks a study's trials")
+    parser.add_argument(
+        "--objective",
+        default="auc",
+        choices=METRICS,
+        help="metric that ranks a study's trials (as in report)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--out", type=Path, default=None, help="bundle folder (default: <study>/bundle)")
     return parser

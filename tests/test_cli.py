@@ -43,3 +43,19 @@ def test_every_option_is_explained_once_without_noise(name):
     undocumented = [a.option_strings[0] for a in parser._actions if a.option_strings and not a.help]
     assert undocumented == []
     assert not any(line.count("(default") > 1 for line in text.splitlines())
+
+
+def test_help_command_and_one_name_for_the_same_option(capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["help", "run"])
+    assert exited.value.code == 0 and "usage: mmt-tune run" in capsys.readouterr().out
+    assert cli.main(["help"]) == 0 and "mmt-tune help COMMAND" in capsys.readouterr().out
+    from mmt_tune.analysis.importance.cli import build_parser as importance
+    from mmt_tune.demo import build_parser as demo
+    from mmt_tune.fit import build_parser as fit
+
+    assert demo().parse_args(["--num-samples", "3"]).samples == 3  # as run names it
+    assert importance().parse_args(["r", "--workers", "2"]).jobs == 2  # as extract names it
+    with pytest.raises(SystemExit):
+        fit().parse_args(["--objective", "aucc"])  # a choice, as report's
+    assert "invalid choice: 'aucc'" in capsys.readouterr().err

@@ -46,7 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.pair_candidates,
         help="interactions among this many strongest parameters (fanova engine)",
     )
-    parser.add_argument("--jobs", type=int, default=None, help="worker processes (default: CPU count)")
+    parser.add_argument(
+        "--workers",
+        "--jobs",
+        dest="jobs",
+        type=int,
+        default=None,
+        help="worker processes (default: CPU count)",
+    )
     return parser
 
 
