@@ -95,6 +95,9 @@ def aggregate(study: Study, objective: str = "auc") -> MetricsResult:
             if f"{metric}_{stat}" not in best.columns:
                 best[f"{metric}_{stat}"] = np.nan
     folds = pd.concat(fold_frames, ignore_index=True) if fold_frames else trials.iloc[:0]
+    planned = study.plan.get("samples")
+    if planned:  # Table 2's Trials column: completed of planned
+        best["trials_label"] = [f"{int(n)}/{planned}" for n in best["n_trials"]]
     best = _intervals(best, folds)
     calibration = calibration_folds(best, study.predictions)
     best = with_calibration(best, calibration, folds)

@@ -143,6 +143,7 @@ def test_an_unfinished_study_says_so_and_a_finished_one_does_not():
     banner = unfinished[0]
     assert banner.startswith("UNFINISHED STUDY: 3 of 18 planned trials completed")
     assert "mmt2m/T1WI+FLAIR 1/6" in banner and "--resume" in banner
+    assert set(aggregate(study(planned=6), "auc").table2()["Trials"]) == {"1/6"}  # completed of planned
     one_short = aggregate(study(planned=2), "auc").notes[0]  # a single trial missing is enough
     assert one_short.startswith("UNFINISHED STUDY: 3 of 6 planned trials completed")
 
