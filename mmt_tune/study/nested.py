@@ -120,7 +120,10 @@ def _outer_fold(
         )
         if opts.progress:
             print(f"outer fold {k + 1}/{opts.outer_folds}: study on {len(train)} rows, scored on {len(test)}")
-        result = run_inner(prepare_study(prepared.source, features, inner), inner)
+        inner_study = prepare_study(prepared.source, features, inner)
+        # its folder is outer_<k>, its name the study's: one study column and W&B group for every outer fold
+        inner_study = replace(inner_study, space=replace(inner_study.space, name=prepared.space.name))
+        result = run_inner(inner_study, inner)
         errors.update(result.errors)
         best = best_trials(result.trials)
         if best.empty:
