@@ -98,9 +98,12 @@ def test_sigkill_then_resume_completes_the_study_without_rerunning_or_losing_tri
         t: len(s["reports"]) for t, s in before.items() if s["reports"] and s["reports"][-1].get("done")
     }
     assert finished_before
-    # The trials table is refreshed during the run: after the kill it lists exactly the finished trials.
+    # The trials table is refreshed during the run: after the kill it lists every trial Tune recorded as
+    # finished, each complete (one that finished in the instant before the kill may be listed before Tune's
+    # own result file says so).
     partial = pd.read_parquet(experiment / "trials.parquet")
-    assert set(partial["trial_id"]) == {name.split("_")[1] for name in finished_before}  # trial_<id>
+    assert {name.split("_")[1] for name in finished_before} <= set(partial["trial_id"])  # trial_<id>
+    assert (partial["status"] == "ok").all() and partial["auc"].notna().all()
 
     resumed = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, env=_env(), timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]

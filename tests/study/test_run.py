@@ -206,7 +206,7 @@ def test_smoke_study_on_local_ray_writes_the_trials_table_and_phi_free_wandb_run
         records = subprocess.run(
             [wandb_cli, "leet", "inspect", "--json", str(run)], capture_output=True, text=True, check=True
         ).stdout
-        assert re.search(r'"run_group":"mmt1m/mmt1m/(T1WI|DWI)"', records) and '"job_type":"mmt1m"' in records
+        assert re.search(r'"run_group":"smoke/mmt1m/(T1WI|DWI)"', records) and '"job_type":"mmt1m"' in records
         # The run record names no machine: the host field is masked (it held the host name).
         assert '"host":"masked"' in records and f'"host":"{socket.gethostname()}"' not in records
         assert set(summary["summary"]) >= {"fold0/auc", "fold1/specificity"}
