@@ -165,8 +165,10 @@ class SearchSpace:
     modalities: tuple[str, ...] = MODALITIES  # the study's: missing = these minus a configuration's present
 
     def configuration(self, key: str) -> Configuration:
+        """The configuration ``model/present``, its present sequences in any order (``mmt2m/FLAIR+T1WI``)."""
+        model, _, present = key.partition("/")
         for configuration in self.configurations:
-            if configuration.key == key:
+            if configuration.model == model and set(configuration.present) == set(present.split("+")):
                 return configuration
         raise KeyError(key)
 
@@ -216,7 +218,7 @@ def load_space(name_or_path: str | Path, modalities: Sequence[str] | None = None
         not isinstance(declared, list) or not all(isinstance(m, str) and m for m in declared)
     ):
         raise InputError(f"{source}: modalities: expected a list of modality names")
-    study = tuple(modalities or declared or MODALITIES)
+    study = tuple(modalities or declared or _named(raw["configurations"]))
     if not MIN_MODALITIES <= len(study) <= MAX_MODALITIES:
         raise InputError(
             f"{source}: a study has {MIN_MODALITIES} to {MAX_MODALITIES} modalities, got {len(study)} "
@@ -265,6 +267,24 @@ def load_space(name_or_path: str | Path, modalities: Sequence[str] | None = None
     return SearchSpace(
         str(raw.get("name", path.stem)), str(raw.get("description", "")), source, tuple(built), study
     )
+
+
+def declares_modalities(name_or_path: str | Path) -> bool:
+    """Whether a space file lists its ``modalities:`` (then they are the study's, whatever the table)."""
+    raw = parse_yaml(resolve_space(name_or_path).read_text(), str(name_or_path))
+    return isinstance(raw, dict) and raw.get("modalities") is not None
+
+
+def _named(raw: Any) -> tuple[str, ...]:
+    """The modalities a space's configurations name, when it declares none and no table is given: the
+    paper's three when they name only those, else every name in the order first met."""
+    items = raw if isinstance(raw, list) else []
+    names = []
+    for item in items:
+        present = item.get("present") if isinstance(item, dict) else None
+        present = [present] if isinstance(present, str) else present if isinstance(present, list) else []
+        names += [m for m in present if isinstance(m, str) and m not in names]
+    return MODALITIES if set(names) <= set(MODALITIES) else tuple(names)
 
 
 def _applies(model: str, present: Sequence[str], options: Mapping, modalities: Sequence[str]) -> bool:

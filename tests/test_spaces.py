@@ -114,7 +114,10 @@ parameters:
         (GOOD.replace("loguniform", "normal"), "parameters.lr.distribution: 'normal' is not one of"),
         (GOOD.replace("high: 1.0e-5}", "high: 1.0e-5, step: 2}"), "parameters.lr.step: unknown key"),
         (GOOD.replace("model: mmt1m", "model: mmt9m"), "configurations[0]: unknown model 'mmt9m'"),
-        (GOOD.replace("[T1WI]", "[T1WI, PET]"), "configurations[0].present: unknown modality 'PET'"),
+        (
+            "modalities: [T1WI, FLAIR, DWI]\n" + GOOD.replace("[T1WI]", "[T1WI, PET]"),
+            "configurations[0].present: unknown modality 'PET'",
+        ),
         (GOOD.replace("[T1WI]", "[T1WI, DWI]"), "configurations[0]: mmt1m needs exactly 1 present modality"),
         (
             GOOD + "  kl_weight: {distribution: uniform, low: 0.1, high: 1}\n",
@@ -179,3 +182,21 @@ def test_space_json_round_trips_every_distribution(tmp_path):
             assert back[configuration.key] == expected
     lr = load_space("paper").configurations[0].parameters["lr"]
     assert lr.log and lr.encode([lr.low, lr.high]).tolist() == list(lr.encoded_bounds)
+
+
+def test_a_space_over_other_sequences_loads_without_a_table_and_finds_configurations_in_any_order(tmp_path):
+    from mmt_tune.spaces import load_space
+
+    path = tmp_path / "mening.yaml"
+    path.write_text(
+        "name: mening\nconfigurations:\n"
+        "  - {model: mfnvae, present: [T1, FLAIR]}\n  - {model: logreg, present: [FLAIR]}\n"
+        "parameters:\n  lr: {distribution: loguniform, low: 1.0e-5, high: 1.0e-3}\n"
+        "  C: {distribution: loguniform, low: 0.01, high: 1.0}\n"
+    )
+    space = load_space(path)  # no table: the sequences its configurations name
+    assert space.modalities == ("T1", "FLAIR")
+    assert space.configuration("mfnvae/FLAIR+T1") is space.configuration("mfnvae/T1+FLAIR")
+    with pytest.raises(KeyError):
+        space.configuration("mfnvae/T1")
+    assert load_space("paper").modalities == ("T1WI", "FLAIR", "DWI")  # the paper's names: the paper's order

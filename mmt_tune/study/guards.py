@@ -38,7 +38,8 @@ def study_space(space: str | Path, modalities: Sequence[str] | None, source: str
     A space over the paper's sequences, or one that lists its ``modalities:``, keeps them, and the table must
     have each (a configuration names the one it lacks); a space over other sequences takes the table's.
     """
-    from mmt_tune.spaces import load_space
+    from mmt_tune.modalities import MODALITIES
+    from mmt_tune.spaces import declares_modalities, load_space
 
     if modalities is None:
         return load_space(space)
@@ -46,6 +47,8 @@ def study_space(space: str | Path, modalities: Sequence[str] | None, source: str
         study = load_space(space)
     except InputError:
         return load_space(space, modalities=modalities)  # the table's own sequences
+    if study.modalities != MODALITIES and not declares_modalities(space):
+        return load_space(space, modalities=modalities)  # other sequences, undeclared: the table's
     for modality in study.modalities:
         if modality not in modalities:
             from mmt_tune.config import TrainConfig

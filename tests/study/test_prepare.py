@@ -29,3 +29,16 @@ def test_the_study_is_named_by_name_then_the_space_files_stem_then_the_space(tmp
         assert prepared.space.name == expected  # the name the trials table, report heading and W&B group use
         assert prepared.where.tables == (tmp_path / "results" / expected).resolve()
         assert prepared.identity["space"] == expected
+
+
+def test_a_space_over_other_sequences_takes_the_tables_sequences_unless_it_declares_its_own(tmp_path):
+    from mmt_tune.study.guards import study_space
+
+    text = (
+        "configurations:\n  - {model: mfnvae, present: [T1, FLAIR]}\n"
+        "parameters:\n  lr: {distribution: loguniform, low: 1.0e-5, high: 1.0e-3}\n"
+    )
+    (tmp_path / "a.yaml").write_text(text)
+    assert study_space(tmp_path / "a.yaml", ["T1", "T2", "FLAIR"], "t").modalities == ("T1", "T2", "FLAIR")
+    (tmp_path / "b.yaml").write_text("modalities: [T1, FLAIR]\n" + text)
+    assert study_space(tmp_path / "b.yaml", ["T1", "T2", "FLAIR"], "t").modalities == ("T1", "FLAIR")
