@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mmt_tune._io import atomic_path, check_writable
+from mmt_tune._io import atomic_path, check_writable, output_unit
 from mmt_tune.data.manifest import Case, manifest_modalities, read_manifest
 from mmt_tune.data.table import read_feature_table, read_run_key, write_feature_table
 from mmt_tune.errors import InputError
@@ -153,8 +153,6 @@ def extract_features(
         "positive_class": positive or "SCLC (or label 1)",
         "unit": "lesion" if "lesion_id" in table.columns else "patient",
     }
-    # Only a complete run may short-circuit the next one: failed scans must be retried.
-    write_feature_table(table, out, metadata, run_key=None if failures else run_key)
     result = ExtractionResult(
         output=out,
         failures=failures,
@@ -165,10 +163,13 @@ def extract_features(
         nodes=nodes,
         warnings=warnings,
     )
-    if failures:
-        with atomic_path(out.parent / "failures.csv") as tmp:
-            result.failure_table.to_csv(tmp, index=False)
-    else:
+    with output_unit():  # the table and its failures.csv replace the previous ones together, or neither
+        # Only a complete run may short-circuit the next one: failed scans must be retried.
+        write_feature_table(table, out, metadata, run_key=None if failures else run_key)
+        if failures:
+            with atomic_path(out.parent / "failures.csv") as tmp:
+                result.failure_table.to_csv(tmp, index=False)
+    if not failures:
         _remove_stale_failures(out)
     return result
 
