@@ -66,6 +66,11 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+def add_quiet(parser: argparse.ArgumentParser, what: str = "no progress bar") -> None:
+    """``--no-progress`` (or ``--quiet``), the same on every command that shows progress."""
+    parser.add_argument("--no-progress", "--quiet", dest="no_progress", action="store_true", help=what)
+
+
 def add_version(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """``--version`` on a command's parser (and, under ``mmt-tune COMMAND``, that as its name in usage and
     error lines)."""

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mmt_tune.cli import HelpFormatter, add_version
+from mmt_tune.cli import HelpFormatter, add_quiet, add_version
 from mmt_tune.data.phantom import prepare_phantom
 from mmt_tune.errors import InputError, describe
 from mmt_tune.modalities import MODALITIES
@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="trials per configuration in the study step (run's --num-samples)",
     )
     parser.add_argument("--skip-study", action="store_true", help="stop after the signal check")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_quiet(parser, "no progress bars")
     return parser
 
 

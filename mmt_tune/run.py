@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from mmt_tune.cli import HelpFormatter, add_version, command
+from mmt_tune.cli import HelpFormatter, add_quiet, add_version, command
 from mmt_tune.errors import InputError, describe
 from mmt_tune.metrics import METRICS, mean_std
 from mmt_tune.records import JOURNAL_FILE, TRIALS_TABLE
@@ -156,6 +156,7 @@ def _trial_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="Tune's status tables and logs instead of one progress bar of finished trials",
     )
+    add_quiet(parser, "no progress bar (the closing summary still prints)")
 
 
 def _estimate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -228,7 +229,7 @@ def study_options(args: argparse.Namespace, configurations: list[str] | None = N
         asha=args.asha,
         verbose=1 if args.verbose else 0,
         phantom=args.features is None,
-        progress=not args.verbose,
+        progress=not (args.verbose or args.no_progress),
         test_features=args.test_features,
         robustness=not args.no_robustness,
         modality_dropout=args.modality_dropout,

@@ -59,3 +59,10 @@ def test_help_command_and_one_name_for_the_same_option(capsys):
     with pytest.raises(SystemExit):
         fit().parse_args(["--objective", "aucc"])  # a choice, as report's
     assert "invalid choice: 'aucc'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["run", "extract", "synth", "demo", "report", "importance"])
+def test_every_command_with_progress_bars_takes_no_progress_or_quiet(name):
+    module = __import__(cli.COMMANDS[name][0], fromlist=["build_parser"])
+    options = [a for a in module.build_parser()._actions if a.dest == "no_progress"]
+    assert len(options) == 1 and set(options[0].option_strings) == {"--no-progress", "--quiet"}

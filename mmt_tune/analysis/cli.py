@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mmt_tune.cli import add_quiet
 from mmt_tune.metrics import METRICS
 
 
@@ -44,6 +45,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: <results>/analysis)")
     parser.add_argument("--study", default=None, help="the study to analyse, when the table holds several")
     parser.add_argument("--no-plots", action="store_true", help="tables only")
+    add_quiet(parser)
     parser.add_argument(
         "--dpi",
         type=positive_int,

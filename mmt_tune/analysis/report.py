@@ -272,7 +272,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         study = load_study(args.results, args.space, args.study)
         out = args.out or default_out(args.results)
-        report = write_report(study, out, args.objective, options_from(args), dpi=args.dpi)
+        report = write_report(
+            study, out, args.objective, options_from(args), progress=not args.no_progress, dpi=args.dpi
+        )
     except (InputError, OSError) as exc:
         print(f"error: {describe(exc)}", file=sys.stderr)
         return 2

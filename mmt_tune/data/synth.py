@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from mmt_tune._io import atomic_path, write_text_atomic
-from mmt_tune.cli import HelpFormatter, add_version
+from mmt_tune.cli import HelpFormatter, add_quiet, add_version
 from mmt_tune.errors import InputError, describe
 from mmt_tune.modalities import MODALITIES, NEGATIVE_CLASS, POSITIVE_CLASS
 
@@ -357,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=default.missing_rate,
         help="probability that a patient lacks one modality",
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_quiet(parser)
     return parser
 
 

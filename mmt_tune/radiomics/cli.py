@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from mmt_tune.cli import HelpFormatter, add_version
+from mmt_tune.cli import HelpFormatter, add_quiet, add_version
 from mmt_tune.errors import InputError, describe
 from mmt_tune.modalities import COLUMN_SEPARATOR
 
@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="the label value of the positive class, when the manifest's labels are not SCLC/NSCLC or 1/0",
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_quiet(parser)
     return parser
 
 

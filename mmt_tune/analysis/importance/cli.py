@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         study = load_study(args.results, args.space, args.study)
-        result = importance(study, options_from(args))
+        result = importance(study, options_from(args), progress=not args.no_progress)
         out = args.out or default_out(args.results)
         with output_unit():  # every table and figure replaced together, or none
             write_importance(result, out, plots=not args.no_plots, dpi=args.dpi)
