@@ -11,8 +11,8 @@ its own process as from the shell:
 
 For each command: wall time (process start to exit) and peak resident memory per process (the kernel's
 ``VmHWM`` of every process the command started, read from /proc every 0.2 s: the command itself, and for
-the study its Ray processes, of which the largest trial worker is given), for N = 500, 2,000 and 5,000.
-A load test, not a speed comparison: one run per size. Run:
+the study its Ray processes, of which the largest trial worker is given), for N = 500 and 5,000 by default here (`--sizes`).
+Three repeats per size, the sizes interleaved within each; times as min / median. Run:
 
     python benchmarks/load.py                # prints the table
     python benchmarks/load.py --save         # and records it in benchmarks/RESULTS.md
@@ -127,18 +127,19 @@ def measured(cmd: list[str], env: dict) -> tuple[float, dict[str, float]]:
     return seconds, peaks.summary()
 
 
-def one_size(n: int, folder: Path, env: dict) -> dict:
+def one_size(n: int, folder: Path, env: dict, repeat: int = 0) -> dict:
     table = folder / f"train{n}.parquet"
     new = folder / f"new{n}.parquet"
     from mmt_tune.data.table import write_feature_table
 
     meta = {"modalities": list(SEQUENCES), "unit": "patient", "source": "imported"}
-    write_feature_table(cohort(n, 0), table, meta)
-    write_feature_table(cohort(n, 1, prefix="N"), new, meta)
+    if not table.is_file():  # one cohort per size, the same for every repeat
+        write_feature_table(cohort(n, 0), table, meta)
+        write_feature_table(cohort(n, 1, prefix="N"), new, meta)
     space = folder / "load.yaml"
     space.write_text(SPACE)
     py = sys.executable
-    study = folder / "results" / f"load{n}"
+    study = folder / "results" / f"load{n}-{repeat}"
     steps = {
         "run": [
             py,
@@ -153,7 +154,7 @@ def one_size(n: int, folder: Path, env: dict) -> dict:
             "--storage",
             str(folder / "results"),
             "--name",
-            f"load{n}",
+            f"load{n}-{repeat}",
             "--wandb",
             "off",
         ],
@@ -168,10 +169,10 @@ def one_size(n: int, folder: Path, env: dict) -> dict:
             "--features",
             str(new),
             "--out",
-            str(folder / f"p{n}.csv"),
+            str(folder / f"p{n}-{repeat}.csv"),
         ],
     }
-    row = {"n": n, "table MiB": table.stat().st_size / 2**20}
+    row = {"n": n, "repeat": repeat, "table MiB": table.stat().st_size / 2**20}
     for name, cmd in steps.items():
         seconds, peaks = measured(cmd, env)
         row[f"{name} s"] = seconds
@@ -184,24 +185,35 @@ def one_size(n: int, folder: Path, env: dict) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="500,2000,5000")
+    parser.add_argument("--sizes", default="500,5000")
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--save", action="store_true")
     args = parser.parse_args()
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for n in (int(s) for s in args.sizes.split(",")):
-            rows.append(one_size(n, Path(tmp), env))
-    frame = pd.DataFrame(rows)
+        for repeat in range(args.repeats):  # sizes interleaved within each repeat
+            for n in (int(s) for s in args.sizes.split(",")):
+                rows.append(one_size(n, Path(tmp), env, repeat))
+    runs = pd.DataFrame(rows)
+    # per size: each wall time as min/median over the repeats, each peak memory as its median
+    frame = runs.groupby("n", sort=True).median(numeric_only=True).drop(columns="repeat").reset_index()
+    fastest = runs.groupby("n", sort=True).min(numeric_only=True).reset_index()
     load = os.getloadavg()
+    shown = frame.round(0).astype({c: int for c in frame.columns}).astype({c: str for c in frame.columns})
+    for column in [c for c in frame.columns if c.endswith(" s")]:
+        shown[column] = [
+            f"{lo:.0f} / {med:.0f}" for lo, med in zip(fastest[column], frame[column], strict=True)
+        ]
     lines = [
         f"{len(SEQUENCES)} sequences x {WIDTH} features (float64); study: logreg + MFN-VAE on all four, 2 trials "
-        "each, 3 folds, 3 epochs, one CPU per trial; peak = VmHWM (MiB) of the command's own process, and for "
-        "the study the largest Ray trial worker; one run per size (a load test, not a timing comparison).",
+        "each, 3 folds, 3 epochs, one CPU per trial, one thread per process (OMP/MKL 1, torch 1); "
+        f"{args.repeats} repeats, sizes interleaved within each; wall time (s) as min / median, peak = median "
+        "VmHWM (MiB) of the command's own process, and for the study the largest Ray trial worker.",
         "",
-        to_markdown(frame.round(0).astype({c: int for c in frame.columns})),
+        to_markdown(shown),
         "",
-        f"Growth from {frame['n'].iloc[0]} to {frame['n'].iloc[-1]} patients "
+        f"Growth of the medians from {frame['n'].iloc[0]} to {frame['n'].iloc[-1]} patients "
         f"({frame['n'].iloc[-1] / frame['n'].iloc[0]:.0f}x): "
         + ", ".join(f"{c} {frame[c].iloc[-1] / frame[c].iloc[0]:.1f}x" for c in frame.columns if c != "n")
         + ".",

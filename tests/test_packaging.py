@@ -136,6 +136,8 @@ def test_pyradiomics_and_fanova_are_optional_and_their_absence_is_one_line_or_a_
     for name, extra in (("pyradiomics", "extract"), ("fanova", "fanova"), ("trimesh", "extract")):
         lines = [line for line in requires if line.split()[1].lower().startswith(name)]
         assert lines and all(f'extra == "{extra}"' in line for line in lines), lines
+    # Both are installed here (the bootstrap builds them); a None entry in sys.modules makes Python's own
+    # import raise ImportError, exactly as on a machine without them, with nothing else changed.
     missing = "import sys; sys.modules['radiomics'] = None; sys.modules['fanova'] = None\n"
     manifest = tmp_path / "m.csv"
     manifest.write_text("patient_id,label,T1WI_image,T1WI_mask\np1,1,a.nii.gz,b.nii.gz\n")

@@ -133,7 +133,8 @@ def calibration_folds(best: pd.DataFrame, predictions: pd.DataFrame | None) -> p
         oof = trial_predictions(predictions, row["model"], row["present"], row["trial_id"])
         if oof.empty:
             continue
-        first = oof[oof["fold"] == oof["fold"].min()] if "repeat" not in oof else oof[oof["repeat"] == 0]
+        # every row is predicted once per repeat: the first repeat's rows are the table's
+        first = oof[oof["repeat"] == 0] if "repeat" in oof.columns else oof
         prevalence = float(first["label"].mean())
         for fold, group in oof.groupby("fold", sort=True):
             scores = fold_scores(group["label"].to_numpy(), group["probability"].to_numpy(), prevalence)

@@ -182,6 +182,8 @@ def with_calibration(best: pd.DataFrame, calibration: pd.DataFrame, folds: pd.Da
             low, high = (
                 corrected_t_interval(scores, split_fraction(rows)) if len(scores) > 1 else (np.nan,) * 2
             )
+            if score in ("brier", "log_loss") and not np.isnan(low):
+                low = max(low, 0.0)  # neither is ever below 0
             values["mean"].append(float(scores.mean()) if len(scores) else np.nan)
             values["std"].append(float(scores.std(ddof=0)) if len(scores) else np.nan)
             values["ci_low"].append(low)

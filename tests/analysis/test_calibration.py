@@ -99,3 +99,25 @@ def test_the_reliability_curve_of_one_fold_is_plain_binning():
         assert row["predicted"] == pytest.approx(p[inside].mean())
         assert row["observed"] == pytest.approx(y[inside].mean())
         assert row["n"] == inside.sum()
+
+
+def test_the_prevalence_reference_is_the_whole_tables_with_or_without_a_repeat_column():
+    from mmt_tune.analysis.calibration import calibration_folds
+
+    labels = np.array([1, 1, 1, 0, 1, 0, 0, 0, 0, 0])  # fold 0 has 3 of 5 positive, fold 1 has 1 of 5
+    oof = pd.DataFrame(
+        {
+            "model": "m",
+            "present": "A",
+            "trial_id": "t",
+            "fold": [0] * 5 + [1] * 5,
+            "row": range(10),
+            "label": labels,
+            "probability": np.linspace(0.1, 0.9, 10),
+        }
+    )
+    best = pd.DataFrame({"model": ["m"], "present": ["A"], "trial_id": ["t"]})
+    for frame in (oof, oof.assign(repeat=0)):  # outer (nested) predictions carry no repeat column
+        folds = calibration_folds(best, frame)
+        expected = [np.mean((0.4 - labels[:5]) ** 2), np.mean((0.4 - labels[5:]) ** 2)]
+        np.testing.assert_allclose(folds["brier_prevalence"], expected)

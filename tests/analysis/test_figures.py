@@ -86,6 +86,7 @@ def test_loss_figures_tick_whole_epochs(report, monkeypatch):
     from mmt_tune.analysis import plots
 
     drawn = []
+    # keep the drawn figure to read its ticks (our own save step, replaced; matplotlib draws for real)
     monkeypatch.setattr(plots, "_save", lambda fig, path, dpi=300: drawn.append(fig) or path)
     losses = report.metrics  # the study's best rows; losses of three epochs for its best MMT trial
     best = losses.best.dropna(subset=["trial_id"])

@@ -198,6 +198,8 @@ def test_an_imported_table_is_named_as_such_not_as_an_unknown_extraction(tmp_pat
     assert "imported table (features computed elsewhere" in text and "PyRadiomics unknown" not in text
 
 
+# Compiling needs a TeX installation, which is not a project dependency (on Debian: texlive-latex-base and
+# texlive-latex-recommended); where there is none the test cannot run, and says why.
 @pytest.mark.skipif(__import__("shutil").which("pdflatex") is None, reason="no TeX engine (pdflatex) here")
 def test_table2_tex_compiles_with_the_packages_it_names(tmp_path):
     import subprocess

@@ -126,6 +126,9 @@ def _unprivileged_can_run() -> str | None:
     return None
 
 
+# Root ignores file modes, so permission faults are only real for another user; where no such user can run
+# the project (not root, no setpriv, or a checkout private to root, as a clone in a 0700 temporary folder),
+# these tests cannot run, and the skip says which.
 UNPRIVILEGED_SKIP = _unprivileged_can_run()
 needs_unprivileged = pytest.mark.skipif(UNPRIVILEGED_SKIP is not None, reason=UNPRIVILEGED_SKIP or "")
 
