@@ -70,6 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="feature table (default: the phantom cohort, generated and extracted on first use "
         "into $MMT_TUNE_CACHE or ~/.cache/mmt-tune)",
     )
+    parser.add_argument(
+        "--subsets",
+        type=_subsets,
+        default=None,
+        metavar="all|N",
+        help="how far a space's rules (present: every, as in paper and paper-wide) expand: sets of at most N "
+        "sequences plus the set of all; default: every subset on up to 4 sequences, sets of 1 or 2 "
+        "sequences and all of them on 5 or 6 (a rule with missing:, such as MMT's, is not capped)",
+    )
     parser.add_argument("--num-samples", type=int, default=10, help="trials per configuration")
     parser.add_argument("--epochs", type=int, default=None, help="override the space's epochs")
     parser.add_argument("--folds", type=int, default=None, help="cross-validation folds (default 5)")
@@ -205,6 +214,15 @@ def _estimate_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _subsets(value: str) -> int | None:
+    from mmt_tune.space_rules import parse_subsets
+
+    try:
+        return parse_subsets(value)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--subsets: ")) from None
+
+
 def study_options(args: argparse.Namespace, configurations: list[str] | None = None) -> StudyOptions:
     """The command line's options as the study's :class:`StudyOptions` (flag names differ where the
     command line says what a user does: ``--num-samples``, ``--no-robustness``, ``--verbose``)."""
@@ -220,6 +238,7 @@ def study_options(args: argparse.Namespace, configurations: list[str] | None = N
         cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial,
         configurations=configurations,
+        subsets=args.subsets,
         checkpoint_every=args.checkpoint_every,
         report_every=args.report_every,
         compile=args.compile,
@@ -244,7 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from mmt_tune.study.guards import study_space
 
         # Fail fast, before any data work: the space against the table's modalities (its schema only).
-        space = study_space(args.space, _table_modalities(args.features), str(args.features))
+        space = study_space(args.space, _table_modalities(args.features), str(args.features), args.subsets)
         configurations = None
         if args.smoke_test:
             args.num_samples, args.epochs, args.folds = 2, args.epochs or 2, args.folds or 2

@@ -27,6 +27,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from mmt_tune import models as _models
+from mmt_tune import space_rules
 from mmt_tune._io import parse_yaml
 from mmt_tune.config import TrainConfig
 from mmt_tune.errors import InputError
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
     from ray.tune.search.sample import Domain
 
 TOP_KEYS = {"name", "description", "modalities", "configurations", "parameters", "fixed"}
-CONFIGURATION_KEYS = {"model", "present"}
 DISTRIBUTION_KEYS = {"distribution", "low", "high", "values", "models"}
 DISTRIBUTIONS = ("loguniform", "uniform", "int", "choice")
 #: Folder of the shipped search spaces (package data: installed with the package).
@@ -163,6 +163,7 @@ class SearchSpace:
     source: str
     configurations: tuple[Configuration, ...]
     modalities: tuple[str, ...] = MODALITIES  # the study's: missing = these minus a configuration's present
+    notes: tuple[str, ...] = ()  # what loading decided for the user (keys ignored, rules capped)
 
     def configuration(self, key: str) -> Configuration:
         """The configuration ``model/present``, its present sequences in any order (``mmt2m/FLAIR+T1WI``)."""
@@ -193,12 +194,17 @@ def resolve_space(name_or_path: str | Path) -> Path:
     )
 
 
-def load_space(name_or_path: str | Path, modalities: Sequence[str] | None = None) -> SearchSpace:
+def load_space(
+    name_or_path: str | Path, modalities: Sequence[str] | None = None, subsets: int | None = None
+) -> SearchSpace:
     """Load and validate a search space; raise :class:`InputError` naming the file and key on any problem.
 
-    The study's modalities (what a configuration's missing ones are taken from, and what ``alpha_*`` expands
-    to) are ``modalities`` (a study passes its feature table's), else the file's ``modalities:`` list, else
-    the paper's three when every configuration uses only those, else every modality the configurations name.
+    The study's modalities (what a configuration's missing ones are taken from, what ``alpha_*`` and the
+    rules ``present: every`` expand to) are ``modalities`` (a study passes its feature table's), else the
+    file's ``modalities:`` list, else the paper's three when the explicit configurations use only those (or
+    there are only rules), else every modality they name. ``subsets`` caps the rules
+    (:mod:`mmt_tune.space_rules`). Parameters and fixed options that apply to none of the configurations
+    are left out and listed in the space's ``notes``.
     """
     path = resolve_space(name_or_path)
     source = str(path)
@@ -218,55 +224,84 @@ def load_space(name_or_path: str | Path, modalities: Sequence[str] | None = None
         not isinstance(declared, list) or not all(isinstance(m, str) and m for m in declared)
     ):
         raise InputError(f"{source}: modalities: expected a list of modality names")
-    study = tuple(modalities or declared or _named(raw["configurations"]))
+    study = tuple(modalities or declared or space_rules.study_sequences(raw["configurations"]))
     if not MIN_MODALITIES <= len(study) <= MAX_MODALITIES:
         raise InputError(
             f"{source}: a study has {MIN_MODALITIES} to {MAX_MODALITIES} modalities, got {len(study)} "
             f"({', '.join(study)})"
         )
-    configurations = _configurations(raw["configurations"], source, study)
-
-    built, used = [], set()
-    for index, (model, present) in enumerate(configurations):
-        where = f"{source}: configurations[{index}]"
-        try:
-            config = TrainConfig.from_options(model, present, {}, modalities=study)
-        except InputError as exc:
-            raise InputError(f"{where}: {exc}") from None
-        chosen: dict[str, Distribution] = {}
-        for name, distribution in parameters.items():
-            if distribution.models is not None and model not in distribution.models:
-                continue
-            names = [f"alpha_{m}" for m in config.reconstructed] if name == "alpha_*" else [name]
-            for concrete in names:
-                if _applies(model, present, {concrete: distribution.example()}, study):
-                    chosen[concrete] = distribution
-                    used.add(name)
-        kept_fixed = {}
-        for key, value in fixed.items():
-            if _applies(model, present, {key: value}, study):
-                kept_fixed[key] = value
-                used.add(f"fixed.{key}")
-        try:  # the whole combination must be acceptable to the trainer
-            TrainConfig.from_options(
-                model,
-                present,
-                {**kept_fixed, **{k: d.example() for k, d in chosen.items()}},
-                modalities=study,
-            )
-        except InputError as exc:
-            raise InputError(f"{where}: {exc}") from None
-        built.append(Configuration(model, tuple(present), chosen, kept_fixed))
-
-    for name in parameters:
-        if name not in used:
-            raise InputError(f"{source}: parameters.{name}: applies to none of the configurations")
-    for key in fixed:
-        if f"fixed.{key}" not in used:
-            raise InputError(f"{source}: fixed.{key}: not an option of any configuration's model")
-    return SearchSpace(
-        str(raw.get("name", path.stem)), str(raw.get("description", "")), source, tuple(built), study
+    configurations, notes = space_rules.expand(
+        raw["configurations"], source, study, lambda m, p: _applies(m, p, {}, study), subsets
     )
+    built, used = [], set()
+    for model, present, where in configurations:
+        configuration = _configuration(model, present, parameters, fixed, study, f"{source}: {where}")
+        used |= configuration.pop("used")
+        built.append(Configuration(**configuration))
+    ignored = _ignored(parameters, fixed, used, source)
+    if ignored:
+        verb = "apply" if len(ignored) > 1 else "applies"
+        notes.append(f"{', '.join(ignored)}: {verb} to none of the configurations: ignored")
+    return SearchSpace(
+        str(raw.get("name", path.stem)),
+        str(raw.get("description", "")),
+        source,
+        tuple(built),
+        study,
+        tuple(f"{source}: {note}" for note in notes),
+    )
+
+
+def _configuration(model, present, parameters, fixed, study, where) -> dict:
+    """One configuration's parameters and fixed options (the ones that apply to it), checked together."""
+    try:
+        config = TrainConfig.from_options(model, present, {}, modalities=study)
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from None
+    chosen: dict[str, Distribution] = {}
+    used = set()
+    for name, distribution in parameters.items():
+        if distribution.models is not None and model not in distribution.models:
+            continue
+        names = [f"alpha_{m}" for m in config.reconstructed] if name == "alpha_*" else [name]
+        for concrete in names:
+            if _applies(model, present, {concrete: distribution.example()}, study):
+                chosen[concrete] = distribution
+                used.add(name)
+    kept_fixed = {}
+    for key, value in fixed.items():
+        if _applies(model, present, {key: value}, study):
+            kept_fixed[key] = value
+            used.add(f"fixed.{key}")
+    try:  # the whole combination must be acceptable to the trainer
+        TrainConfig.from_options(
+            model, present, {**kept_fixed, **{k: d.example() for k, d in chosen.items()}}, modalities=study
+        )
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from None
+    return {
+        "model": model,
+        "present": tuple(present),
+        "parameters": chosen,
+        "fixed": kept_fixed,
+        "used": used,
+    }
+
+
+def _ignored(parameters: Mapping, fixed: Mapping, used: set, source: str) -> list[str]:
+    """Keys that apply to none of the configurations; one no model knows at all is an error (a typo)."""
+    from mmt_tune.config import accepted_options
+
+    known = set().union(*(accepted_options(m) for m in _models.names()))
+    ignored = []
+    for prefix, keys in (("parameters", parameters), ("fixed", fixed)):
+        for key in keys:
+            if (f"fixed.{key}" if prefix == "fixed" else key) in used:
+                continue
+            if key not in known and not key.startswith("alpha_"):
+                raise InputError(f"{source}: {prefix}.{key}: not an option of any model")
+            ignored.append(f"{prefix}.{key}")
+    return ignored
 
 
 def declares_modalities(name_or_path: str | Path) -> bool:
@@ -275,16 +310,10 @@ def declares_modalities(name_or_path: str | Path) -> bool:
     return isinstance(raw, dict) and raw.get("modalities") is not None
 
 
-def _named(raw: Any) -> tuple[str, ...]:
-    """The modalities a space's configurations name, when it declares none and no table is given: the
-    paper's three when they name only those, else every name in the order first met."""
-    items = raw if isinstance(raw, list) else []
-    names = []
-    for item in items:
-        present = item.get("present") if isinstance(item, dict) else None
-        present = [present] if isinstance(present, str) else present if isinstance(present, list) else []
-        names += [m for m in present if isinstance(m, str) and m not in names]
-    return MODALITIES if set(names) <= set(MODALITIES) else tuple(names)
+def named_sequences(name_or_path: str | Path) -> tuple[str, ...]:
+    """The sequences a space file's explicit configurations name (none for a space of rules only)."""
+    raw = parse_yaml(resolve_space(name_or_path).read_text(), str(name_or_path))
+    return space_rules.named(raw.get("configurations")) if isinstance(raw, dict) else ()
 
 
 def _applies(model: str, present: Sequence[str], options: Mapping, modalities: Sequence[str]) -> bool:
@@ -299,37 +328,6 @@ def _unknown(mapping: Mapping, known: set[str], source: str, prefix: str) -> Non
     for key in mapping:
         if key not in known:
             raise InputError(f"{source}: {prefix}{key}: unknown key (known: {', '.join(sorted(known))})")
-
-
-def _configurations(raw, source: str, modalities: Sequence[str]) -> list[tuple[str, tuple[str, ...]]]:
-    if not isinstance(raw, list) or not raw:
-        raise InputError(f"{source}: configurations: expected a non-empty list of {{model, present}}")
-    seen: dict[tuple, int] = {}
-    result = []
-    for index, item in enumerate(raw):
-        where = f"configurations[{index}]"
-        if not isinstance(item, dict):
-            raise InputError(f"{source}: {where}: expected a mapping with model and present")
-        _unknown(item, CONFIGURATION_KEYS, source, f"{where}.")
-        model, present = item.get("model"), item.get("present")
-        if isinstance(present, str):
-            present = [present]
-        if not isinstance(present, list) or not present:
-            raise InputError(
-                f"{source}: {where}.present: expected a list of modalities ({', '.join(modalities)})"
-            )
-        for modality in present:
-            if modality not in modalities:
-                raise InputError(
-                    f"{source}: {where}.present: unknown modality {modality!r} (known: {', '.join(modalities)}; "
-                    "a study of other modalities lists them under `modalities:` or runs on a table that has them)"
-                )
-        key = (model, tuple(m for m in modalities if m in present))
-        if key in seen:
-            raise InputError(f"{source}: {where}: duplicate of configurations[{seen[key]}]")
-        seen[key] = index
-        result.append(key)
-    return result
 
 
 def _parameters(raw, source: str) -> dict[str, Distribution]:

@@ -120,8 +120,17 @@ parameters:
         ),
         (GOOD.replace("[T1WI]", "[T1WI, DWI]"), "configurations[0]: mmt1m needs exactly 1 present modality"),
         (
-            GOOD + "  kl_weight: {distribution: uniform, low: 0.1, high: 1}\n",
-            "parameters.kl_weight: applies to none",
+            GOOD + "  lrr: {distribution: uniform, low: 0.1, high: 1}\n",
+            "parameters.lrr: not an option of any model",
+        ),
+        (
+            GOOD.replace("present: [T1WI]", "present: every, missing: x"),
+            "configurations[0].missing: expected",
+        ),
+        (GOOD.replace("present: [T1WI]}", "present: [T1WI], missing: 1}"), "only a rule (present: every)"),
+        (
+            GOOD.replace("{model: mmt1m, present: [T1WI]}", "{model: [mmt1m, mlp], present: every}"),
+            "configurations[0].model: unknown model 'mlp'",
         ),
         (GOOD + "fixed:\n  epochz: 3\n", "fixed.epochz: not an option"),
         (

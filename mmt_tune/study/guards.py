@@ -32,23 +32,28 @@ IDENTITY_KEYS = (
 )
 
 
-def study_space(space: str | Path, modalities: Sequence[str] | None, source: str) -> SearchSpace:
+def study_space(
+    space: str | Path, modalities: Sequence[str] | None, source: str, subsets: int | None = None
+) -> SearchSpace:
     """The search space as this feature table (with ``modalities``; ``source`` names it) can run it.
 
-    A space over the paper's sequences, or one that lists its ``modalities:``, keeps them, and the table must
-    have each (a configuration names the one it lacks); a space over other sequences takes the table's.
+    A space that lists its ``modalities:``, or whose explicit configurations name only the paper's
+    sequences, keeps them, and the table must have each (a configuration names the one it lacks); a space of
+    rules only (``present: every``) or over other sequences takes the table's. ``subsets`` caps the rules.
     """
     from mmt_tune.modalities import MODALITIES
-    from mmt_tune.spaces import declares_modalities, load_space
+    from mmt_tune.spaces import declares_modalities, load_space, named_sequences
 
     if modalities is None:
-        return load_space(space)
+        return load_space(space, subsets=subsets)
+    declared = declares_modalities(space)
+    named = named_sequences(space)
+    if not declared and (not named or not set(named) <= set(MODALITIES)):
+        return load_space(space, modalities=modalities, subsets=subsets)  # the table's own sequences
     try:
-        study = load_space(space)
+        study = load_space(space, subsets=subsets)
     except InputError:
-        return load_space(space, modalities=modalities)  # the table's own sequences
-    if study.modalities != MODALITIES and not declares_modalities(space):
-        return load_space(space, modalities=modalities)  # other sequences, undeclared: the table's
+        return load_space(space, modalities=modalities, subsets=subsets)
     for modality in study.modalities:
         if modality not in modalities:
             from mmt_tune.config import TrainConfig

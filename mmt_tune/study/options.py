@@ -30,6 +30,7 @@ class StudyOptions:
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     configurations: Sequence[str] | None = None  # run only these configurations of the space
+    subsets: int | None = None  # largest set a rule without missing: expands to (None: by the sequences)
     checkpoint_every: int = 10  # epochs between a trial's checkpoints
     report_every: int = 10  # epochs between a trial's reports to Tune (every epoch still reaches W&B)
     compile: str | None = None  # a torch.compile backend for every deep trial's training step

@@ -7,6 +7,7 @@ identity fixed. A bad input is one :class:`~mmt_tune.errors.InputError` here, ne
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -41,7 +42,10 @@ def prepare_study(space: str | Path, features: str | Path, opts: StudyOptions) -
     check_options(opts)
     table, metadata = read_feature_table(features)
     # The study's modalities are its table's: a configuration's missing modalities are the table's others.
-    study = _chosen(study_space(space, table_modalities(list(table.columns)), str(features)), opts)
+    study = study_space(space, table_modalities(list(table.columns)), str(features), opts.subsets)
+    for note in study.notes:
+        print(f"note: {note}", file=sys.stderr)
+    study = _chosen(study, opts)
     check_inputs(
         study,
         table,
@@ -90,13 +94,13 @@ def _chosen(study: SearchSpace, opts: StudyOptions) -> SearchSpace:
     """The space cut to ``--configuration`` (all of it without)."""
     if not opts.configurations:
         return study
-    known = {c.key for c in study.configurations}
-    unknown_keys = [c for c in opts.configurations if c not in known]
-    if unknown_keys:
-        raise InputError(f"{study.source}: no configuration {unknown_keys[0]!r} in this space")
-    return replace(
-        study, configurations=tuple(c for c in study.configurations if c.key in opts.configurations)
-    )
+    chosen = set()
+    for key in opts.configurations:  # its sequences in any order
+        try:
+            chosen.add(study.configuration(key).key)
+        except KeyError:
+            raise InputError(f"{study.source}: no configuration {key!r} in this space") from None
+    return replace(study, configurations=tuple(c for c in study.configurations if c.key in chosen))
 
 
 def study_name(space: str | Path, study: SearchSpace, name: str | None) -> str:
