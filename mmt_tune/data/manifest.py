@@ -1,7 +1,8 @@
 """Read and validate a cohort manifest (docs/design.md "Data contracts").
 
 ``patient_id,label,T1WI_image,T1WI_mask,FLAIR_image,FLAIR_mask,DWI_image,DWI_mask`` (+ optional ``lesion_id``).
-An empty image/mask pair means the modality is missing for that case. Paths are relative to the manifest's
+An empty image/mask pair means the modality is missing for that case. A manifest of patients to be
+predicted has no labels: no ``label`` column, or every label empty (``scan`` without ``--labels``). Paths are relative to the manifest's
 folder or absolute. Structural problems (columns, duplicate cases, labels, half-filled pairs) raise
 :class:`~mmt_tune.errors.InputError` naming the file and line; problems with the image files themselves are
 per-case failures reported by the extractor, so one bad case does not stop a cohort.
@@ -26,7 +27,7 @@ class Case:
 
     patient_id: str
     lesion_id: str | None
-    label: int  # 1 = SCLC (positive class), 0 = NSCLC
+    label: int | None  # 1 = SCLC (positive class), 0 = NSCLC; None in a manifest without labels
     line: int  # line number in the manifest file (the header is line 1)
     images: dict[str, Path]  # only the modalities present for this case
     masks: dict[str, Path]
@@ -96,7 +97,7 @@ def read_manifest(
                     raise InputError(
                         f"{path}: no <MODALITY>_image and <MODALITY>_mask column pair (e.g. T1WI_image, T1WI_mask)"
                     )
-            missing = [c for c in required_columns(modalities) if c not in header]
+            missing = [c for c in required_columns(modalities) if c not in header and c != "label"]
             if missing:
                 raise InputError(f"{path}: missing required column(s): {', '.join(missing)}")
             with_lesions = "lesion_id" in header
@@ -108,6 +109,8 @@ def read_manifest(
     if not rows:
         raise InputError(f"{path}: manifest has no rows")
 
+    # A manifest of patients to be predicted has no labels (no label column, or every label empty).
+    labelled = any((row.get("label") or "").strip() for row in rows)
     cases: list[Case] = []
     first_line: dict[tuple[str, str | None], int] = {}
     seen_labels: dict[str, int] = {}
@@ -125,7 +128,7 @@ def read_manifest(
             what = f"patient_id {patient_id!r}" + (f" lesion_id {lesion_id!r}" if lesion_id else "")
             raise InputError(f"{where}: duplicate {what} (first on line {first_line[key]})")
         first_line[key] = line
-        label = _label(row.get("label") or "", where, positive, seen_labels)
+        label = _label(row.get("label") or "", where, positive, seen_labels) if labelled else None
         images: dict[str, Path] = {}
         masks: dict[str, Path] = {}
         for modality in modalities:
@@ -148,6 +151,10 @@ def read_manifest(
 def _label(value: str, where: str, positive: str | None, seen: dict[str, int]) -> int:
     """1 for the positive class. Without ``positive``: SCLC/NSCLC or 1/0. With it: ``positive`` is 1 and the
     one other value the manifest uses is 0 (a third value is an error naming its line)."""
+    if not value.strip():
+        raise InputError(
+            f"{where}: empty label (label every row, or none: a manifest of patients to be predicted)"
+        )
     if positive is None:
         return parse_label(value, where)
     key = value.strip()

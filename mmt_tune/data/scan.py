@@ -51,7 +51,7 @@ def scan_folder(
     folder: Path,
     image: str,
     mask: str,
-    labels: dict[str, str],
+    labels: dict[str, str] | None,
     out: Path,
     modalities: Sequence[str] | None = None,
 ) -> Scan:
@@ -72,13 +72,13 @@ def scan_folder(
     if not modalities:
         raise InputError(f"{folder}: no file matches --image {image!r}")
     rows, problems = [], []
-    for patient in sorted(set(found) | set(labels)):
+    for patient in sorted(set(found) | set(labels or {})):
         missing = []
-        if patient not in labels:
+        if labels is not None and patient not in labels:
             problems.append(f"{patient}: images but no label in --labels: left out")
             continue
         images = found.get(patient, {})
-        row = {"patient_id": patient, "label": labels[patient]}
+        row = {"patient_id": patient, "label": labels[patient] if labels is not None else ""}
         for modality in modalities:
             row[f"{modality}_image"] = row[f"{modality}_mask"] = ""
             if modality not in images:
@@ -170,7 +170,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--mask", required=True, help='mask path pattern, e.g. "{patient}/{modality}_mask.nii.gz"'
     )
-    parser.add_argument("--labels", required=True, type=Path, help="CSV with patient_id and label columns")
+    parser.add_argument(
+        "--labels",
+        type=Path,
+        default=None,
+        help="CSV with patient_id and label columns (leave it out for patients to be predicted: the manifest's "
+        "label column stays empty; a study needs labels)",
+    )
     parser.add_argument("--modalities", default=None, help="comma-separated (default: every one found)")
     parser.add_argument(
         "--out", type=Path, default=None, help="manifest to write (default: FOLDER/manifest.csv)"
@@ -185,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = args.out or args.folder / "manifest.csv"
     try:
         check_output_file(out, "--out")
-        labels = read_labels(args.labels)
+        labels = read_labels(args.labels) if args.labels is not None else None
         modalities = [m for m in args.modalities.split(",") if m] if args.modalities else None
         result = scan_folder(args.folder, args.image, args.mask, labels, out, modalities)
         for line in result.problems:
@@ -193,7 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in result.warnings:
             print(f"warning: {line}", file=sys.stderr)
         if not result.rows:
-            raise InputError(f"{args.folder}: no patient has a label and a usable image: nothing written")
+            what = "a label and a usable image" if labels is not None else "a usable image"
+            raise InputError(f"{args.folder}: no patient has {what}: nothing written")
         columns = ["patient_id", "label", *(f"{m}_{k}" for m in result.modalities for k in ("image", "mask"))]
         with atomic_path(out) as tmp, Path(tmp).open("w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=columns)
@@ -203,6 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {describe(exc)}", file=sys.stderr)
         return 2
     print(f"wrote {len(result.rows)} patients, modalities {', '.join(result.modalities)} -> {out}")
+    if labels is None:
+        print("no --labels: the manifest has no labels (patients to be predicted; a study needs labels)")
     return 0
 
 

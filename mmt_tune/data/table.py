@@ -68,6 +68,10 @@ def read_feature_table(path: str | Path) -> tuple[pd.DataFrame, dict[str, str]]:
     for column in ("patient_id", "label"):
         if column not in table.columns:
             raise InputError(f"{path}: missing required column {column!r}")
+    if len(table) and table["label"].isna().all():
+        raise InputError(
+            f"{path}: no labels (a table of patients to be predicted: `predict` scores it; a study needs labels)"
+        )
     found = table_modalities(list(table.columns))
     if not found:
         raise InputError(f"{path}: no feature columns named <MODALITY>{COLUMN_SEPARATOR}<feature>")

@@ -50,13 +50,20 @@ def study_choices(
     if best.empty:
         raise InputError(f"{table}: no completed trial to refit")
     keys = list(best["model"] + "/" + best["present"])
-    if configurations:
-        unknown = [c for c in configurations if c not in keys]
+    if configurations:  # each as the study names it, whatever order its sequences were typed in
+        canonical = {_as_set(k): k for k in keys}
+        unknown = [c for c in configurations if _as_set(c) not in canonical]
         if unknown:
             raise InputError(f"{folder}: no completed configuration {unknown[0]!r} (have: {', '.join(keys)})")
+        configurations = [canonical[_as_set(c)] for c in configurations]
     modalities = tuple(data.get("modalities") or ()) or None
     chosen = best_configurations(best, modalities, identity.get("seed", 0), configurations, objective)
     return chosen, identity, data
+
+
+def _as_set(key: str) -> tuple[str, frozenset[str]]:
+    model, _, present = key.partition("/")
+    return model, frozenset(present.split("+"))
 
 
 def fit_all(

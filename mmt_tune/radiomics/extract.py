@@ -150,7 +150,7 @@ def extract_features(
         "settings_sha256": settings.sha256,
         "settings_yaml": settings.text,
         "modalities": list(modalities),
-        "positive_class": positive or "SCLC (or label 1)",
+        **({"positive_class": positive or "SCLC (or label 1)"} if cases[0].label is not None else {}),
         "unit": "lesion" if "lesion_id" in table.columns else "patient",
     }
     result = ExtractionResult(
@@ -341,7 +341,7 @@ def _assemble(cases: Sequence[Case], modalities: Iterable[str], results, failed_
             {
                 "patient_id": case.patient_id,
                 **({"lesion_id": case.lesion_id} if with_lesions else {}),
-                "label": case.label,
+                "label": float("nan") if case.label is None else case.label,
             }
         )
     features = pd.DataFrame.from_records(records, columns=list(columns), index=range(len(records))).astype(

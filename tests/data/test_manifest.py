@@ -68,3 +68,12 @@ def test_duplicate_lesion_is_an_error_but_two_lesions_are_not(tmp_path):
 def test_missing_manifest(tmp_path):
     with pytest.raises(InputError, match="manifest not found"):
         read_manifest(tmp_path / "nope.csv")
+
+
+def test_labels_are_all_or_none(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_text("patient_id,T1_image,T1_mask\np1,a.nii.gz,a_mask.nii.gz\n")  # no label column
+    assert [c.label for c in read_manifest(path)] == [None]
+    path.write_text("patient_id,label,T1_image,T1_mask\np1,1,a.nii.gz,m.nii.gz\np2,,b.nii.gz,n.nii.gz\n")
+    with pytest.raises(InputError, match=r"m.csv line 3: empty label \(label every row, or none"):
+        read_manifest(path)

@@ -1,4 +1,5 @@
-"""``scan``: symbolic links are followed, and entries that resolve to one file are named."""
+"""``scan``: symbolic links are followed, entries that resolve to one file are named, and labels are optional
+(a cohort to be predicted)."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def _scan(images, labels, capsys):
         "--mask",
         "{patient}/{modality}_mask.nii.gz",
     ]
-    code = scan.main([*argv, "--labels", str(labels)])
+    code = scan.main([*argv, *(["--labels", str(labels)] if labels is not None else [])])
     with (images / "manifest.csv").open() as handle:
         rows = list(csv.DictReader(handle)) if code == 0 else None
     return code, rows, capsys.readouterr()
@@ -62,3 +63,16 @@ def test_an_image_linked_to_another_patients_file_is_warned_about(tmp_path, caps
     warnings = [line for line in printed.err.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1
     assert "p1 T1 image, p3 T1 image are one file" in warnings[0] and "p1/T1.nii.gz" in warnings[0]
+
+
+def test_without_labels_the_manifest_has_none_and_reads_as_a_cohort_to_predict(tmp_path, capsys):
+    from mmt_tune.data.manifest import read_manifest
+
+    images, _ = _cohort(tmp_path)
+    code, rows, printed = _scan(images, None, capsys)
+    assert code == 0, printed.err
+    assert [r["patient_id"] for r in rows] == ["p1", "p2", "p3"] and {r["label"] for r in rows} == {""}
+    assert "no --labels: the manifest has no labels" in printed.out
+    cases = read_manifest(images / "manifest.csv")
+    assert [c.label for c in cases] == [None, None, None]
+    assert sorted(cases[0].images) == ["FLAIR", "T1"]

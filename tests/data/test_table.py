@@ -45,6 +45,10 @@ def test_labels_the_manifest_accepts_become_1_and_0(tmp_path, labels):
             "row 3 (patient P0002): DWI__original_firstorder_F3 is infinite (inf)",
         ),
         (lambda t: t.iloc[:0], "the feature table has no rows"),
+        (
+            lambda t: t.assign(label=np.nan),
+            "no labels (a table of patients to be predicted: `predict` scores it; a study needs labels)",
+        ),
     ],
 )
 def test_bad_labels_and_values_are_one_line_naming_the_row(tmp_path, edit, message):
