@@ -71,6 +71,12 @@ def add_quiet(parser: argparse.ArgumentParser, what: str = "no progress bar") ->
     parser.add_argument("--no-progress", "--quiet", dest="no_progress", action="store_true", help=what)
 
 
+def add_verbose(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--verbose``, the same on every command that starts Ray: Ray's (and Tune's) own logs and warnings,
+    which are quiet otherwise."""
+    parser.add_argument("--verbose", action="store_true", help=what)
+
+
 def add_version(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """``--version`` on a command's parser (and, under ``mmt-tune COMMAND``, that as its name in usage and
     error lines)."""

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mmt_tune.cli import HelpFormatter, add_quiet, add_version
+from mmt_tune.cli import HelpFormatter, add_quiet, add_verbose, add_version
 from mmt_tune.data.phantom import prepare_phantom
 from mmt_tune.errors import InputError, describe
 from mmt_tune.modalities import MODALITIES
@@ -82,10 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--skip-study", action="store_true", help="stop after the signal check")
     add_quiet(parser, "no progress bars")
+    add_verbose(parser, "Ray's and Tune's own logs, warnings and status tables (quiet otherwise)")
     return parser
 
 
-def run_demo_study(features: Path, out: Path, space: str, samples: int, seed: int, progress: bool) -> Report:
+def run_demo_study(
+    features: Path, out: Path, space: str, samples: int, seed: int, progress: bool, verbose: bool = False
+) -> Report:
     """The study step: run (or resume) the study under ``out/results/<space>`` and write its report."""
     from ray import tune
 
@@ -106,8 +109,8 @@ def run_demo_study(features: Path, out: Path, space: str, samples: int, seed: in
         storage=out / "results",
         name=space,
         resume=resume,
-        verbose=0 if progress else 1,
-        progress=progress,
+        verbose=1 if verbose else 0,
+        progress=progress and not verbose,
         phantom=True,
     )
     # Each configuration has `samples` trials; analyse it when at least that many finished.
@@ -126,7 +129,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         manifest = prepare_phantom(args.out / "phantom", args.patients, args.seed, progress)
         print(f"[2/4] radiomics features ({args.params} settings) -> {args.out / 'features.parquet'}")
         result = extract_features(
-            manifest, args.params, args.out / "features.parquet", workers=args.workers, progress=progress
+            manifest,
+            args.params,
+            args.out / "features.parquet",
+            workers=args.workers,
+            progress=progress,
+            verbose=args.verbose,
         )
     except (InputError, OSError) as exc:
         print(f"error: {describe(exc)}", file=sys.stderr)
@@ -151,7 +159,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"[4/4] study: {args.samples} trials x every configuration of the {args.space!r} space (Ray Tune + Optuna)"
         )
         try:
-            report = run_demo_study(result.output, args.out, args.space, args.samples, args.seed, progress)
+            report = run_demo_study(
+                result.output, args.out, args.space, args.samples, args.seed, progress, args.verbose
+            )
         except (InputError, OSError) as exc:
             print(f"error: {describe(exc)}", file=sys.stderr)
             return 2

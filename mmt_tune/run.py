@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from mmt_tune.cli import HelpFormatter, add_quiet, add_version, command
+from mmt_tune.cli import HelpFormatter, add_quiet, add_verbose, add_version, command
 from mmt_tune.errors import InputError, describe
 from mmt_tune.metrics import METRICS, mean_std
 from mmt_tune.records import JOURNAL_FILE, TRIALS_TABLE
@@ -160,11 +160,7 @@ def _trial_arguments(parser: argparse.ArgumentParser) -> None:
         help="epochs between a trial's reports to Tune (default 10; checkpoints and the last epoch always "
         "report; a report is a round trip to the driver; every epoch's losses still reach W&B and the tables)",
     )
-    parser.add_argument(
-        "--verbose",
-        action="store_true",
-        help="Tune's status tables and logs instead of one progress bar of finished trials",
-    )
+    add_verbose(parser, "Ray's and Tune's own logs, warnings and status tables instead of one progress bar")
     add_quiet(parser, "no progress bar (the closing summary still prints)")
 
 

@@ -66,3 +66,11 @@ def test_every_command_with_progress_bars_takes_no_progress_or_quiet(name):
     module = __import__(cli.COMMANDS[name][0], fromlist=["build_parser"])
     options = [a for a in module.build_parser()._actions if a.dest == "no_progress"]
     assert len(options) == 1 and set(options[0].option_strings) == {"--no-progress", "--quiet"}
+
+
+@pytest.mark.parametrize("name", ["run", "extract", "demo"])
+def test_every_command_that_starts_ray_takes_verbose(name):
+    module = __import__(cli.COMMANDS[name][0], fromlist=["build_parser"])
+    options = [a for a in module.build_parser()._actions if a.dest == "verbose"]
+    assert len(options) == 1 and options[0].option_strings == ["--verbose"]
+    assert "Ray's" in options[0].help

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from mmt_tune.cli import HelpFormatter, add_quiet, add_version
+from mmt_tune.cli import HelpFormatter, add_quiet, add_verbose, add_version
 from mmt_tune.errors import InputError, describe
 from mmt_tune.modalities import COLUMN_SEPARATOR
 
@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the label value of the positive class, when the manifest's labels are not SCLC/NSCLC or 1/0",
     )
     add_quiet(parser)
+    add_verbose(parser, "Ray's own logs, warnings and worker output (quiet otherwise)")
     return parser
 
 
@@ -80,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             cache_dir=args.cache_dir,
             positive=args.positive,
             progress=not args.no_progress,
+            verbose=args.verbose,
         )
     except (InputError, OSError) as exc:
         print(f"error: {describe(exc)}", file=sys.stderr)

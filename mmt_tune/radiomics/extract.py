@@ -107,11 +107,13 @@ def extract_features(
     positive: str | None = None,
     progress: bool = True,
     on_result: Callable[[int], None] | None = None,
+    verbose: bool = False,
 ) -> ExtractionResult:
     """Extract features for every case of ``manifest`` and write the feature table to ``out``.
 
     ``modalities``: default, every ``<MOD>_image``/``<MOD>_mask`` pair of the manifest. ``positive``: the
-    positive class's label value when the labels are not SCLC/NSCLC or 1/0.
+    positive class's label value when the labels are not SCLC/NSCLC or 1/0. ``verbose``: Ray's own logs,
+    warnings and worker output reach the terminal.
 
     Structural problems (manifest columns, duplicate cases, invalid settings) raise :class:`InputError`
     before any work starts. Per-case failures are returned in ``result.failures`` and written to
@@ -140,7 +142,7 @@ def extract_features(
     validate_settings(settings)
 
     results, pending, n_cached, nodes, warnings = _gather(
-        items, cache, failures, settings, address, workers, progress, on_result
+        items, cache, failures, settings, address, workers, progress, on_result, verbose
     )
     failures.sort(key=lambda f: (f["line"], modalities.index(f["modality"])))
     failed_rows = {(f["patient_id"], f["lesion_id"]) for f in failures}
@@ -174,7 +176,9 @@ def extract_features(
     return result
 
 
-def _gather(items, cache, failures: list[dict], settings, address, workers, progress, on_result) -> tuple:
+def _gather(
+    items, cache, failures: list[dict], settings, address, workers, progress, on_result, verbose=False
+) -> tuple:
     """Every scan's features: from the cache, else computed by Ray tasks (failures appended to
     ``failures``); returns the results, the computed items, how many came from the cache, the scans per
     node and PyRadiomics' warnings."""
@@ -191,7 +195,7 @@ def _gather(items, cache, failures: list[dict], settings, address, workers, prog
     warnings: list[dict] = []
     if pending:
         computed = _run_tasks(
-            pending, settings, address, workers, cache, progress, n_cached, len(items), on_result
+            pending, settings, address, workers, cache, progress, n_cached, len(items), on_result, verbose
         )
         for item, outcome in computed:
             nodes[outcome["node"]] = nodes.get(outcome["node"], 0) + 1
@@ -270,16 +274,18 @@ def _extract_on_node(*args) -> dict:
     return {**extract_one(*args), "node": ray.get_runtime_context().get_node_id()}
 
 
-def _run_tasks(pending, settings, address, workers, cache, progress, done, total, on_result):
+def _run_tasks(pending, settings, address, workers, cache, progress, done, total, on_result, verbose=False):
     """Run the pending (case, modality) extractions as Ray tasks; cache each result as it arrives."""
     import ray
     from tqdm.auto import tqdm
 
     started_here = not ray.is_initialized()
-    logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)  # "token auth is on": it is
+    if not verbose:  # "token auth is on" on every start: it is, nothing to do
+        logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
     if started_here:
         init = {"address": address} if address else {"num_cpus": workers or os.cpu_count()}
-        ray.init(**init, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+        level = logging.INFO if verbose else logging.WARNING
+        ray.init(**init, include_dashboard=False, log_to_driver=verbose, logging_level=level)
     remote = ray.remote(num_cpus=1)(_extract_on_node)
     # Bound the tasks in flight: enough to keep every worker busy, few enough that results stream back.
     limit = 2 * (workers or max(1, int(ray.available_resources().get("CPU", 1))))

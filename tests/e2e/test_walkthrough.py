@@ -101,6 +101,8 @@ def test_from_a_folder_of_images_to_predictions_for_new_patients(tmp_path):
     assert len(set(trials["model"] + "/" + trials["present"])) == 11
     assert (tmp_path / "results" / "cohort" / "analysis" / "index.html").is_file()
     assert "no labels" in outputs[5].stdout  # scan of the new patients
+    for extract in (outputs[1], outputs[6]):  # Ray's own notices stay quiet without --verbose
+        assert "WARNING" not in extract.stderr and "INFO" not in extract.stderr, extract.stderr
     predictions = pd.read_csv(tmp_path / "predictions.csv", dtype={"patient_id": str})
     assert predictions["patient_id"].tolist() == ["N0", "N1", "N2"]
     assert predictions["probability"].notna().all()
