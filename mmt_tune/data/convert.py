@@ -17,6 +17,7 @@ the column or row, exit 2, nothing written.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -126,7 +127,7 @@ def import_wide_table(
         raise InputError(f"{where}: row {row + 2}: {column} is not a number ({source[column].iloc[row]!r})")
     values_frame.columns = list(renamed.values())
     table = pd.concat([table, values_frame.astype(float)], axis=1)
-    notes = _sparse_prefixes(renamed, sequences) if found else []
+    notes = [*_sparse_prefixes(renamed, sequences), *_unfamiliar_prefixes(sequences)] if found else []
     return Imported(table, sequences, str(positive), dropped, None if shared == "drop" else shared, notes)
 
 
@@ -192,6 +193,24 @@ def _sparse_prefixes(renamed: dict[str, str], sequences: Sequence[str]) -> list[
     return [
         f"prefixes taken as sequences with far fewer columns than the largest ({largest}): {', '.join(sparse)}; "
         "if they are not MRI sequences, name the sequences with --sequences"
+    ]
+
+
+#: How MRI sequence names start (T1, T1Gd, T2w, FLAIR, DWI, ADC, ...; any case): a prefix found in the
+#: column names that starts otherwise is named in a note (it may be clinical data or a mask name).
+MRI_NAME = re.compile(
+    r"^(t1|t2|flair|dwi|adc|swi|pd|dce|dsc|pwi|asl|dti|fa|md|mra|tof|stir|gre|epi|b\d)", re.I
+)
+
+
+def _unfamiliar_prefixes(sequences: Sequence[str]) -> list[str]:
+    """A note naming prefixes taken as sequences that do not look like an MRI sequence's name."""
+    odd = [s for s in sequences if not MRI_NAME.match(s)]
+    if not odd:
+        return []
+    return [
+        f"prefixes taken as sequences that are not MRI sequence names we know: {', '.join(odd)}; if they are "
+        "not sequences, name the sequences with --sequences"
     ]
 
 

@@ -60,3 +60,15 @@ def test_a_prefix_with_few_columns_taken_as_a_sequence_is_named(tmp_path, capsys
     )
     assert main([str(tmp_path / "w.csv"), "--out", str(tmp_path / "t2.parquet"), "--sequences", "T1,T2"]) == 0
     assert "far fewer" not in capsys.readouterr().out
+
+
+def test_a_prefix_that_is_no_mri_sequence_name_is_named(tmp_path, capsys):
+    frame = _wide().rename(columns=lambda c: c.replace("T2_", "Clin_"))
+    frame.to_csv(tmp_path / "w.csv", index=False)
+    assert main([str(tmp_path / "w.csv"), "--out", str(tmp_path / "t.parquet")]) == 0
+    out = capsys.readouterr().out
+    assert "note: prefixes taken as sequences that are not MRI sequence names we know: Clin;" in out
+    assert "T1" not in out.split("we know:")[1].split(";")[0]
+    _wide().to_csv(tmp_path / "w.csv", index=False)
+    assert main([str(tmp_path / "w.csv"), "--out", str(tmp_path / "t2.parquet")]) == 0
+    assert "not MRI sequence names" not in capsys.readouterr().out
