@@ -55,6 +55,16 @@ def run_flat(prepared: PreparedStudy, opts: StudyOptions) -> StudyResult:
         return result
 
 
+def _slots(opts: StudyOptions, gpus: float) -> int:
+    """How many trials the cluster runs at once (its CPUs, or GPUs, over what one trial holds)."""
+    import ray
+
+    resources = ray.cluster_resources()
+    by_cpu = int(resources.get("CPU", 1) // max(opts.cpus_per_trial, 1e-9))
+    by_gpu = int(resources.get("GPU", 0) // gpus) if gpus > 0 else by_cpu
+    return max(1, min(by_cpu, by_gpu))
+
+
 def _start_ray(opts: StudyOptions) -> float:
     """Connect to (or start) Ray; return the GPUs per trial this cluster can honour."""
     import ray
@@ -66,7 +76,8 @@ def _start_ray(opts: StudyOptions) -> float:
         for name in ("ray", "ray.tune", "ray.train"):
             logging.getLogger(name).setLevel(logging.WARNING)
     # Ray's notice that token authentication is on (it is; nothing to do) on every start, not for users
-    logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
+    if not opts.verbose:
+        logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
     if not ray.is_initialized():
         level = logging.INFO if opts.verbose else logging.WARNING
         ray.init(address=opts.address, include_dashboard=False, log_to_driver=False, logging_level=level)
@@ -146,9 +157,24 @@ def _run(
     journal = where.tables / JOURNAL_FILE
     if not opts.resume:
         journal.unlink(missing_ok=True)  # a new study in an old folder: the old trials must not inform TPE
+    slots = _slots(opts, gpus)
     searcher = PerConfigurationSearch(
-        study, opts.samples, metric="auc", mode="max", seed=opts.seed, storage=journal, pack=opts.pack_trials
+        study,
+        opts.samples,
+        metric="auc",
+        mode="max",
+        seed=opts.seed,
+        storage=journal,
+        pack=opts.pack_trials,
+        slots=slots,
     )
+    fitted = max(searcher.pack.values(), default=1)
+    if opts.pack_trials > 1 and fitted < opts.pack_trials:
+        print(
+            f"note: --pack-trials {opts.pack_trials}: packs of {fitted} instead, so that every one of the "
+            f"{slots} trial slots stays busy (a larger pack would leave one idle)",
+            file=sys.stderr,
+        )
     if where.remote:
         print(
             f"note: trials/losses/predictions tables go to {where.tables} (Tune's files go to {where.experiment})"

@@ -64,6 +64,7 @@ class PerConfigurationSearch(PickledState, Searcher):
         seed: int = 0,
         storage: str | Path | None = None,
         pack: int = 1,
+        slots: int | None = None,
     ):
         import optuna
         from optuna.samplers import TPESampler
@@ -79,7 +80,13 @@ class PerConfigurationSearch(PickledState, Searcher):
         self.budgets = {c.key: self.budget if c.parameters else 1 for c in space.configurations}
         # --pack-trials: a Tune trial trains up to ``pack`` of a configuration's trials as one model, when
         # they can differ only in per-slice options (a deep model searching lr and loss weights).
-        self.pack = {c.key: int(pack) if _packable(c) else 1 for c in space.configurations}
+        # Packs are sized so that they never leave a trial slot idle that single trials would fill
+        # (:func:`fitted_pack`; ``slots``: the trials that run at once).
+        packable = [c.key for c in space.configurations if _packable(c)]
+        self.requested_pack = int(pack)
+        if slots is not None and packable:
+            pack = fitted_pack(int(pack), [self.budgets[k] for k in packable], slots)
+        self.pack = {c.key: int(pack) if c.key in packable else 1 for c in space.configurations}
         self.trial_members: dict[str, int] = {}
         self.base = {
             c.key: {"configuration": c.key, "model": c.model, "present": list(c.present), **c.fixed}
@@ -177,6 +184,47 @@ class PerConfigurationSearch(PickledState, Searcher):
             for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
                 if trial.number not in known:
                     study.tell(trial.number, state=TrialState.FAIL)
+
+
+#: How much later than single trials packs may finish before the packing gain (>= 1.1x) is counted.
+SLACK = 1.05
+
+
+def fitted_pack(requested: int, budgets: list[int], slots: int) -> int:
+    """The largest pack size up to ``requested`` that costs no parallelism.
+
+    The packs of every packable configuration (``budgets``: its trials), handed out round-robin as the
+    searcher does and run ``slots`` at a time, must finish within :data:`SLACK` of the single trials' time
+    even if a pack of B trained no faster than B trials one after another (:func:`makespan`); the packing
+    gain is larger than that slack (per trial, a pack of 2 trains about 1.1x and one of 4 about 1.3x as fast
+    as a single trial on a CPU: benchmarks/RESULTS.md). 1 always qualifies.
+    One configuration of 8 trials on 2 slots gets packs of 4 (two packs, both slots busy), not one pack of 8
+    on one slot while the other idles."""
+    single = makespan(budgets, 1, slots)
+    for size in range(max(1, requested), 1, -1):
+        if makespan(budgets, size, slots) <= SLACK * single:
+            return size
+    return 1
+
+
+def makespan(budgets: list[int], size: int, slots: int) -> int:
+    """Trial-times until the last pack ends: packs of up to ``size`` trials (the last of a configuration
+    smaller), round-robin over configurations, each started on the first free slot and lasting one
+    trial-time per member."""
+    import heapq
+
+    left = list(budgets)
+    free = [0] * max(1, slots)
+    end = 0
+    while any(left):
+        for i, n in enumerate(left):
+            if n:
+                members = min(size, n)
+                left[i] -= members
+                start = heapq.heappop(free)
+                end = max(end, start + members)
+                heapq.heappush(free, start + members)
+    return end
 
 
 def _packable(configuration) -> bool:

@@ -166,7 +166,9 @@ def test_the_searcher_packs_only_configurations_that_search_per_slice_options(tm
     assert searcher.total_trials == 10
 
 
-def test_a_packed_study_records_every_member_as_a_trial_with_the_numbers_it_gets_alone(ray_local, tmp_path):
+def test_a_packed_study_records_every_member_as_a_trial_with_the_numbers_it_gets_alone(
+    ray_local, tmp_path, capsys
+):
     import json
 
     import optuna
@@ -183,8 +185,14 @@ def test_a_packed_study_records_every_member_as_a_trial_with_the_numbers_it_gets
     table = make_table(60, signal={"DWI": 1.5})
     write_feature_table(table, tmp_path / "t.parquet", {})
     options = {"samples": 3, "epochs": 2, "folds": 2, "storage": tmp_path / "r", "verbose": 0}
+    # one trial slot (2 CPUs per trial on 2): the pack of 3 is kept whole
     result = run_study(
-        "mmt1m", tmp_path / "t.parquet", pack_trials=3, configurations=["mmt1m/DWI"], **options
+        "mmt1m",
+        tmp_path / "t.parquet",
+        pack_trials=3,
+        configurations=["mmt1m/DWI"],
+        cpus_per_trial=2,
+        **options,
     )
     trials = result.trials
     assert sorted(trials["trial_id"].unique()) == sorted(
@@ -209,6 +217,19 @@ def test_a_packed_study_records_every_member_as_a_trial_with_the_numbers_it_gets
     assert sorted(r.rsplit("-", 2)[-2] + "-" + r.rsplit("-", 1)[-1] for r in runs) == sorted(means.index)
     for run in (result.experiment / "wandb").glob("*/wandb/offline-run-*/*.wandb"):
         assert str(tmp_path).encode() not in run.read_bytes()
+    # two slots: packs of 2 and 1 instead, so the second CPU does not idle, and the study says so
+    capsys.readouterr()
+    two = run_study(
+        "mmt1m",
+        tmp_path / "t.parquet",
+        pack_trials=3,
+        configurations=["mmt1m/DWI"],
+        name="two",
+        **{**options, "epochs": 1},
+    )
+    members = two.trials.groupby(two.trials["trial_id"].str[:-2])["trial_id"].nunique()
+    assert sorted(members) == [1, 2]
+    assert "--pack-trials 3: packs of 2 instead" in capsys.readouterr().err
     with pytest.raises(InputError, match="ASHA"):
         run_study("mmt1m", tmp_path / "t.parquet", pack_trials=2, asha=True, name="x", **options)
     assert json  # members travel as JSON in the final report
