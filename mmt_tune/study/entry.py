@@ -9,6 +9,7 @@ Importing this module imports neither Ray nor torch; running a study does.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,16 @@ def run_study(
         raise TypeError(f"run_study() got unknown options {sorted(unknown)}")
     opts = replace(options or StudyOptions(), **overrides)
     prepared = prepare_study(space, features, opts)
+    if opts.compile is not None:
+        from mmt_tune.training.compiled import usable
+
+        reason = usable(opts.compile)  # here, once, rather than in every trial
+        if reason is not None:
+            print(
+                f"note: --compile {opts.compile} does not work here ({reason}): training eagerly",
+                file=sys.stderr,
+            )
+            opts = replace(opts, compile=None)
     if opts.outer_folds:
         from mmt_tune.study.nested import run_nested
 

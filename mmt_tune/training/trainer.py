@@ -22,6 +22,7 @@ import torch
 
 from mmt_tune.config import TrainConfig
 from mmt_tune.errors import InputError
+from mmt_tune.training.compiled import Step
 from mmt_tune.training.preprocess import FoldData
 from mmt_tune.training.progress import TrainingProgress
 from mmt_tune.training.tensors import history_frame, pack, row_mask, schedule, to_cpu
@@ -118,11 +119,12 @@ def fit_packed(
     everything else comes from ``config``. The history then has a ``slice`` column (the position in
     ``group``), since a fold number repeats across trials.
 
-    ``config.compile``: a ``torch.compile`` backend (``inductor`` on a GPU; ``aot_eager`` checks capture on the CPU)
-    for the step's forward pass and losses, traced as one graph (``fullgraph``): the step has no host sync
-    and no Python branch on data, the noise comes from a fixed window (:class:`NoiseSource`) and the loss
-    weights are tensors, so later steps reuse the first graph. The backward pass and the AdamW update stay
-    as they are."""
+    ``config.compile``: a ``torch.compile`` backend (``inductor``; ``aot_eager`` checks capture) for the
+    step's forward pass and losses, traced as one graph (``fullgraph``): the step has no host sync and no
+    Python branch on data, the noise comes from a fixed window (:class:`NoiseSource`) and the loss weights
+    are tensors, so later steps, and later trials of the same shapes in this process, reuse the first graph
+    (:mod:`mmt_tune.training.compiled`, which also falls back to eager where compiling fails). The backward
+    pass and the AdamW update stay as they are."""
     packed = _PackedRun(group, config, layout, slices)
     if resume is not None:
         packed.restore(resume)
@@ -200,11 +202,7 @@ class _PackedRun:
         self.losses = _step_losses(model, self.inputs, self.targets, self.feature_mask)
         if config.compile is not None:
             check_compile_backend(config.compile)
-        self.step_losses = (
-            self.losses
-            if config.compile is None
-            else torch.compile(self.losses, backend=config.compile, fullgraph=True)
-        )
+        self.step_losses = self.losses if config.compile is None else Step(self.losses, config.compile)
         self.per_slice_weights = (
             slices if slices is not None else ([config] * k if config.compile is not None else None)
         )
@@ -291,8 +289,11 @@ class _PackedRun:
             batch_x = {m: self.train_x[m][self.fold_axis, idx] for m in self.used}
             model.noise.begin_step()
             # The first step runs as written: it records what the noise windows of the later ones hold.
-            run = self.losses if model.noise.sizes is None else self.step_losses
-            terms, total = run(batch_x, self.train_y[self.fold_axis, idx], rows, weights)
+            arguments = (batch_x, self.train_y[self.fold_axis, idx], rows, weights)
+            if model.noise.sizes is None or self.step_losses is self.losses:
+                terms, total = self.losses(*arguments)
+            else:  # compiled; where compiling fails, the same step eagerly, reading the window from its start
+                terms, total = self.step_losses(*arguments, restore=lambda: setattr(model.noise, "cursor", 0))
             optimizer.zero_grad()
             total.sum().backward()
             model.noise.end_step()
