@@ -127,3 +127,58 @@ class FailedTrials(tune.Callback):
 
     def __getstate__(self) -> dict:
         return {"pending": []}
+
+
+class StudyEstimate(tune.Callback):
+    """One line, once the first ``slots`` trials of this run have ended: how long the rest will take at the
+    rate so far (trials ended per minute of wall time, so the trials running at once are counted; the
+    searcher hands trials out round-robin, so the first ones sample every configuration)."""
+
+    def __init__(self, total: int, slots: int) -> None:
+        self.total, self.slots = total, max(1, slots)
+        self.start: float | None = None
+        self.ended_before = 0
+        self.said = False
+
+    def setup(self, **info: Any) -> None:
+        import time
+
+        self.start = time.monotonic()
+
+    def __getstate__(self) -> dict:
+        return {"total": self.total, "slots": self.slots, "start": None, "ended_before": 0, "said": False}
+
+    def _ended(self, trials: list[Trial], current: Trial) -> None:
+        import time
+
+        if self.said:
+            return
+        ended = len({id(t) for t in trials if t.status in ("TERMINATED", "ERROR")} | {id(current)})
+        if self.start is None:  # a resumed run: count from here
+            self.start, self.ended_before = time.monotonic(), ended - 1
+        line = estimate_line(ended - self.ended_before, self.total - ended, time.monotonic() - self.start)
+        if ended - self.ended_before >= self.slots and line:
+            tqdm.write(line, file=sys.stderr)
+            self.said = True
+
+    def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        self._ended(trials, trial)
+
+    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        self._ended(trials, trial)
+
+
+def estimate_line(ended: int, remaining: int, seconds: float) -> str:
+    """``estimate: ...`` for ``remaining`` trials at the rate of ``ended`` trials in ``seconds`` (empty when
+    nothing remains)."""
+    if remaining <= 0 or ended <= 0:
+        return ""
+    left = remaining * seconds / ended
+
+    def span(s: float) -> str:
+        return f"{s / 3600:.1f} h" if s >= 5400 else f"{max(1, round(s / 60))} min"
+
+    return (
+        f"estimate: about {span(left)} more for the other {remaining} trials (the first {ended} took "
+        f"{span(seconds)}; trials of other configurations can take longer or shorter)"
+    )

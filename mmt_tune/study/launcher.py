@@ -211,7 +211,7 @@ def _tuner(trainable, searcher, study: SearchSpace, where: Where, opts: StudyOpt
     """A new Tuner for the study, or the interrupted one restored (``--resume``)."""
     from ray import tune
 
-    from mmt_tune.study.callbacks import FailedTrials, RefreshTrialsTable, TrialProgress
+    from mmt_tune.study.callbacks import FailedTrials, RefreshTrialsTable, StudyEstimate, TrialProgress
     from mmt_tune.study.search import study_asha
 
     if opts.resume:
@@ -242,6 +242,7 @@ def _tuner(trainable, searcher, study: SearchSpace, where: Where, opts: StudyOpt
                 RefreshTrialsTable(study.name, lambda: where.tables),
                 FailedTrials(),
                 *([TrialProgress(searcher.total_trials)] if opts.progress else []),
+                StudyEstimate(searcher.total_trials, searcher.slots or 1),
             ],
             verbose=opts.verbose,
             # With --verbose, Tune's classic table (small values such as lr as 1e-06, not "0.").

@@ -83,7 +83,7 @@ class PerConfigurationSearch(PickledState, Searcher):
         # Packs are sized so that they never leave a trial slot idle that single trials would fill
         # (:func:`fitted_pack`; ``slots``: the trials that run at once).
         packable = [c.key for c in space.configurations if _packable(c)]
-        self.requested_pack = int(pack)
+        self.requested_pack, self.slots = int(pack), slots
         if slots is not None and packable:
             pack = fitted_pack(int(pack), [self.budgets[k] for k in packable], slots)
         self.pack = {c.key: int(pack) if c.key in packable else 1 for c in space.configurations}

@@ -142,7 +142,10 @@ def test_smoke_study_on_local_ray_writes_the_trials_table_and_phi_free_wandb_run
         gpus_per_trial=0.5,
         wandb="offline",
     )
-    assert "this machine has no GPU; running trials on CPU" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "this machine has no GPU; running trials on CPU" in err
+    # after the first two trials (two run at once): an estimate for the other two
+    assert "estimate: about 1 min more for the other 2 trials (the first 2 took 1 min;" in err
 
     trials = pd.read_parquet(result.experiment / "trials.parquet")
     assert (result.experiment / "trials.csv").is_file()

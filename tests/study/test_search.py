@@ -47,3 +47,12 @@ def test_the_searcher_hands_out_fitted_packs_and_baselines_alone():
     assert sizes == [4, 4] and searcher.suggest("t2") == PerConfigurationSearch.FINISHED
     alone = PerConfigurationSearch(one, samples_per_configuration=8, seed=0, pack=8)
     assert alone.pack == {"mmt1m/T1WI": 8}  # no slots known (a direct caller): as asked
+
+
+def test_the_study_estimate_extrapolates_the_rate_so_far():
+    from mmt_tune.study.callbacks import estimate_line
+
+    line = estimate_line(ended=4, remaining=20, seconds=120.0)
+    assert line.startswith("estimate: about 10 min more for the other 20 trials (the first 4 took 2 min;")
+    assert "2.0 h" in estimate_line(ended=2, remaining=120, seconds=120.0)  # 120 x 60 s = 7200 s
+    assert estimate_line(ended=4, remaining=0, seconds=10.0) == ""
