@@ -40,9 +40,23 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--pack", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--table", choices=["phantom", "breast"], default="phantom")
+    parser.add_argument(
+        "--baseline-report-every",
+        type=int,
+        default=1,
+        help="reports of the one-trial-per-Tune-trial launcher (1: as before reports were thinned; 10: today)",
+    )
     parser.add_argument("--record", action="store_true")
     args = parser.parse_args(argv)
-    features = phantom_features(progress=False)
+    if args.table == "breast":
+        from mmt_tune.data.public import breast_cancer_table
+        from mmt_tune.data.table import write_feature_table
+
+        features = Path(tempfile.mkdtemp()) / "breast.parquet"
+        write_feature_table(breast_cancer_table(), features, {})
+    else:
+        features = phantom_features(progress=False)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     from mmt_tune.spaces import load_space
 
@@ -65,7 +79,7 @@ def main(argv=None) -> int:
                     robustness=False,
                     pack_trials=pack,
                     configurations=args.configurations,
-                    **({"report_every": 1} if pack == 1 else {}),
+                    **({"report_every": args.baseline_report_every} if pack == 1 else {}),
                 )
                 seconds[pack].append(time.perf_counter() - start)
                 trials = result.trials["trial_id"].nunique()
@@ -73,9 +87,11 @@ def main(argv=None) -> int:
     chosen = f" ({', '.join(args.configurations)})" if args.configurations else ""
     lines = [
         f"`{args.space}` space{chosen}, {args.samples} trials x {n_configurations} configurations = {trials} "
-        f"trials, 5 folds x {args.epochs} epochs, phantom (279 patients), local Ray with 2 CPUs, 1 CPU and 1 "
-        f"torch thread per Tune trial, W&B off, {args.repeats} interleaved repeats. Today: one trial per Tune "
-        "trial, a report every epoch; packed: a pack reports (and checkpoints) every 10 epochs and at its end.",
+        f"trials, 5 folds x {args.epochs} epochs, "
+        f"{'phantom (279 patients)' if args.table == 'phantom' else 'breast-cancer table (569 patients)'}, local "
+        f"Ray with 2 CPUs, 1 CPU and 1 torch thread per Tune trial, W&B off, {args.repeats} interleaved repeats. "
+        f"One trial per Tune trial: a report every {args.baseline_report_every} epoch(s); packed: the launcher "
+        "fits the pack size to the 2 trial slots, a pack reports (and checkpoints) every 10 epochs and at its end.",
         "",
         "| launcher | min (s) | median (s) | trials / min (median) |",
         "| --- | ---: | ---: | ---: |",
@@ -87,6 +103,8 @@ def main(argv=None) -> int:
     ratio = min_median(seconds[1])[1] / min_median(seconds[args.pack])[1]
     lines += ["", f"Throughput, packed / today (medians): {ratio:.2f}x. Before: {before}; after: {after}."]
     section = "study-packs" if args.space == "mmt1m" else f"study-packs-{args.space}"
+    if args.table == "breast":
+        section += "-breast"
     title = f"Study throughput with --pack-trials {args.pack} (`{args.space}`, {args.epochs} epochs)"
     report(section, title, lines, args.record)
     return 0

@@ -473,6 +473,41 @@ MUTANTS = [
         "    return oof\n",
         ("tests/analysis/test_report_calibration.py",),
     ),
+    Mutant(
+        "a rule without missing: ignores the subsets cap",
+        "mmt_tune/space_rules.py",
+        "if size < 1 or (missing is None and cap is not None and cap < size < n):",
+        "if size < 1:",
+        ("tests/test_space_rules.py",),
+    ),
+    Mutant(
+        "a rule's set is given to the last model that accepts it, not the first",
+        "mmt_tune/space_rules.py",
+        "model = next((m for m in models if accepts(m, present)), None)",
+        "model = next((m for m in reversed(models) if accepts(m, present)), None)",
+        ("tests/test_space_rules.py",),
+    ),
+    Mutant(
+        "packs keep the size asked for whatever the trial slots",
+        "mmt_tune/study/search.py",
+        "        if makespan(budgets, size, slots) <= SLACK * single:\n",
+        "        if True:\n",
+        ("tests/study/test_search.py",),
+    ),
+    Mutant(
+        "a failed compile is retried (and fails) at every later step",
+        "mmt_tune/training/compiled.py",
+        "        if self.backend in _broken:\n            return self.eager(*args)\n",
+        "",
+        ("tests/training/test_compiled.py",),
+    ),
+    Mutant(
+        "a manifest with some labels empty reads them as unlabelled",
+        "mmt_tune/data/manifest.py",
+        'labelled = any((row.get("label") or "").strip() for row in rows)',
+        'labelled = all((row.get("label") or "").strip() for row in rows)',
+        ("tests/data/test_manifest.py",),
+    ),
 ]
 
 
