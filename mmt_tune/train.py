@@ -86,8 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--compile",
         default=None,
         metavar="BACKEND",
-        help="compile the training step with torch.compile (meant for inductor on a GPU; on a CPU compiling "
-        "takes about as long as a whole trial, docs/commands.md)",
+        help="compile the training step with torch.compile (inductor on this 2-core CPU: 1.15-1.7x faster epochs "
+        "after a 12-26 s compile; where it cannot compile, a note and eager training; docs/commands.md)",
     )
     parser.add_argument("--sequential", action="store_true", help="train folds one by one instead of packed")
     parser.add_argument(
