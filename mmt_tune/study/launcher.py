@@ -242,7 +242,7 @@ def _tuner(trainable, searcher, study: SearchSpace, where: Where, opts: StudyOpt
                 RefreshTrialsTable(study.name, lambda: where.tables),
                 FailedTrials(),
                 *([TrialProgress(searcher.total_trials)] if opts.progress else []),
-                StudyEstimate(searcher.total_trials, searcher.slots or 1),
+                StudyEstimate(searcher.total_trials, max(searcher.slots or 1, len(study.configurations))),
             ],
             verbose=opts.verbose,
             # With --verbose, Tune's classic table (small values such as lr as 1e-06, not "0.").
