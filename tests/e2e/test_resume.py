@@ -77,7 +77,7 @@ def test_sigkill_then_resume_completes_the_study_without_rerunning_or_losing_tri
         "--num-samples",
         "2",
         "--epochs",
-        "60",
+        "200",  # a trial checkpointed at the kill's trigger still runs 2.5 s later (at 60 it could end)
         "--folds",
         "2",
         "--checkpoint-every",
