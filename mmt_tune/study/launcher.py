@@ -168,8 +168,8 @@ def _run(
         pack=opts.pack_trials,
         slots=slots,
     )
-    fitted = max(searcher.pack.values(), default=1)
-    if opts.pack_trials > 1 and fitted < opts.pack_trials:
+    fitted = searcher.fitted_pack
+    if fitted is not None and fitted < opts.pack_trials:
         print(
             f"note: --pack-trials {opts.pack_trials}: packs of {fitted} instead, so that every one of the "
             f"{slots} trial slots stays busy (a larger pack would leave one idle)",

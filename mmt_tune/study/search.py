@@ -87,6 +87,7 @@ class PerConfigurationSearch(PickledState, Searcher):
         if slots is not None and packable:
             pack = fitted_pack(int(pack), [self.budgets[k] for k in packable], slots)
         self.pack = {c.key: int(pack) if c.key in packable else 1 for c in space.configurations}
+        self.fitted_pack = int(pack) if packable else None  # None: no configuration can be packed
         self.trial_members: dict[str, int] = {}
         self.base = {
             c.key: {"configuration": c.key, "model": c.model, "present": list(c.present), **c.fixed}

@@ -80,11 +80,6 @@ class Step:
             return self.eager(*args)
 
 
-def failed(backend: str) -> str | None:
-    """Why ``backend`` failed in this process, if it did."""
-    return _broken.get(backend)
-
-
 def _reason(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return f"{type(exc).__name__}: {lines[0][:160]}" if lines else type(exc).__name__

@@ -79,6 +79,7 @@ def write_patient(folder: Path, base: int, rng: np.random.Generator, positive: b
         sitk.WriteImage(mask, str(folder / f"{sequence}_mask.nii.gz"))
 
 
+# The volumes live in ../shared (not in the repository); PyRadiomics is an extra a plain install lacks.
 @pytest.mark.skipif(not CASES.is_dir(), reason=f"PyRadiomics' brain MRI cases are not at {CASES}")
 def test_from_a_folder_of_images_to_predictions_for_new_patients(tmp_path):
     pytest.importorskip("radiomics")
@@ -111,6 +112,7 @@ def test_from_a_folder_of_images_to_predictions_for_new_patients(tmp_path):
     assert without_flair["available"] == "T1" and "FLAIR" not in without_flair["reads"]
 
 
+# The public table lives in ../shared (its licence keeps it out of the repository).
 @pytest.mark.skipif(not MENINGIOMA.is_file(), reason=f"the Meningioma table is not at {MENINGIOMA}")
 def test_from_a_radiomics_table_to_a_report(tmp_path):
     shutil.copy(MENINGIOMA, tmp_path / "table.csv.gz")
